@@ -1,0 +1,67 @@
+package engine
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+
+	"github.com/kdiag/kdiag/engine/transcript"
+)
+
+// replayer answers calls from a recorded transcript, strictly in order.
+type replayer struct {
+	t     *transcript.Transcript
+	calls []*transcript.Event
+	next  int
+}
+
+func newReplayer(t *transcript.Transcript) *replayer {
+	return &replayer{t: t, calls: t.Calls()}
+}
+
+// answer fills ev (name, position and args already set) with the next
+// recorded call's outcome, or returns a *DivergenceError.
+func (p *replayer) answer(ev *transcript.Event) error {
+	if p.next >= len(p.calls) {
+		if f := p.t.Footer; f != nil && f.Status == transcript.StatusCancelled {
+			return &CancelledError{Reason: "the recorded run was cancelled here"}
+		}
+		return &DivergenceError{Seq: p.lastSeq() + 1, Pos: ev.Pos, Expected: "no more calls (the recording ends here)", Actual: describeCall(ev)}
+	}
+	rec := p.calls[p.next]
+	if rec.Builtin != ev.Builtin || !sameJSON(rec.Args, ev.Args) {
+		return &DivergenceError{Seq: rec.Seq, Pos: ev.Pos, Expected: describeCall(rec) + " at " + rec.Pos, Actual: describeCall(ev)}
+	}
+	p.next++
+	ev.AtMS, ev.DurationMS = rec.AtMS, rec.DurationMS
+	ev.Result, ev.Error, ev.Mutation, ev.DryRun = rec.Result, rec.Error, rec.Mutation, rec.DryRun
+	return nil
+}
+
+// finish reports recorded calls the replayed runbook did not make.
+func (p *replayer) finish() error {
+	if p.next < len(p.calls) {
+		rec := p.calls[p.next]
+		return &DivergenceError{Seq: rec.Seq, Pos: "end of runbook", Expected: describeCall(rec) + " at " + rec.Pos, Actual: "no further call (the runbook returned)"}
+	}
+	return nil
+}
+
+func (p *replayer) lastSeq() int {
+	if len(p.calls) == 0 {
+		return 0
+	}
+	return p.calls[len(p.calls)-1].Seq
+}
+
+func describeCall(e *transcript.Event) string {
+	return fmt.Sprintf("%s(%s)", e.Builtin, e.Args)
+}
+
+func sameJSON(a, b json.RawMessage) bool {
+	var ca, cb bytes.Buffer
+	if json.Compact(&ca, a) != nil || json.Compact(&cb, b) != nil {
+		return bytes.Equal(a, b)
+	}
+	return bytes.Equal(ca.Bytes(), cb.Bytes())
+}

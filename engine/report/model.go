@@ -1,0 +1,173 @@
+// Package report renders a transcript as a report for people (text,
+// markdown) or machines (json). A report depends only on the transcript,
+// so a replay that makes the same calls renders the same report.
+package report
+
+import (
+	"encoding/json"
+	"sort"
+	"strings"
+
+	"github.com/kdiag/kdiag/engine/transcript"
+)
+
+// Report is the structured content of a report.
+type Report struct {
+	Runbook    string               `json:"runbook"`
+	Path       string               `json:"path"`
+	Params     map[string]any       `json:"params"`
+	Mode       string               `json:"mode"`
+	Start      string               `json:"start,omitempty"`
+	Status     string               `json:"status"`
+	Message    string               `json:"message,omitempty"`
+	DurationMS float64              `json:"duration_ms"`
+	Calls      int                  `json:"calls"`
+	Writes     int                  `json:"writes"`
+	Steps      []Step               `json:"steps"`
+	Findings   []Finding            `json:"findings"`
+	Changes    []Change             `json:"changes"`
+	Verdict    string               `json:"verdict,omitempty"`
+	Log        []string             `json:"log,omitempty"`
+	Cleanups   []transcript.Cleanup `json:"cleanups,omitempty"`
+}
+
+// Step is one step with the calls made inside it.
+type Step struct {
+	Name    string `json:"name"`
+	Status  string `json:"status"`
+	Message string `json:"message,omitempty"`
+	Calls   []Call `json:"calls"`
+}
+
+// Call is one built-in call, summarized.
+type Call struct {
+	Seq        int     `json:"seq"`
+	Builtin    string  `json:"builtin"`
+	Pos        string  `json:"pos"`
+	Args       string  `json:"args"`
+	Outcome    string  `json:"outcome"`
+	Error      string  `json:"error,omitempty"`
+	DurationMS float64 `json:"duration_ms"`
+}
+
+// Finding is a recorded finding.
+type Finding struct {
+	Severity string          `json:"severity"`
+	Summary  string          `json:"summary"`
+	Step     string          `json:"step,omitempty"`
+	Evidence json.RawMessage `json:"evidence,omitempty"`
+}
+
+// Change is a recorded mutation, or a refused or planned one.
+type Change struct {
+	Seq     int    `json:"seq"`
+	Builtin string `json:"builtin"`
+	Target  string `json:"target,omitempty"`
+	State   string `json:"state"` // applied, planned, refused, failed
+	Detail  string `json:"detail,omitempty"`
+}
+
+// Build assembles the report of a transcript.
+func Build(t *transcript.Transcript) *Report {
+	h := t.Header
+	r := &Report{Runbook: h.Name, Path: h.Runbook, Params: h.Params, Mode: h.Mode, Status: "incomplete",
+		Steps: []Step{}, Findings: []Finding{}, Changes: []Change{}}
+	if h.Start != nil {
+		r.Start = h.Start.UTC().Format("2006-01-02 15:04:05 MST")
+	}
+	steps := map[string]int{}
+	stepOf := func(name string) *Step {
+		i, ok := steps[name]
+		if !ok {
+			i = len(r.Steps)
+			steps[name] = i
+			r.Steps = append(r.Steps, Step{Name: name, Status: "running", Calls: []Call{}})
+		}
+		return &r.Steps[i]
+	}
+	for _, e := range t.Events {
+		switch e.Type {
+		case transcript.TypeStepStart:
+			stepOf(e.Step)
+		case transcript.TypeStepEnd:
+			s := stepOf(e.Step)
+			s.Status, s.Message = e.Status, e.Message
+		case transcript.TypeCall:
+			r.Calls++
+			c := Call{Seq: e.Seq, Builtin: e.Builtin, Pos: e.Pos, Args: Short(e.Args, 70), DurationMS: e.DurationMS}
+			if e.Error != nil {
+				c.Error = e.Error.Message
+			} else {
+				c.Outcome = Short(e.Result, 90)
+			}
+			stepOf(e.Step).Calls = append(stepOf(e.Step).Calls, c)
+			if e.Effect == "write" {
+				r.Writes++
+				r.Changes = append(r.Changes, change(e))
+			}
+		case transcript.TypeFinding:
+			r.Findings = append(r.Findings, Finding{Severity: e.Severity, Summary: e.Summary, Step: e.Step, Evidence: e.Evidence})
+		case transcript.TypeVerdict:
+			r.Verdict = e.Summary
+		case transcript.TypePrint:
+			r.Log = append(r.Log, e.Message)
+		}
+	}
+	if len(r.Steps) > 0 && r.Steps[0].Name == "" && len(r.Steps[0].Calls) == 0 {
+		r.Steps = r.Steps[1:]
+	}
+	sort.SliceStable(r.Findings, func(i, j int) bool { return rank(r.Findings[i].Severity) > rank(r.Findings[j].Severity) })
+	if f := t.Footer; f != nil {
+		r.Status, r.Message, r.DurationMS, r.Cleanups = f.Status, f.Message, f.DurationMS, f.Cleanups
+	}
+	return r
+}
+
+func change(e *transcript.Event) Change {
+	c := Change{Seq: e.Seq, Builtin: e.Builtin}
+	var m struct {
+		Target  string `json:"target"`
+		Applied bool   `json:"applied"`
+	}
+	var res struct {
+		Refused bool   `json:"refused"`
+		Reason  string `json:"reason"`
+		Note    string `json:"note"`
+	}
+	_ = json.Unmarshal(e.Mutation, &m)
+	_ = json.Unmarshal(e.Result, &res)
+	c.Target = m.Target
+	switch {
+	case e.Error != nil:
+		c.State, c.Detail = "failed", e.Error.Message
+	case res.Refused:
+		c.State, c.Detail = "refused", res.Reason
+	case e.DryRun != "":
+		c.State = "planned (dry run: " + e.DryRun + ")"
+	case m.Applied:
+		c.State, c.Detail = "applied", res.Note
+	default:
+		c.State, c.Detail = "not applied", res.Note
+	}
+	return c
+}
+
+func rank(sev string) int {
+	switch sev {
+	case "critical":
+		return 2
+	case "warning":
+		return 1
+	}
+	return 0
+}
+
+// Short renders JSON on one line, cut to n runes.
+func Short(raw json.RawMessage, n int) string {
+	s := strings.TrimSpace(string(raw))
+	s = strings.Join(strings.Fields(s), " ")
+	if r := []rune(s); len(r) > n {
+		return string(r[:n-1]) + "…"
+	}
+	return s
+}
