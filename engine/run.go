@@ -71,6 +71,8 @@ type Options struct {
 	Version string
 	// Labels are recorded in the header (e.g. the alert that started a run).
 	Labels map[string]string
+	// Progress, if set, is called before each live built-in call starts.
+	Progress func(builtin, pos string)
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 }

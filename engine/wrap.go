@@ -80,6 +80,9 @@ func (r *run) live(s *Spec, a Args, ev *transcript.Event) error {
 	var callErr error
 	ev.AtMS = r.elapsed()
 	if result == nil {
+		if r.opts.Progress != nil {
+			r.opts.Progress(s.Name, ev.Pos)
+		}
 		ctx, cancel := r.callContext(s, a)
 		t0 := time.Now()
 		result, callErr = safeRun(ctx, s, call)

@@ -1,0 +1,116 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+
+	"github.com/kdiag/kdiag/builtins"
+	"github.com/kdiag/kdiag/engine"
+	"github.com/kdiag/kdiag/engine/report"
+	"github.com/kdiag/kdiag/engine/transcript"
+	"github.com/spf13/cobra"
+)
+
+// replayOptions are the options of kdiag replay.
+type replayOptions struct {
+	g       *globalFlags
+	path    string
+	runbook string
+	output  string
+	record  string
+	quiet   bool
+
+	t      *transcript.Transcript
+	out    io.Writer
+	errOut io.Writer
+}
+
+func newReplayCmd(g *globalFlags) *cobra.Command {
+	o := &replayOptions{g: g}
+	cmd := &cobra.Command{
+		Use:   "replay TRANSCRIPT",
+		Short: "Re-run a recorded runbook, answering every call from the transcript (no cluster)",
+		Long: `Replay re-executes the runbook recorded in TRANSCRIPT (or --runbook, an edited
+version) and answers every built-in call from the transcript, strictly in order.
+Nothing touches a cluster or a node. The same calls give the same report; a
+different call stops the replay with exit code 3, naming the seq and position.`,
+		Args: exactArgs(1, "one transcript"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := o.complete(cmd, args); err != nil {
+				return err
+			}
+			return o.run(cmd.Context())
+		},
+	}
+	cmd.Flags().StringVar(&o.runbook, "runbook", "", "replay this (edited) runbook instead of the recorded one")
+	cmd.Flags().StringVarP(&o.output, "output", "o", "text", "report format: text, markdown or json")
+	cmd.Flags().StringVar(&o.record, "record", "", "also write the replayed transcript here")
+	cmd.Flags().BoolVarP(&o.quiet, "quiet", "q", false, "print only the report")
+	return cmd
+}
+
+func (o *replayOptions) complete(cmd *cobra.Command, args []string) error {
+	o.out, o.errOut, o.path = cmd.OutOrStdout(), cmd.ErrOrStderr(), args[0]
+	var err error
+	o.t, err = readTranscript(o.path)
+	if errors.Is(err, transcript.ErrTruncated) {
+		return &engine.UsageError{Err: fmt.Errorf("%v; a truncated transcript cannot be replayed (kdiag report still shows it)", err)}
+	}
+	return err
+}
+
+func (o *replayOptions) run(ctx context.Context) error {
+	loader := o.g.loader()
+	module := o.t.Header.Runbook
+	if o.runbook != "" {
+		m, err := resolveRunbook(o.g, o.runbook)
+		if err != nil {
+			return err
+		}
+		module = m
+	} else {
+		loader.Recorded = map[string]string{}
+		for _, f := range o.t.Header.Files {
+			loader.Recorded[f.Path] = f.Source
+		}
+		loader.Loads = o.t.Header.Loads
+	}
+	opts := engine.Options{Specs: builtins.All(builtins.Config{}), Loader: loader, Replay: o.t, Version: version}
+	if !o.quiet {
+		opts.Observer = newConsole(o.errOut).event
+	}
+	var w *transcript.Writer
+	if o.record != "" {
+		var err error
+		if w, err = transcript.Create(o.record); err != nil {
+			return err
+		}
+		opts.Writer = w
+	}
+	res := engine.Run(ctx, module, opts)
+	if w != nil {
+		w.Close()
+	}
+	if res.Header == nil {
+		return res.Err
+	}
+	if err := report.Render(o.out, res.Transcript(), o.output); err != nil {
+		return err
+	}
+	if res.Err == nil && !o.quiet {
+		fmt.Fprintf(o.errOut, "replayed %d calls from %s: no divergence\n", res.Footer.Calls, o.path)
+	}
+	return res.Err
+}
+
+// readTranscript reads a transcript, turning format problems into usage
+// errors (exit 2). A truncated transcript is returned with its error.
+func readTranscript(path string) (*transcript.Transcript, error) {
+	t, err := transcript.ReadFile(path)
+	if err == nil || errors.Is(err, transcript.ErrTruncated) {
+		return t, err
+	}
+	return nil, &engine.UsageError{Err: err}
+}

@@ -1,0 +1,100 @@
+package main
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/kdiag/kdiag/builtins"
+	"github.com/kdiag/kdiag/engine"
+	"github.com/kdiag/kdiag/runbooks"
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+)
+
+// globalFlags are the flags every command shares: where the cluster is and
+// where runbooks come from.
+type globalFlags struct {
+	kubeconfig      string
+	context         string
+	namespace       string
+	runtimeEndpoint string
+	repos           []string
+}
+
+func (g *globalFlags) addFlags(fs *pflag.FlagSet) {
+	fs.StringVar(&g.kubeconfig, "kubeconfig", "", "path to the kubeconfig file (default: $KUBECONFIG, ~/.kube/config, in-cluster)")
+	fs.StringVar(&g.context, "context", "", "the kubeconfig context to use")
+	fs.StringVarP(&g.namespace, "namespace", "n", "", "the namespace (default: the context's)")
+	fs.StringVar(&g.runtimeEndpoint, "runtime-endpoint", "", "the CRI socket (default: $CONTAINER_RUNTIME_ENDPOINT, /etc/crictl.yaml, autodetect)")
+	fs.StringArrayVar(&g.repos, "repo", nil, "a runbook repository directory, NAME=DIR or DIR (repeatable; also $KDIAG_REPOS, colon-separated)")
+}
+
+// config returns the built-ins' configuration.
+func (g *globalFlags) config() builtins.Config {
+	return builtins.Config{Kubeconfig: g.kubeconfig, Context: g.context, Namespace: g.namespace, RuntimeEndpoint: g.runtimeEndpoint}
+}
+
+// repoDirs returns the configured repositories by name.
+func (g *globalFlags) repoDirs() map[string]string {
+	dirs := map[string]string{}
+	all := append([]string{}, g.repos...)
+	if env := os.Getenv("KDIAG_REPOS"); env != "" {
+		all = append(all, strings.Split(env, ":")...)
+	}
+	for _, r := range all {
+		if r == "" {
+			continue
+		}
+		name, dir, ok := strings.Cut(r, "=")
+		if !ok {
+			dir, name = r, filepath.Base(filepath.Clean(r))
+		}
+		if _, dup := dirs[name]; !dup {
+			dirs[name] = dir
+		}
+	}
+	return dirs
+}
+
+// loader returns a loader over the built-in library and the repositories.
+func (g *globalFlags) loader() *engine.Loader {
+	return &engine.Loader{Builtin: runbooks.FS, Repos: g.repoDirs()}
+}
+
+func newRootCmd(ctx context.Context) *cobra.Command {
+	g := &globalFlags{}
+	root := &cobra.Command{
+		Use:           "kdiag",
+		Short:         "Scripted, recorded, replayable diagnosis runbooks for Kubernetes",
+		Long:          "kdiag runs Starlark runbooks that diagnose (and, when allowed, fix) Kubernetes pods.\nEvery built-in call is recorded to a transcript that replays without a cluster.",
+		SilenceErrors: true,
+		SilenceUsage:  true,
+	}
+	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
+		return usageErrorf("%v (see %s --help)", err, c.CommandPath())
+	})
+	g.addFlags(root.PersistentFlags())
+	root.AddCommand(
+		newRunCmd(g),
+		newReplayCmd(g),
+		newReportCmd(),
+		newListCmd(g),
+		newDescribeCmd(g),
+		newBuiltinsCmd(g),
+		newUndoCmd(g),
+		newVersionCmd(),
+	)
+	return root
+}
+
+// exactArgs is cobra.ExactArgs with a usage error.
+func exactArgs(n int, what string) cobra.PositionalArgs {
+	return func(cmd *cobra.Command, args []string) error {
+		if len(args) != n {
+			return usageErrorf("%s takes %s (got %d arguments); see %s --help", cmd.CommandPath(), what, len(args), cmd.CommandPath())
+		}
+		return nil
+	}
+}

@@ -1,0 +1,182 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/kdiag/kdiag/builtins"
+	"github.com/kdiag/kdiag/engine"
+	"github.com/kdiag/kdiag/engine/report"
+	"github.com/kdiag/kdiag/engine/transcript"
+	"github.com/spf13/cobra"
+	"gopkg.in/yaml.v3"
+)
+
+// version is set with -ldflags "-X main.version=...".
+var version = "v0.1.0-dev"
+
+// runOptions are the options of kdiag run.
+type runOptions struct {
+	g          *globalFlags
+	runbook    string
+	params     []string
+	paramsFile string
+	record     string
+	noRecord   bool
+	dryRun     string
+	yes        bool
+	output     string
+	timeout    time.Duration
+	maxSteps   uint64
+
+	module string
+	raw    map[string]any
+	out    io.Writer
+	errOut io.Writer
+}
+
+func newRunCmd(g *globalFlags) *cobra.Command {
+	o := &runOptions{g: g}
+	cmd := &cobra.Command{
+		Use:   "run RUNBOOK [-p key=value]...",
+		Short: "Run a runbook against the cluster, recording every step",
+		Example: `  kdiag run readiness-probe-failing -p pod=my-broken-pod
+  kdiag run ./my-runbook.star -p pod=web-0 -n shop --dry-run
+  kdiag run readiness-probe-failing --params-file incident.yaml --yes -o json`,
+		Args: exactArgs(1, "one runbook (a .star path or a runbook name)"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := o.complete(cmd, args); err != nil {
+				return err
+			}
+			if err := o.validate(); err != nil {
+				return err
+			}
+			return o.run(cmd.Context())
+		},
+	}
+	fs := cmd.Flags()
+	fs.StringArrayVarP(&o.params, "param", "p", nil, "a runbook parameter, key=value (repeatable)")
+	fs.StringVar(&o.paramsFile, "params-file", "", "a YAML file of runbook parameters")
+	fs.StringVar(&o.record, "record", "", "where to write the transcript (default .kdiag/runs/TIME-NAME.jsonl)")
+	fs.BoolVar(&o.noRecord, "no-record", false, "do not write a transcript")
+	fs.StringVar(&o.dryRun, "dry-run", "none", "none, client (plan mutations, send nothing) or server (send with dryRun=All)")
+	fs.Lookup("dry-run").NoOptDefVal = "client"
+	fs.BoolVar(&o.yes, "yes", false, "approve every mutation without asking")
+	fs.StringVarP(&o.output, "output", "o", "text", "output format: text or json")
+	fs.DurationVar(&o.timeout, "timeout", 10*time.Minute, "stop the whole run after this long (0: no limit)")
+	fs.Uint64Var(&o.maxSteps, "max-steps", 10_000_000, "stop a runbook after this many Starlark computation steps (0: no limit)")
+	return cmd
+}
+
+func (o *runOptions) complete(cmd *cobra.Command, args []string) error {
+	o.out, o.errOut = cmd.OutOrStdout(), cmd.ErrOrStderr()
+	o.runbook = args[0]
+	var err error
+	if o.module, err = resolveRunbook(o.g, o.runbook); err != nil {
+		return err
+	}
+	o.raw = map[string]any{}
+	if o.paramsFile != "" {
+		b, err := os.ReadFile(o.paramsFile)
+		if err != nil {
+			return usageErrorf("--params-file: %v", err)
+		}
+		if err := yaml.Unmarshal(b, &o.raw); err != nil {
+			return usageErrorf("--params-file %s: not a YAML mapping of params: %v", o.paramsFile, err)
+		}
+		if o.raw == nil {
+			o.raw = map[string]any{}
+		}
+	}
+	for _, kv := range o.params {
+		k, v, ok := strings.Cut(kv, "=")
+		if !ok || k == "" {
+			return usageErrorf("-p %q: want key=value", kv)
+		}
+		o.raw[k] = v
+	}
+	if o.dryRun == "none" {
+		o.dryRun = ""
+	}
+	return nil
+}
+
+func (o *runOptions) validate() error {
+	switch o.dryRun {
+	case "", "client", "server":
+	default:
+		return usageErrorf("--dry-run=%s: want none, client or server", o.dryRun)
+	}
+	switch o.output {
+	case "text", "json":
+	default:
+		return usageErrorf("-o %s: want text or json", o.output)
+	}
+	if o.noRecord && o.record != "" {
+		return usageErrorf("--record and --no-record contradict each other")
+	}
+	return nil
+}
+
+func (o *runOptions) run(ctx context.Context) error {
+	if o.timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeoutCause(ctx, o.timeout, fmt.Errorf("the run took longer than --timeout %s", o.timeout))
+		defer cancel()
+	}
+	cfg := o.g.config()
+	specs := builtins.All(cfg)
+	// Check the runbook and its params before anything touches the cluster.
+	rb, err := engine.Describe(o.module, engine.Options{Specs: specs, Loader: o.g.loader()})
+	if err != nil {
+		return err
+	}
+	if _, err := engine.BindParams(rb, o.raw); err != nil {
+		return err
+	}
+	if err := builtins.Preflight(ctx, cfg, rb); err != nil {
+		return err
+	}
+	var w *transcript.Writer
+	if !o.noRecord {
+		path := o.record
+		if path == "" {
+			path = filepath.Join(".kdiag", "runs", time.Now().UTC().Format("20060102T150405Z")+"-"+rb.Name+".jsonl")
+		}
+		if w, err = transcript.Create(path); err != nil {
+			return err
+		}
+	}
+	con := newConsole(o.errOut)
+	opts := engine.Options{
+		Specs: specs, Loader: o.g.loader(), Params: o.raw, DryRun: engine.DryRun(o.dryRun),
+		Approver: newApprover(o.yes, o.errOut), Writer: w, Observer: con.event, Progress: con.progress,
+		MaxSteps: o.maxSteps, Version: version,
+		Target: transcript.Target{Kubeconfig: cfg.Kubeconfig, Context: cfg.Context, Namespace: cfg.Namespace},
+	}
+	res := engine.Run(ctx, o.module, opts)
+	con.done()
+	if w != nil {
+		if err := w.Close(); err != nil && res.Err == nil {
+			res.Err = err
+		}
+	}
+	if res.Header != nil {
+		if err := report.Render(o.out, res.Transcript(), o.output); err != nil {
+			return err
+		}
+	}
+	if w != nil && res.Header != nil {
+		fmt.Fprintf(o.errOut, "transcript: %s\n", w.Path())
+	}
+	if res.Backtrace != "" {
+		fmt.Fprintln(o.errOut, res.Backtrace)
+		return &silentError{res.Err}
+	}
+	return res.Err
+}
