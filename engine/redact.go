@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"bytes"
 	"regexp"
 )
 
@@ -50,4 +51,21 @@ func Redact(v any) any {
 		}
 	}
 	return v
+}
+
+var secretHints = [][]byte{
+	[]byte("passw"), []byte("secret"), []byte("token"), []byte("apikey"), []byte("api_key"), []byte("api-key"),
+	[]byte("private"), []byte("credential"), []byte("auth"), []byte("cookie"), []byte("session"), []byte("bearer"),
+}
+
+// mayHoldSecret reports whether encoded JSON mentions anything Redact
+// would act on; most values do not, and skip the decode and re-encode.
+func mayHoldSecret(b []byte) bool {
+	lower := bytes.ToLower(b)
+	for _, h := range secretHints {
+		if bytes.Contains(lower, h) {
+			return true
+		}
+	}
+	return false
 }

@@ -397,11 +397,16 @@ func cancelReason(ctx context.Context) string {
 	return "cancelled"
 }
 
+// callerPos returns the position of the nearest Starlark frame at or
+// above depth, skipping built-ins such as step() that call other built-ins.
 func callerPos(t *starlark.Thread, depth int) string {
-	if t.CallStackDepth() <= depth {
-		return ""
+	for d := depth; d < t.CallStackDepth(); d++ {
+		fr := t.CallFrame(d)
+		if fr.Pos.Filename() != "<builtin>" {
+			return fr.Pos.String()
+		}
 	}
-	return t.CallFrame(depth).Pos.String()
+	return ""
 }
 
 func withBacktrace(err error) error {

@@ -189,8 +189,8 @@ func prefixed(name string, err error) error {
 // redactedJSON encodes v, redacts secrets and re-encodes with sorted keys.
 func redactedJSON(v any) (json.RawMessage, error) {
 	b, err := json.Marshal(v)
-	if err != nil {
-		return nil, err
+	if err != nil || !mayHoldSecret(b) {
+		return b, err
 	}
 	dec := json.NewDecoder(bytes.NewReader(b))
 	dec.UseNumber()
