@@ -24,6 +24,7 @@ build:
 # 2 cores, then it is cached), then every package's tests, then short fuzzing.
 test: build cluster-up
 	$(GO) test -timeout $(GOTEST_TIMEOUT) -count=1 ./...
+	$(KDIAG) test runbooks
 	$(MAKE) fuzz
 
 unit: build

@@ -140,6 +140,23 @@ func Run(ctx context.Context, runbookPath string, opts Options) *Result {
 	return res
 }
 
+// LoadModule executes a Starlark file the way a runbook's modules are
+// loaded (built-ins that touch anything are refused), with extra
+// predeclared names, and returns its globals and the thread to call its
+// functions with. Runbook tests (*_test.star) use it.
+func LoadModule(path string, opts Options, extra starlark.StringDict) (starlark.StringDict, *starlark.Thread, error) {
+	r := newRun(context.Background(), opts)
+	for k, v := range extra {
+		r.predecl[k] = v
+	}
+	name, err := r.opts.Loader.Resolve("", path)
+	if err != nil {
+		return nil, nil, err
+	}
+	g, err := r.execModule(name)
+	return g, r.thread, err
+}
+
 type run struct {
 	opts      Options
 	ctx       context.Context

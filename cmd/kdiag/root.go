@@ -84,6 +84,7 @@ func newRootCmd(ctx context.Context) *cobra.Command {
 		newDescribeCmd(g),
 		newBuiltinsCmd(g),
 		newUndoCmd(g),
+		newTestCmd(g),
 		newVersionCmd(),
 	)
 	return root
