@@ -33,6 +33,7 @@ unit: build
 fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzRead -fuzztime $(FUZZTIME) ./engine/transcript
 	$(GO) test -run '^$$' -fuzz FuzzBindParams -fuzztime $(FUZZTIME) ./engine
+	$(GO) test -run '^$$' -fuzz FuzzDecodeJSON -fuzztime $(FUZZTIME) ./engine
 
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi

@@ -1,7 +1,6 @@
 package engine
 
 import (
-	"bytes"
 	"regexp"
 )
 
@@ -61,11 +60,32 @@ var secretHints = [][]byte{
 // mayHoldSecret reports whether encoded JSON mentions anything Redact
 // would act on; most values do not, and skip the decode and re-encode.
 func mayHoldSecret(b []byte) bool {
-	lower := bytes.ToLower(b)
-	for _, h := range secretHints {
-		if bytes.Contains(lower, h) {
-			return true
+	for i := range b {
+		c := b[i] | 0x20 // ASCII lower case
+		for _, h := range secretHints {
+			if c == h[0] && hasFoldPrefix(b[i:], h) {
+				return true
+			}
 		}
 	}
 	return false
+}
+
+func hasFoldPrefix(b, lowerPrefix []byte) bool {
+	if len(b) < len(lowerPrefix) {
+		return false
+	}
+	for i, c := range lowerPrefix {
+		d := b[i]
+		if c == '-' || c == '_' {
+			if d != c {
+				return false
+			}
+			continue
+		}
+		if d|0x20 != c {
+			return false
+		}
+	}
+	return true
 }

@@ -288,6 +288,12 @@ func paramNames(s *Spec) string {
 
 // copyJSON deep-copies a JSON-form value so that defaults are never shared.
 func copyJSON(v any) any {
+	switch v.(type) {
+	case nil, string, bool, int64, float64:
+		return v
+	case int:
+		return int64(v.(int))
+	}
 	b, err := json.Marshal(v)
 	if err != nil {
 		return v
