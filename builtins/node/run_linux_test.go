@@ -3,6 +3,8 @@
 package node_test
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"os/exec"
 	"strings"
@@ -128,4 +130,27 @@ func TestEnterNSChecksTheProcess(t *testing.T) {
 	}
 	_, err = call(t, "read_file", engine.Args{"path": "/etc/hostname", "pid": int64(done.Process.Pid)})
 	wantErr(t, err, engine.KindGone, "read_file: process")
+}
+
+func TestRunCancelKillsTheProcessTree(t *testing.T) {
+	tg, h := start(t, nodetest.Options{})
+	handle := &node.NSHandle{}
+	if err := engine.Args(h).Decode(handle); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	time.AfterFunc(300*time.Millisecond, cancel)
+	_, err := node.Local{}.Run(ctx, &node.RunRequest{Target: node.Target{PID: tg.PID, Handle: handle}, Command: []string{"/bin/sh", "-c", "sleep 60 & sleep 61"}, TimeoutMS: 30000})
+	if !errors.Is(err, context.Canceled) || !strings.HasPrefix(err.Error(), "run: ") {
+		t.Fatalf("cancelled run: %v", err)
+	}
+	eventually(t, 3*time.Second, "no sleep left in the container", func() bool {
+		ps := must[*node.PSResult](t, "ps", engine.Args{"pid": int64(tg.PID)})
+		for _, p := range ps.Processes {
+			if p.Comm == "sleep" && p.State != "Z" {
+				return false
+			}
+		}
+		return true
+	})
 }

@@ -1,0 +1,117 @@
+//go:build linux
+
+package node_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"testing"
+
+	"github.com/kdiag/kdiag/builtins/node"
+	"github.com/kdiag/kdiag/builtins/node/nodetest"
+	"github.com/kdiag/kdiag/engine"
+)
+
+// wire is an Executor that sends every request and answer through JSON,
+// as a node agent's transport would, to Local on the other side.
+type wire struct{ far node.Local }
+
+func over[Req, Res any](ctx context.Context, req *Req, serve func(context.Context, *Req) (*Res, error)) (*Res, error) {
+	b, err := json.Marshal(req)
+	if err != nil {
+		return nil, err
+	}
+	var got Req
+	if err := json.Unmarshal(b, &got); err != nil {
+		return nil, err
+	}
+	res, serr := serve(ctx, &got)
+	if serr != nil {
+		var e *engine.Error
+		if !errors.As(serr, &e) {
+			return nil, serr
+		}
+		b, _ := json.Marshal(e)
+		var back engine.Error
+		if err := json.Unmarshal(b, &back); err != nil {
+			return nil, err
+		}
+		return nil, &back
+	}
+	b, err = json.Marshal(res)
+	if err != nil {
+		return nil, err
+	}
+	var out Res
+	return &out, json.Unmarshal(b, &out)
+}
+
+func (w wire) EnterNS(ctx context.Context, r *node.EnterNSRequest) (*node.NSHandle, error) {
+	return over(ctx, r, w.far.EnterNS)
+}
+func (w wire) Run(ctx context.Context, r *node.RunRequest) (*node.RunResult, error) {
+	return over(ctx, r, w.far.Run)
+}
+func (w wire) HTTPProbe(ctx context.Context, r *node.HTTPProbeRequest) (*node.HTTPProbeResult, error) {
+	return over(ctx, r, w.far.HTTPProbe)
+}
+func (w wire) TCPProbe(ctx context.Context, r *node.TCPProbeRequest) (*node.TCPProbeResult, error) {
+	return over(ctx, r, w.far.TCPProbe)
+}
+func (w wire) ReadFile(ctx context.Context, r *node.FileRequest) (*node.ReadFileResult, error) {
+	return over(ctx, r, w.far.ReadFile)
+}
+func (w wire) ListDir(ctx context.Context, r *node.FileRequest) (*node.ListDirResult, error) {
+	return over(ctx, r, w.far.ListDir)
+}
+func (w wire) Stat(ctx context.Context, r *node.FileRequest) (*node.StatResult, error) {
+	return over(ctx, r, w.far.Stat)
+}
+func (w wire) PS(ctx context.Context, r *node.ProcRequest) (*node.PSResult, error) {
+	return over(ctx, r, w.far.PS)
+}
+func (w wire) OpenFiles(ctx context.Context, r *node.ProcRequest) (*node.OpenFilesResult, error) {
+	return over(ctx, r, w.far.OpenFiles)
+}
+func (w wire) Sockets(ctx context.Context, r *node.ProcRequest) (*node.SocketsResult, error) {
+	return over(ctx, r, w.far.Sockets)
+}
+func (w wire) Mounts(ctx context.Context, r *node.ProcRequest) (*node.MountsResult, error) {
+	return over(ctx, r, w.far.Mounts)
+}
+func (w wire) Environ(ctx context.Context, r *node.ProcRequest) (*node.EnvironResult, error) {
+	return over(ctx, r, w.far.Environ)
+}
+
+// TestSpecsOverAWire serves the built-ins through a JSON round trip and
+// gets the same answers: a remote node agent is a transport.
+func TestSpecsOverAWire(t *testing.T) {
+	tg := nodetest.Start(t, nodetest.Options{})
+	specs := map[string]*engine.Spec{}
+	for _, s := range node.SpecsFor(wire{}) {
+		specs[s.Name] = s
+	}
+	do := func(name string, a engine.Args) (any, error) {
+		return specs[name].Run(context.Background(), &engine.Call{Spec: specs[name], Args: a})
+	}
+	h, err := do("enter_ns", engine.Args{"pid": int64(tg.PID), "namespaces": []any{"net", "mnt", "pid"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ns := asArg(t, h)
+	v, err := do("http_probe", engine.Args{"url": readyz, "ns": ns, "method": "GET", "timeout": "1s"})
+	if p, _ := v.(*node.HTTPProbeResult); err != nil || p.Status != 500 {
+		t.Errorf("http_probe over the wire: %+v, %v", v, err)
+	}
+	v, err = do("run", engine.Args{"cmd": []any{"cat", "/opt/config/config.toml"}, "ns": ns, "timeout": "5s"})
+	if r, _ := v.(*node.RunResult); err != nil || r.Stdout != "[default]\n" {
+		t.Errorf("run over the wire: %+v, %v", v, err)
+	}
+	v, err = do("stat", engine.Args{"path": "/opt/config/current.toml", "ns": ns})
+	if s, _ := v.(*node.StatResult); err != nil || s.Type != "symlink" || s.Path != "/opt/config/current.toml" {
+		t.Errorf("stat over the wire: %+v, %v", v, err)
+	}
+	_, err = do("read_file", engine.Args{"path": "/nope", "ns": ns, "max_bytes": int64(10)})
+	wantErr(t, err, engine.KindNotFound, "read_file: /nope: no such file")
+}
