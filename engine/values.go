@@ -69,12 +69,29 @@ func (r *Record) Truth() starlark.Bool { return len(r.keys) > 0 }
 // Hash fails: records are not hashable.
 func (r *Record) Hash() (uint32, error) { return 0, fmt.Errorf("unhashable: record") }
 
-// Attr returns the field name, or nil (no such attribute) when absent.
+// Attr returns the field name, or nil (no such attribute) when absent. A
+// record also has the method get(name, default=None), as a dict does,
+// unless it has a field named get.
 func (r *Record) Attr(name string) (starlark.Value, error) {
 	if v, ok := r.fields[name]; ok {
 		return v, nil
 	}
+	if name == "get" {
+		return starlark.NewBuiltin("get", r.get), nil
+	}
 	return nil, nil
+}
+
+func (r *Record) get(_ *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
+	var key string
+	var def starlark.Value = starlark.None
+	if err := starlark.UnpackPositionalArgs("get", args, kwargs, 1, &key, &def); err != nil {
+		return nil, err
+	}
+	if v, ok := r.fields[key]; ok {
+		return v, nil
+	}
+	return def, nil
 }
 
 // AttrNames returns the field names.
