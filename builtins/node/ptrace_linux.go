@@ -1,0 +1,470 @@
+//go:build linux && (amd64 || arm64)
+
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"runtime"
+	"sync/atomic"
+	"time"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/kdiag/kdiag/engine"
+)
+
+// How long detaching may take before strace_sample gives up waiting for a
+// thread to stop (a thread in uninterruptible sleep cannot stop). The
+// tracer thread then exits, and the kernel detaches what it still traces.
+const ptraceDetachTimeout = 3 * time.Second
+
+// ptraceSyscallInfo is struct ptrace_syscall_info (PTRACE_GET_SYSCALL_INFO,
+// Linux 5.3), identical on every 64-bit architecture.
+type ptraceSyscallInfo struct {
+	Op   uint8
+	_    [3]uint8
+	Arch uint32
+	IP   uint64
+	SP   uint64
+	// Data is entry {nr, args[6]} or exit {rval, is_error}.
+	Data [8]uint64
+}
+
+const (
+	ptraceSyscallInfoEntry = 1
+	ptraceSyscallInfoExit  = 2
+)
+
+// ptraceThread is one traced thread.
+type ptraceThread struct {
+	tid     int
+	call    *straceCall // entered, not yet returned
+	stopped bool        // in a ptrace-stop we have not resumed
+	sig     int         // signal of the signal-delivery-stop it is in
+}
+
+// ptraceSession is one strace_sample. All of its methods run on the
+// tracer goroutine, which is locked to its OS thread: ptrace requests are
+// only accepted from the thread that attached.
+type ptraceSession struct {
+	opts      straceOptions
+	rec       *straceRecorder
+	threads   map[int]*ptraceThread
+	traced    int // threads ever traced
+	attached  int
+	exited    bool
+	detaching bool
+	poll      bool // no wake signal: poll wait4 instead of blocking
+	self      int
+	stop      atomic.Bool
+}
+
+// straceSample traces opts.PID for opts.Duration or until ctx is done.
+func straceSample(ctx context.Context, opts straceOptions) (*StraceResult, error) {
+	if err := ptraceCheckTarget(opts.PID); err != nil {
+		return nil, err
+	}
+	s := &ptraceSession{opts: opts, threads: map[int]*ptraceThread{}, self: os.Getpid()}
+	type outcome struct {
+		res *StraceResult
+		err error
+	}
+	done := make(chan outcome, 1)
+	started := make(chan int, 1)
+	trace := func() {
+		res, err := s.run(started)
+		done <- outcome{res, err}
+	}
+	go func() {
+		runtime.LockOSThread()
+		// The thread is never unlocked: it exits with this goroutine, and
+		// the kernel detaches whatever it might still trace. The main
+		// thread cannot exit, so when we landed on it, trace from another.
+		if unix.Gettid() == os.Getpid() {
+			inner := make(chan struct{})
+			go func() {
+				runtime.LockOSThread()
+				trace()
+				close(inner)
+			}()
+			<-inner
+			runtime.UnlockOSThread()
+			return
+		}
+		trace()
+	}()
+
+	var tracer int
+	select {
+	case tracer = <-started:
+	case o := <-done:
+		return o.res, o.err
+	}
+	timer := time.NewTimer(opts.Duration)
+	defer timer.Stop()
+	select {
+	case o := <-done:
+		return o.res, o.err
+	case <-timer.C:
+	case <-ctx.Done():
+	}
+	s.stop.Store(true)
+	tick := time.NewTicker(5 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		// Interrupt a wait4 blocked on a quiet target; repeated in case
+		// the signal arrived just before the tracer entered wait4.
+		ptraceWake(tracer)
+		select {
+		case o := <-done:
+			if o.err == nil && ctx.Err() != nil {
+				kind := engine.KindCancelled
+				if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+					kind = engine.KindTimeout
+				}
+				return nil, engine.Errorf(kind, "strace_sample: %s after %dms (detached from process %d: %v)",
+					map[engine.Kind]string{engine.KindCancelled: "cancelled", engine.KindTimeout: "timed out"}[kind],
+					o.res.DurationMS, opts.PID, o.res.Detached)
+			}
+			return o.res, o.err
+		case <-tick.C:
+		}
+	}
+}
+
+// run attaches, traces until stopped, and detaches on every path,
+// including a panic.
+func (s *ptraceSession) run(started chan<- int) (res *StraceResult, err error) {
+	defer func() {
+		p := recover()
+		detached := s.detachAll()
+		switch {
+		case p != nil:
+			res, err = nil, fmt.Errorf("strace_sample: internal error while tracing process %d (detached: %v): %v", s.opts.PID, detached, p)
+		case err == nil:
+			res = s.rec.result()
+			res.PID = s.opts.PID
+			res.DurationMS = time.Since(s.rec.start).Milliseconds()
+			res.AttachedThreads = s.attached
+			res.Threads = s.traced
+			res.Exited = s.exited
+			res.Detached = detached && ptraceNoneTracedBy(s.opts.PID, s.self)
+		}
+	}()
+	s.poll = !ptraceWakeSetup()
+	if err := s.attach(); err != nil {
+		return nil, err
+	}
+	s.rec = newStraceRecorder(time.Now(), s.opts.MaxEvents, s.opts.Filter)
+	ptracePinToTarget(s.opts.PID)
+	started <- unix.Gettid()
+	s.loop()
+	return nil, nil
+}
+
+// attach seizes every thread of the process, repeating until no new
+// thread shows up, and interrupts each so that it reports a first stop.
+func (s *ptraceSession) attach() error {
+	options := unix.PTRACE_O_TRACESYSGOOD | unix.PTRACE_O_TRACECLONE | unix.PTRACE_O_TRACEEXEC | unix.PTRACE_O_TRACEEXIT
+	if s.opts.FollowForks {
+		options |= unix.PTRACE_O_TRACEFORK | unix.PTRACE_O_TRACEVFORK
+	}
+	tried := map[int]bool{}
+	for round := 0; round < 50; round++ {
+		tids, err := ptraceTasks(s.opts.PID)
+		if err != nil {
+			break
+		}
+		added := 0
+		for _, tid := range tids {
+			if tried[tid] {
+				continue
+			}
+			tried[tid] = true
+			_, _, e := unix.Syscall6(unix.SYS_PTRACE, unix.PTRACE_SEIZE, uintptr(tid), 0, uintptr(options), 0, 0)
+			switch {
+			case e == 0:
+			case e == unix.ESRCH:
+				continue
+			case e == unix.EPERM && ptraceTracerOf(tid) == s.self:
+				// Already ours: created by a seized thread and attached by the kernel.
+			case e == unix.EPERM && len(s.threads) == 0:
+				return ptraceForbidden(s.opts.PID)
+			case e == unix.EPERM:
+				continue
+			default:
+				return fmt.Errorf("strace_sample: PTRACE_SEIZE thread %d of process %d: %w", tid, s.opts.PID, e)
+			}
+			s.add(tid)
+			_ = ptraceRequest(unix.PTRACE_INTERRUPT, tid, 0)
+			added++
+		}
+		if added == 0 {
+			break
+		}
+	}
+	if len(s.threads) == 0 {
+		return engine.Errorf(engine.KindGone, "strace_sample: process %d is gone", s.opts.PID)
+	}
+	s.attached = len(s.threads)
+	return nil
+}
+
+// add starts tracking a thread the kernel reports as traced by us.
+func (s *ptraceSession) add(tid int) *ptraceThread {
+	if t := s.threads[tid]; t != nil {
+		return t
+	}
+	t := &ptraceThread{tid: tid}
+	s.threads[tid] = t
+	s.traced++
+	if s.detaching {
+		_ = ptraceRequest(unix.PTRACE_INTERRUPT, tid, 0)
+	}
+	return t
+}
+
+// loop handles stops until the sample is stopped or nothing is traced.
+func (s *ptraceSession) loop() {
+	flags := unix.WALL | unix.WNOTHREAD
+	if s.poll {
+		flags |= unix.WNOHANG
+	}
+	for !s.stop.Load() && len(s.threads) > 0 {
+		var ws unix.WaitStatus
+		tid, err := unix.Wait4(-1, &ws, flags, nil)
+		switch {
+		case err == unix.EINTR:
+		case err != nil:
+			return // ECHILD: nothing left to trace
+		case tid == 0:
+			time.Sleep(time.Millisecond)
+		default:
+			s.handle(tid, ws)
+		}
+	}
+}
+
+// handle processes one wait status, resuming the thread unless detaching.
+func (s *ptraceSession) handle(tid int, ws unix.WaitStatus) {
+	t := s.threads[tid]
+	if ws.Exited() || ws.Signaled() {
+		if t != nil {
+			s.gone(t)
+		}
+		if tid == s.opts.PID {
+			s.exited = true
+		}
+		return
+	}
+	if !ws.Stopped() {
+		return
+	}
+	if t == nil {
+		t = s.add(tid) // a new child reporting before its parent's event
+	}
+	t.stopped, t.sig = true, 0
+	sig := int(ws>>8) & 0xff
+	switch event := int(ws >> 16); {
+	case sig == int(unix.SIGTRAP)|0x80:
+		s.syscallStop(t)
+	case event == unix.PTRACE_EVENT_STOP:
+		if ptraceIsStopSignal(sig) && !s.detaching {
+			// Group-stop: the process stays stopped; be told when it continues.
+			if ptraceRequest(unix.PTRACE_LISTEN, tid, 0) == nil {
+				t.stopped = false
+			}
+			return
+		}
+	case event == unix.PTRACE_EVENT_CLONE || event == unix.PTRACE_EVENT_FORK || event == unix.PTRACE_EVENT_VFORK:
+		if msg, err := unix.PtraceGetEventMsg(tid); err == nil {
+			s.add(int(msg))
+		}
+	case event == unix.PTRACE_EVENT_EXEC:
+		// A non-leader thread that execs takes the leader's tid.
+		if msg, err := unix.PtraceGetEventMsg(tid); err == nil && int(msg) != tid {
+			if old := s.threads[int(msg)]; old != nil {
+				t.call = old.call
+				delete(s.threads, int(msg))
+			}
+		}
+	case event == unix.PTRACE_EVENT_EXIT:
+		// Detach now so that the exit is reported to the real parent.
+		if tid == s.opts.PID {
+			s.exited = true
+		}
+		s.detach(t)
+		return
+	case event == 0:
+		t.sig = sig // signal-delivery-stop: deliver it on resume
+	}
+	if s.detaching {
+		return
+	}
+	s.resume(t)
+}
+
+// resume continues a stopped thread to its next syscall stop.
+func (s *ptraceSession) resume(t *ptraceThread) {
+	_ = ptraceRequest(unix.PTRACE_SYSCALL, t.tid, uintptr(t.sig))
+	t.stopped, t.sig = false, 0
+}
+
+// syscallStop records a syscall entry or exit.
+func (s *ptraceSession) syscallStop(t *ptraceThread) {
+	var info ptraceSyscallInfo
+	_, _, e := unix.RawSyscall6(unix.SYS_PTRACE, unix.PTRACE_GET_SYSCALL_INFO, uintptr(t.tid),
+		unsafe.Sizeof(info), uintptr(unsafe.Pointer(&info)), 0, 0)
+	if e != 0 {
+		if e == unix.EIO || e == unix.EINVAL {
+			panic("the kernel lacks PTRACE_GET_SYSCALL_INFO (Linux 5.3 or later is needed)")
+		}
+		return
+	}
+	now := time.Now()
+	switch info.Op {
+	case ptraceSyscallInfoEntry:
+		if t.call != nil {
+			s.rec.finish(t.call, now, 0, false, false)
+			t.call = nil
+		}
+		name := syscallName(info.Arch, info.Data[0])
+		if !s.rec.wants(name) {
+			return
+		}
+		args, paths := syscallDecodeArgs(info.Arch, name, [6]uint64(info.Data[1:7]), ptraceMemory(t.tid))
+		t.call = &straceCall{tid: t.tid, name: name, args: args, paths: paths, entry: now}
+	case ptraceSyscallInfoExit:
+		if t.call == nil {
+			return // entered before we attached, or filtered out
+		}
+		s.rec.finish(t.call, now, int64(info.Data[0]), uint8(info.Data[1]) != 0, true)
+		t.call = nil
+	}
+}
+
+// gone forgets a thread that exited.
+func (s *ptraceSession) gone(t *ptraceThread) {
+	s.finishPending(t)
+	delete(s.threads, t.tid)
+}
+
+// detach detaches a stopped thread, delivering the signal of its
+// signal-delivery-stop if it is in one.
+func (s *ptraceSession) detach(t *ptraceThread) {
+	s.finishPending(t)
+	_ = ptraceRequest(unix.PTRACE_DETACH, t.tid, uintptr(t.sig))
+	delete(s.threads, t.tid)
+}
+
+// finishPending records the thread's call in progress as unfinished.
+func (s *ptraceSession) finishPending(t *ptraceThread) {
+	if t.call != nil && s.rec != nil {
+		s.rec.finish(t.call, time.Now(), 0, false, false)
+	}
+	t.call = nil
+}
+
+// detachAll interrupts every traced thread, waits for each to stop and
+// detaches it. It reports whether all were detached (or exited) in time.
+func (s *ptraceSession) detachAll() bool {
+	s.detaching = true
+	for _, t := range s.threads {
+		if !t.stopped {
+			_ = ptraceRequest(unix.PTRACE_INTERRUPT, t.tid, 0)
+		}
+	}
+	deadline := time.Now().Add(ptraceDetachTimeout)
+	for {
+		for _, t := range s.threads {
+			if t.stopped {
+				s.detach(t)
+			}
+		}
+		if len(s.threads) == 0 {
+			return true
+		}
+		if time.Now().After(deadline) {
+			return false
+		}
+		var ws unix.WaitStatus
+		tid, err := unix.Wait4(-1, &ws, unix.WALL|unix.WNOTHREAD|unix.WNOHANG, nil)
+		switch {
+		case err == unix.EINTR:
+		case err != nil:
+			// Nothing can report any more: the rest are gone.
+			for _, t := range s.threads {
+				s.gone(t)
+			}
+		case tid == 0:
+			time.Sleep(200 * time.Microsecond)
+		default:
+			s.handle(tid, ws)
+		}
+	}
+}
+
+// ptraceRequest issues a ptrace request that takes no address. Requests
+// never block, so they are made as raw syscalls.
+func ptraceRequest(req, tid int, data uintptr) error {
+	_, _, e := unix.RawSyscall6(unix.SYS_PTRACE, uintptr(req), uintptr(tid), 0, data, 0, 0)
+	if e != 0 {
+		return e
+	}
+	return nil
+}
+
+func ptraceIsStopSignal(sig int) bool {
+	switch unix.Signal(sig) {
+	case unix.SIGSTOP, unix.SIGTSTP, unix.SIGTTIN, unix.SIGTTOU:
+		return true
+	}
+	return false
+}
+
+// ptraceMemory reads a tracee's memory with process_vm_readv.
+type ptraceMemory int
+
+func (m ptraceMemory) read(addr uint64, n int) ([]byte, bool) {
+	if addr == 0 || n <= 0 {
+		return nil, false
+	}
+	buf := make([]byte, n)
+	got, err := unix.ProcessVMReadv(int(m),
+		[]unix.Iovec{{Base: &buf[0], Len: uint64(n)}},
+		[]unix.RemoteIovec{{Base: uintptr(addr), Len: n}}, 0)
+	if err != nil || got != n {
+		return nil, false
+	}
+	return buf, true
+}
+
+func (m ptraceMemory) readString(addr uint64, max int) (string, bool) {
+	if addr == 0 {
+		return "", false
+	}
+	var out []byte
+	for len(out) < max {
+		// Read up to the end of the page, which is readable if addr is.
+		chunk := min(4096-int(addr%4096), max-len(out))
+		b, ok := m.read(addr, chunk)
+		if !ok {
+			if out == nil {
+				return "", false
+			}
+			break
+		}
+		for i, c := range b {
+			if c == 0 {
+				return string(append(out, b[:i]...)), true
+			}
+		}
+		out = append(out, b...)
+		addr += uint64(chunk)
+	}
+	return string(out) + "...", true
+}

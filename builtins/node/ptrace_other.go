@@ -1,0 +1,15 @@
+//go:build !(linux && (amd64 || arm64))
+
+package node
+
+import (
+	"context"
+	"runtime"
+
+	"github.com/kdiag/kdiag/engine"
+)
+
+// straceSample is only implemented on Linux x86_64 and aarch64.
+func straceSample(ctx context.Context, opts straceOptions) (*StraceResult, error) {
+	return nil, engine.Errorf(engine.KindInvalid, "strace_sample: not supported on %s/%s (Linux on amd64 or arm64 only)", runtime.GOOS, runtime.GOARCH)
+}

@@ -1,0 +1,104 @@
+//go:build linux && (amd64 || arm64)
+
+package node
+
+import (
+	"context"
+	"os"
+	"os/exec"
+	"sort"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/kdiag/kdiag/engine"
+)
+
+// straceCounter follows the counts a "getppid" target prints every 50ms.
+type straceCounter struct {
+	mu    sync.Mutex
+	count int64
+	at    time.Time
+}
+
+func (c *straceCounter) get() (int64, time.Time) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.count, c.at
+}
+
+// rate measures the target's getppid calls per second over window.
+func (c *straceCounter) rate(window time.Duration) float64 {
+	n0, t0 := c.get()
+	time.Sleep(window)
+	n1, t1 := c.get()
+	if !t1.After(t0) {
+		return 0
+	}
+	return float64(n1-n0) / t1.Sub(t0).Seconds()
+}
+
+func straceMedian(xs []float64) float64 {
+	sort.Float64s(xs)
+	return xs[len(xs)/2]
+}
+
+// BenchmarkStraceOverhead measures the throughput of a syscall-heavy
+// target (getppid in a loop) untraced, under strace_sample and under
+// strace -f, in the same run, alternating. It reports the median ops/s of each and
+// kdiag/strace, the ratio of the slowdowns (below 1 means strace_sample
+// slows the target down less than strace).
+func BenchmarkStraceOverhead(b *testing.B) {
+	strace := straceBinary(b)
+	cmd, sc := straceStart(b, straceTargetPath(b), "getppid")
+	pid := cmd.Process.Pid
+	counter := &straceCounter{}
+	go func() {
+		for sc.Scan() {
+			n, err := strconv.ParseInt(sc.Text(), 10, 64)
+			if err == nil {
+				counter.mu.Lock()
+				counter.count, counter.at = n, time.Now()
+				counter.mu.Unlock()
+			}
+		}
+	}()
+	const window = time.Second
+	time.Sleep(200 * time.Millisecond)
+	var untracedRates, kdiagRates, straceRates []float64
+	for i := 0; i < b.N; i++ {
+		untracedRates = append(untracedRates, counter.rate(window))
+
+		done := make(chan error, 1)
+		go func() {
+			_, err := straceRunSpec(context.Background(), engine.Args{"pid": int64(pid), "duration": (window + 400*time.Millisecond).String()})
+			done <- err
+		}()
+		time.Sleep(200 * time.Millisecond)
+		kdiagRates = append(kdiagRates, counter.rate(window))
+		if err := <-done; err != nil {
+			b.Fatal(err)
+		}
+
+		tracer := exec.Command(strace, "-f", "-qq", "-o", "/dev/null", "-p", strconv.Itoa(pid))
+		if err := tracer.Start(); err != nil {
+			b.Fatal(err)
+		}
+		for j := 0; j < 200 && ptraceTracerOf(pid) == 0; j++ {
+			time.Sleep(5 * time.Millisecond)
+		}
+		time.Sleep(200 * time.Millisecond)
+		straceRates = append(straceRates, counter.rate(window))
+		tracer.Process.Signal(os.Interrupt)
+		tracer.Wait()
+		time.Sleep(100 * time.Millisecond)
+	}
+	untraced, kdiag, straced := straceMedian(untracedRates), straceMedian(kdiagRates), straceMedian(straceRates)
+	b.ReportMetric(untraced, "untraced-ops/s")
+	b.ReportMetric(kdiag, "kdiag-ops/s")
+	b.ReportMetric(straced, "strace-ops/s")
+	b.ReportMetric(untraced/kdiag, "kdiag-slowdown")
+	b.ReportMetric(untraced/straced, "strace-slowdown")
+	b.ReportMetric(straced/kdiag, "kdiag/strace")
+}
