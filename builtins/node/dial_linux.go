@@ -4,7 +4,6 @@ package node
 
 import (
 	"context"
-	"fmt"
 	"net"
 	"sync"
 	"syscall"
@@ -22,6 +21,8 @@ import (
 type nsDialer struct {
 	// netns is an open /proc/PID/ns/net, or -1 for the node's namespace.
 	netns int
+	// pid is the process netns belongs to.
+	pid int
 
 	mu   sync.Mutex
 	last string
@@ -79,7 +80,7 @@ func (d *nsDialer) dialOne(ctx context.Context, network, addr string) (net.Conn,
 	var err error
 	onNewThread(func() {
 		if err = unix.Setns(d.netns, unix.CLONE_NEWNET); err != nil {
-			err = fmt.Errorf("setns net: %w", err)
+			err = &joinError{"net", err}
 			return
 		}
 		// A single literal address: the dialer creates the socket on this

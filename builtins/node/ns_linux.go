@@ -183,11 +183,11 @@ func (f *nsFiles) join() error {
 		}
 		if n == "mnt" {
 			if err := unix.Unshare(unix.CLONE_FS); err != nil {
-				return fmt.Errorf("unshare(CLONE_FS): %w", err)
+				return &joinError{n, fmt.Errorf("unshare(CLONE_FS): %w", err)}
 			}
 		}
 		if err := unix.Setns(fd, nsTypes[n]); err != nil {
-			return fmt.Errorf("setns %s: %w", n, err)
+			return &joinError{n, err}
 		}
 	}
 	if f.root >= 0 {
@@ -202,4 +202,27 @@ func (f *nsFiles) join() error {
 		}
 	}
 	return nil
+}
+
+// joinError is a failure to join a namespace, kept apart from the
+// failures of what is done inside.
+type joinError struct {
+	ns  string
+	err error
+}
+
+func (e *joinError) Error() string { return fmt.Sprintf("setns %s: %v", e.ns, e.err) }
+func (e *joinError) Unwrap() error { return e.err }
+
+// joinFailed turns a failure to join a target's namespaces into a
+// built-in error: gone when the process went away meanwhile, forbidden
+// without the privilege.
+func joinFailed(builtin string, pid int, err error) error {
+	if gone := checkProcess(builtin, pid); gone != nil {
+		return gone
+	}
+	if errors.Is(err, unix.EPERM) {
+		return engine.Errorf(engine.KindForbidden, "%s: joining the namespaces of process %d: permission denied (kdiag needs root, or CAP_SYS_ADMIN and CAP_SYS_CHROOT, on the node)", builtin, pid)
+	}
+	return fmt.Errorf("%s: joining the namespaces of process %d: %w", builtin, pid, err)
 }

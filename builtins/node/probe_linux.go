@@ -83,6 +83,9 @@ func (Local) HTTPProbe(ctx context.Context, req *HTTPProbeRequest) (*HTTPProbeRe
 		if errors.Is(ctx.Err(), context.Canceled) {
 			return nil, fmt.Errorf("http_probe: %w", ctx.Err())
 		}
+		if je := (*joinError)(nil); errors.As(err, &je) {
+			return nil, joinFailed("http_probe", d.pid, je)
+		}
 		res.Error, res.Detail = classifyNetError(err)
 		return res, nil
 	}
@@ -125,6 +128,9 @@ func (Local) TCPProbe(ctx context.Context, req *TCPProbeRequest) (*TCPProbeResul
 		if errors.Is(ctx.Err(), context.Canceled) {
 			return nil, fmt.Errorf("tcp_probe: %w", ctx.Err())
 		}
+		if je := (*joinError)(nil); errors.As(err, &je) {
+			return nil, joinFailed("tcp_probe", d.pid, je)
+		}
 		res.Error, res.Detail = classifyNetError(err)
 		return res, nil
 	}
@@ -143,7 +149,7 @@ func openDialer(builtin string, t *Target) (*nsDialer, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &nsDialer{netns: f.fds["net"]}, nil
+	return &nsDialer{netns: f.fds["net"], pid: t.PID}, nil
 }
 
 func (d *nsDialer) close() {

@@ -92,10 +92,7 @@ func (Local) Run(ctx context.Context, req *RunRequest) (*RunResult, error) {
 		<-done
 	}
 	if joinErr != nil {
-		if err := checkProcess("run", t.PID); err != nil {
-			return nil, err
-		}
-		return nil, fmt.Errorf("run: joining the namespaces of process %d: %w", t.PID, joinErr)
+		return nil, joinFailed("run", t.PID, joinErr)
 	}
 	if state != nil {
 		res.DurationMS = float64(time.Since(t0).Microseconds()) / 1000
