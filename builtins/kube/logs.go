@@ -1,0 +1,106 @@
+package kube
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"strings"
+
+	"github.com/kdiag/kdiag/engine"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+)
+
+// maxLogBytes caps the log text logs returns (the API server cuts there).
+const maxLogBytes = 1 << 20
+
+// LogsResult is what logs returns.
+type LogsResult struct {
+	Pod       string `json:"pod"`
+	Container string `json:"container"`
+	Text      string `json:"text"`
+	Lines     int    `json:"lines"`
+	Truncated bool   `json:"truncated"`
+}
+
+func (k *kube) logsSpec() *engine.Spec {
+	return &engine.Spec{
+		Name: "logs",
+		Doc: "logs returns a container's log, at most 1 MiB (the tail of it when tail= is given). " +
+			"previous=True reads the last terminated instance, as kubectl logs --previous.",
+		Params: []engine.Param{
+			{Name: "pod", Type: "string", Required: true, Doc: "pod name"},
+			{Name: "container", Type: "string", Doc: "container (default: kubectl's default-container annotation, else the first)"},
+			{Name: "tail", Type: "int", Doc: "only the last N lines"},
+			{Name: "since", Type: "duration", Doc: "only lines newer than this, e.g. \"10m\""},
+			{Name: "previous", Type: "bool", Default: false, Doc: "the previous (terminated) instance of the container"},
+			{Name: "namespace", Type: "string", Doc: "namespace (default: the client's namespace)"},
+		},
+		Result: "pod: the pod name\ncontainer: the container read\ntext: the log text\n" +
+			"lines: number of lines in text\ntruncated: true when the log was cut at 1 MiB",
+		Effect: engine.Read,
+		Run:    k.runLogs,
+	}
+}
+
+func (k *kube) runLogs(ctx context.Context, c *engine.Call) (any, error) {
+	cs, _, err := k.client("logs")
+	if err != nil {
+		return nil, err
+	}
+	ns, name := k.namespace(c), c.Args.String("pod")
+	pod, err := getPod(ctx, "logs", cs, ns, name)
+	if err != nil {
+		return nil, err
+	}
+	container, err := resolveContainer("logs", pod, c.Args.String("container"), true)
+	if err != nil {
+		return nil, err
+	}
+	limit := int64(maxLogBytes)
+	opts := &corev1.PodLogOptions{Container: container, Previous: c.Args.Bool("previous"), LimitBytes: &limit}
+	if c.Args.Has("tail") {
+		t := c.Args.Int("tail")
+		opts.TailLines = &t
+	}
+	if d := c.Args.Duration("since"); d > 0 {
+		s := int64(d.Seconds())
+		if s < 1 {
+			s = 1
+		}
+		opts.SinceSeconds = &s
+	}
+	what := fmt.Sprintf("%s container %q", objName("pod", ns, name), container)
+	stream, err := cs.CoreV1().Pods(ns).GetLogs(name, opts).Stream(ctx)
+	if err != nil {
+		if apierrors.IsBadRequest(err) {
+			// "previous terminated container ... not found", "container ... is
+			// waiting to start": there is no such log.
+			return nil, engine.Errorf(engine.KindNotFound, "logs: %s has no log: %s", what, statusMessage(err))
+		}
+		return nil, apiError("logs", err, what, podNeed("get", "log", ns))
+	}
+	defer stream.Close()
+	data, err := io.ReadAll(io.LimitReader(stream, limit+1))
+	if err != nil {
+		return nil, apiError("logs", fmt.Errorf("reading: %w", err), what, Need{})
+	}
+	res := LogsResult{Pod: name, Container: container, Truncated: int64(len(data)) >= limit}
+	if int64(len(data)) > limit {
+		data = data[:limit]
+	}
+	res.Text = string(data)
+	res.Lines = countLines(res.Text)
+	return res, nil
+}
+
+func countLines(s string) int {
+	if s == "" {
+		return 0
+	}
+	n := strings.Count(s, "\n")
+	if !strings.HasSuffix(s, "\n") {
+		n++
+	}
+	return n
+}

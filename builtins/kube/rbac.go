@@ -1,0 +1,195 @@
+package kube
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"strings"
+
+	"github.com/kdiag/kdiag/engine"
+	authnv1 "k8s.io/api/authentication/v1"
+	authzv1 "k8s.io/api/authorization/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+)
+
+// Need is one permission a built-in uses: a verb on a resource (and
+// subresource) of an API group, in a namespace ("" for cluster-scoped
+// resources, or for the Clients' default namespace in Preflight).
+type Need struct {
+	Verb        string `json:"verb"`
+	Group       string `json:"group,omitempty"`
+	Resource    string `json:"resource"`
+	Subresource string `json:"subresource,omitempty"`
+	Namespace   string `json:"namespace,omitempty"`
+	// ClusterScoped marks a need on a cluster-scoped resource (nodes,
+	// namespaces): it is checked without a namespace.
+	ClusterScoped bool `json:"cluster_scoped,omitempty"`
+}
+
+func (n Need) resourceName() string {
+	if n.Subresource != "" {
+		return n.Resource + "/" + n.Subresource
+	}
+	return n.Resource
+}
+
+// roleRule renders the Role rule that grants n, in YAML flow style.
+func (n Need) roleRule() string {
+	return fmt.Sprintf("- apiGroups: [%q] resources: [%q] verbs: [%q]", n.Group, n.resourceName(), n.Verb)
+}
+
+func podNeed(verb, sub, ns string) Need {
+	return Need{Verb: verb, Resource: "pods", Subresource: sub, Namespace: ns}
+}
+
+// Needs returns the permissions the built-in named builtin uses in
+// namespace. get and list need "get"/"list" on the kind they are called
+// with, which only the call knows: Needs returns nil for them (a 403 at
+// call time is still translated into the missing Role rule). Unknown
+// names return nil.
+func Needs(builtin, namespace string) []Need {
+	ns := namespace
+	switch builtin {
+	case "get_pod":
+		return []Need{podNeed("get", "", ns)}
+	case "events":
+		return []Need{{Verb: "list", Resource: "events", Namespace: ns}}
+	case "logs":
+		return []Need{podNeed("get", "", ns), podNeed("get", "log", ns)}
+	case "pod_diagnosis":
+		return []Need{podNeed("get", "", ns), {Verb: "list", Resource: "events", Namespace: ns}}
+	case "attach_ephemeral":
+		return []Need{podNeed("get", "", ns), podNeed("update", "ephemeralcontainers", ns), podNeed("watch", "", ns)}
+	case "exec":
+		return []Need{podNeed("get", "", ns), podNeed("create", "exec", ns)}
+	case "patch_configmap":
+		return []Need{
+			{Verb: "get", Resource: "configmaps", Namespace: ns},
+			{Verb: "patch", Resource: "configmaps", Namespace: ns},
+		}
+	case "restart":
+		// The default kind, pod; restarting a workload needs "patch" on it.
+		return []Need{podNeed("get", "", ns), podNeed("delete", "", ns), podNeed("create", "", ns), podNeed("watch", "", ns)}
+	case "wait_ready":
+		return []Need{podNeed("list", "", ns), podNeed("watch", "", ns)}
+	}
+	return nil
+}
+
+// Preflight checks each need with a SelfSubjectAccessReview and, when any
+// is denied, returns one engine.KindForbidden error naming the current
+// user, every denied permission and the Role rules that would grant them.
+// Needs without a namespace are checked in c's default namespace.
+func Preflight(ctx context.Context, c Clients, needs []Need) error {
+	if len(needs) == 0 {
+		return nil
+	}
+	cs, _, err := c.Kube()
+	if err != nil {
+		return fmt.Errorf("rbac: %w", err)
+	}
+	seen := map[Need]bool{}
+	var denied []Need
+	for _, n := range needs {
+		if n.Namespace == "" && !n.ClusterScoped {
+			n.Namespace = c.Namespace()
+		}
+		if seen[n] {
+			continue
+		}
+		seen[n] = true
+		review := &authzv1.SelfSubjectAccessReview{Spec: authzv1.SelfSubjectAccessReviewSpec{
+			ResourceAttributes: &authzv1.ResourceAttributes{
+				Namespace: n.Namespace, Verb: n.Verb, Group: n.Group,
+				Resource: n.Resource, Subresource: n.Subresource,
+			},
+		}}
+		res, err := cs.AuthorizationV1().SelfSubjectAccessReviews().Create(ctx, review, metav1.CreateOptions{})
+		if err != nil {
+			return apiError("rbac", err, "selfsubjectaccessreview", Need{})
+		}
+		if !res.Status.Allowed {
+			denied = append(denied, n)
+		}
+	}
+	if len(denied) == 0 {
+		return nil
+	}
+	return engine.Errorf(engine.KindForbidden, "%s", deniedMessage(whoAmI(ctx, cs), denied))
+}
+
+// deniedMessage renders the preflight refusal.
+func deniedMessage(user string, denied []Need) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "rbac: the current user %q cannot ", user)
+	cluster := false
+	for i, n := range denied {
+		if i > 0 {
+			b.WriteString(", nor ")
+		}
+		fmt.Fprintf(&b, "%q %q", n.Verb, n.resourceName())
+		if n.Namespace != "" {
+			fmt.Fprintf(&b, " in namespace %q", n.Namespace)
+		} else {
+			b.WriteString(" cluster-wide")
+			cluster = true
+		}
+	}
+	role := "Role"
+	if cluster {
+		role = "ClusterRole"
+	}
+	fmt.Fprintf(&b, "; add to a %s:", role)
+	for _, r := range mergeRules(denied) {
+		b.WriteString(" ")
+		b.WriteString(r)
+	}
+	return b.String()
+}
+
+// mergeRules groups denied needs by API group and resource, one Role rule
+// each with all their verbs.
+func mergeRules(denied []Need) []string {
+	type key struct{ group, resource string }
+	verbs := map[key][]string{}
+	var order []key
+	for _, n := range denied {
+		k := key{n.Group, n.resourceName()}
+		if _, ok := verbs[k]; !ok {
+			order = append(order, k)
+		}
+		if !contains(verbs[k], n.Verb) {
+			verbs[k] = append(verbs[k], n.Verb)
+		}
+	}
+	var out []string
+	for _, k := range order {
+		vs := verbs[k]
+		sort.Strings(vs)
+		q := make([]string, len(vs))
+		for i, v := range vs {
+			q[i] = fmt.Sprintf("%q", v)
+		}
+		out = append(out, fmt.Sprintf("- apiGroups: [%q] resources: [%q] verbs: [%s]", k.group, k.resource, strings.Join(q, ", ")))
+	}
+	return out
+}
+
+// whoAmI returns the user name the API server sees, or "unknown".
+func whoAmI(ctx context.Context, cs kubernetes.Interface) string {
+	r, err := cs.AuthenticationV1().SelfSubjectReviews().Create(ctx, &authnv1.SelfSubjectReview{}, metav1.CreateOptions{})
+	if err != nil || r.Status.UserInfo.Username == "" {
+		return "unknown"
+	}
+	return r.Status.UserInfo.Username
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
