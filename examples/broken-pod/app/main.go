@@ -6,14 +6,16 @@
 //
 //	app_state bad - configuration at <directory of the watched file> is not valid
 //
-// at every check and /readyz answers 500. Once the file is gone it logs
-// "app_state ok" (once, on the transition) and /readyz answers 200. /healthz
-// always answers 200. The log deliberately names the directory, not the
-// file: finding which file is to blame is the diagnosis.
+// at every check and its readiness endpoints answer 500. Once the file is
+// gone it logs "app_state ok" (once, on the transition) and they answer
+// 200. The readiness endpoints are /readyz, /healthz/ready (the variant
+// incident's probe path) and --ready-path; /healthz always answers 200.
+// The log deliberately names the directory, not the file: finding which
+// file is to blame is the diagnosis.
 //
-// The environment variables PORT and WATCH_FILE override the defaults of
-// --addr and --watch, so the same binary serves variants of the incident;
-// explicit flags win over the environment.
+// The environment variables PORT, WATCH_FILE and READY_PATH override the
+// defaults of --addr, --watch and --ready-path, so the same binary serves
+// variants of the incident; explicit flags win over the environment.
 //
 // Build it statically with CGO_ENABLED=0 go build.
 package main
@@ -36,16 +38,23 @@ func main() {
 	addr := flag.String("addr", envOr("PORT", ":3000", func(p string) string { return ":" + p }), "listen address (env PORT sets the port)")
 	interval := flag.Duration("interval", time.Second, "how often to check the configuration")
 	watch := flag.String("watch", envOr("WATCH_FILE", "/opt/config/additional_file", nil), "file whose presence makes the configuration invalid (env WATCH_FILE)")
+	readyPath := flag.String("ready-path", envOr("READY_PATH", "/readyz", nil), "another readiness endpoint besides /readyz and /healthz/ready (env READY_PATH)")
 	flag.Parse()
 
 	a := &app{watch: *watch, dir: filepath.Dir(*watch)}
 	a.check() // know the state before the first request arrives
 
 	mux := http.NewServeMux()
+	registered := map[string]bool{"/healthz": true}
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) {
 		fmt.Fprintln(w, "ok")
 	})
-	mux.HandleFunc("/readyz", a.readyz)
+	for _, p := range []string{"/readyz", "/healthz/ready", *readyPath} {
+		if p != "" && !registered[p] {
+			mux.HandleFunc(p, a.readyz)
+			registered[p] = true
+		}
+	}
 
 	go func() {
 		for range time.Tick(*interval) {

@@ -38,7 +38,7 @@ func TestVariantFromEnvironment(t *testing.T) {
 	l.Close()
 
 	cmd := exec.Command(bin, "--interval", "100ms")
-	cmd.Env = []string{fmt.Sprintf("PORT=%d", port), "WATCH_FILE=" + watched}
+	cmd.Env = []string{fmt.Sprintf("PORT=%d", port), "WATCH_FILE=" + watched, "READY_PATH=/ready/now"}
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -82,8 +82,10 @@ func TestVariantFromEnvironment(t *testing.T) {
 		t.Fatalf("%s never answered", url)
 		return 0
 	}
-	if s := status(readyz); s != 500 {
-		t.Errorf("readyz while the file exists: %d, want 500", s)
+	for _, p := range []string{"/readyz", "/healthz/ready", "/ready/now"} {
+		if s := status(strings.Replace(readyz, "/readyz", p, 1)); s != 500 {
+			t.Errorf("%s while the file exists: %d, want 500", p, s)
+		}
 	}
 	if s := status(strings.Replace(readyz, "readyz", "healthz", 1)); s != 200 {
 		t.Errorf("healthz: %d, want 200", s)
@@ -96,8 +98,10 @@ func TestVariantFromEnvironment(t *testing.T) {
 			t.Fatalf("the log names the file: %q", l)
 		}
 	}
-	if s := status(readyz); s != 200 {
-		t.Errorf("readyz after the file is gone: %d, want 200", s)
+	for _, p := range []string{"/readyz", "/healthz/ready", "/ready/now"} {
+		if s := status(strings.Replace(readyz, "/readyz", p, 1)); s != 200 {
+			t.Errorf("%s after the file is gone: %d, want 200", p, s)
+		}
 	}
 	select {
 	case l := <-lines:
