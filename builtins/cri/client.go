@@ -1,0 +1,88 @@
+package cri
+
+import (
+	"context"
+	"errors"
+	"net"
+	"sync"
+	"syscall"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/status"
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+
+	"github.com/kdiag/kdiag/engine"
+)
+
+// criClient is a connection to a runtime's CRI RuntimeService.
+type criClient struct {
+	runtimeapi.RuntimeServiceClient
+	conn *grpc.ClientConn
+	ep   *criEndpoint
+
+	mu      sync.Mutex
+	dialErr error // the last error dialing the socket, to explain RPC failures
+}
+
+// criDial connects to the endpoint's unix socket. The connection is made
+// by the first RPC; its errors are explained by criClient.fail.
+func criDial(ep *criEndpoint) (*criClient, error) {
+	c := &criClient{ep: ep}
+	dialer := func(ctx context.Context, _ string) (net.Conn, error) {
+		conn, err := (&net.Dialer{}).DialContext(ctx, "unix", ep.Socket)
+		c.mu.Lock()
+		c.dialErr = err
+		c.mu.Unlock()
+		return conn, err
+	}
+	conn, err := grpc.NewClient("passthrough:///cri",
+		grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithContextDialer(dialer),
+		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(16<<20)))
+	if err != nil {
+		return nil, err
+	}
+	c.conn = conn
+	c.RuntimeServiceClient = runtimeapi.NewRuntimeServiceClient(conn)
+	return c, nil
+}
+
+// Close closes the connection.
+func (c *criClient) Close() error { return c.conn.Close() }
+
+// fail turns an RPC error into a find_pid error of the right kind: a
+// socket that is missing, refuses or forbids the connection, a timeout, or
+// the runtime's own status code.
+func (c *criClient) fail(ctx context.Context, op string, err error) error {
+	c.mu.Lock()
+	dialErr := c.dialErr
+	c.mu.Unlock()
+	where := "CRI endpoint " + c.ep.Endpoint + " (from " + c.ep.Source + ")"
+	switch {
+	case dialErr != nil && errors.Is(dialErr, syscall.ENOENT):
+		return engine.Errorf(engine.KindNotFound, "find_pid: %s: no such socket; is the container runtime running on this node?", where)
+	case dialErr != nil && (errors.Is(dialErr, syscall.EACCES) || errors.Is(dialErr, syscall.EPERM)):
+		return engine.Errorf(engine.KindForbidden, "find_pid: %s: permission denied on the socket (run kdiag as root on the node)", where)
+	case dialErr != nil && errors.Is(dialErr, syscall.ECONNREFUSED):
+		return engine.Errorf(engine.KindRefused, "find_pid: %s: connection refused (stale socket: the runtime is not listening)", where)
+	case ctx.Err() != nil:
+		return engine.Errorf(engine.KindTimeout, "find_pid: %s: %s: %v", where, op, ctx.Err())
+	}
+	st, _ := status.FromError(err)
+	msg := "find_pid: " + where + ": " + op + ": " + st.Message()
+	switch st.Code() {
+	case codes.NotFound:
+		return engine.Errorf(engine.KindNotFound, "%s", msg)
+	case codes.PermissionDenied, codes.Unauthenticated:
+		return engine.Errorf(engine.KindForbidden, "%s", msg)
+	case codes.DeadlineExceeded:
+		return engine.Errorf(engine.KindTimeout, "%s", msg)
+	case codes.Unavailable:
+		return engine.Errorf(engine.KindRefused, "%s", msg)
+	case codes.Unimplemented:
+		return engine.Errorf(engine.KindInvalid, "%s (the runtime does not serve CRI runtime.v1)", msg)
+	}
+	return errors.New(msg)
+}
