@@ -15,6 +15,9 @@
 //	mounts        the target's mount table
 //	environ       a process's environment, secret-looking values redacted
 //
+// Results always carry every field (empty strings, zeros, empty lists), so
+// that a runbook can write r.error or r.signal without checking first.
+//
 // The built-ins talk to an Executor, whose requests and results are plain
 // JSON-serialisable structs. Local executes them on this node; a node agent
 // can serve the same requests remotely, so that running kdiag off-node is a

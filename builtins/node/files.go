@@ -41,7 +41,7 @@ type FileInfo struct {
 	// GID is the owner's group id.
 	GID int `json:"gid"`
 	// LinkTarget is a symbolic link's target, as written in the link.
-	LinkTarget string `json:"link_target,omitempty"`
+	LinkTarget string `json:"link_target"`
 }
 
 // ReadFileResult is a file's content.
@@ -55,7 +55,7 @@ type ReadFileResult struct {
 	// Content is the file's content up to MaxBytes, when it is UTF-8.
 	Content string `json:"content"`
 	// ContentBase64 is the content in base64 when it is not UTF-8.
-	ContentBase64 string `json:"content_base64,omitempty"`
+	ContentBase64 string `json:"content_base64"`
 	// Binary reports that the content is not UTF-8 text.
 	Binary bool `json:"binary"`
 	// Truncated reports that the file is longer than MaxBytes.

@@ -52,12 +52,12 @@ type HTTPProbeResult struct {
 	Address string `json:"address"`
 	// Error is the short reason of a failure: "connection refused",
 	// "timeout", "connection reset", "no route to host", "no such host"...
-	Error string `json:"error,omitempty"`
+	Error string `json:"error"`
 	// Detail is the full error message, as the kubelet would report it.
-	Detail string `json:"detail,omitempty"`
+	Detail string `json:"detail"`
 	// Warning is set when the kubelet would warn, e.g. "probe terminated
 	// redirects" for a redirect to another host.
-	Warning string `json:"warning,omitempty"`
+	Warning string `json:"warning"`
 	// RequestHeaders are the headers sent, secret-looking ones redacted.
 	RequestHeaders map[string]string `json:"request_headers"`
 }
@@ -82,9 +82,9 @@ type TCPProbeResult struct {
 	// Address is the address connected to (or last tried), ip:port.
 	Address string `json:"address"`
 	// Error is the short reason of a failure, as in HTTPProbeResult.
-	Error string `json:"error,omitempty"`
+	Error string `json:"error"`
 	// Detail is the full error message.
-	Detail string `json:"detail,omitempty"`
+	Detail string `json:"detail"`
 }
 
 func httpProbeSpec(x Executor) *engine.Spec {

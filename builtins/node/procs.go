@@ -55,7 +55,7 @@ type OpenFile struct {
 	// Type is file, dir, socket, pipe, anon_inode, char_device, block_device.
 	Type string `json:"type"`
 	// Flags are the open flags in octal, from fdinfo.
-	Flags string `json:"flags,omitempty"`
+	Flags string `json:"flags"`
 	// Pos is the file offset, from fdinfo.
 	Pos int64 `json:"pos"`
 	// Deleted reports a file that was removed while open.

@@ -38,13 +38,13 @@ type RunResult struct {
 	// the program was not found, 126 when it could not be executed.
 	ExitCode int `json:"exit_code"`
 	// Signal names the signal that ended the command, if any.
-	Signal string `json:"signal,omitempty"`
+	Signal string `json:"signal"`
 	// DurationMS is the wall time from start to exit.
 	DurationMS float64 `json:"duration_ms"`
 	// TimedOut reports that the timeout killed the command.
 	TimedOut bool `json:"timed_out"`
 	// Error says why the command could not start, if it did not.
-	Error string `json:"error,omitempty"`
+	Error string `json:"error"`
 }
 
 func runSpec(x Executor) *engine.Spec {
