@@ -23,9 +23,6 @@ const (
 )
 
 func main() {
-	if helperMain() {
-		return
-	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	cmd := newRootCmd(ctx)
 	err := cmd.ExecuteContext(ctx)

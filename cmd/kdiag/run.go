@@ -136,10 +136,11 @@ func (o *runOptions) run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if _, err := engine.BindParams(rb, o.raw); err != nil {
+	bound, err := engine.BindParams(rb, o.raw)
+	if err != nil {
 		return err
 	}
-	if err := builtins.Preflight(ctx, cfg, rb); err != nil {
+	if err := builtins.Preflight(ctx, cfg, rb, bound); err != nil {
 		return err
 	}
 	var w *transcript.Writer
