@@ -4,6 +4,7 @@ package node
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"os"
@@ -156,10 +157,14 @@ func (s *ptraceSession) run(started chan<- int) (res *StraceResult, err error) {
 		}
 	}()
 	s.poll = !ptraceWakeSetup()
+	s.rec = newStraceRecorder(time.Now(), s.opts.MaxEvents, s.opts.Filter)
 	if err := s.attach(); err != nil {
 		return nil, err
 	}
-	s.rec = newStraceRecorder(time.Now(), s.opts.MaxEvents, s.opts.Filter)
+	if err := s.awaitFirstStops(); err != nil {
+		return nil, err
+	}
+	s.rec.start = time.Now()
 	ptracePinToTarget(s.opts.PID)
 	started <- unix.Gettid()
 	s.loop()
@@ -211,6 +216,37 @@ func (s *ptraceSession) attach() error {
 		return engine.Errorf(engine.KindGone, "strace_sample: process %d is gone", s.opts.PID)
 	}
 	s.attached = len(s.threads)
+	return nil
+}
+
+// awaitFirstStops handles the stop each seized thread reports after
+// PTRACE_INTERRUPT. A thread in a tracing stop that was never reported to
+// the tracer had it taken by another wait in this process: the kernel
+// reports the stops of a child traced by its own parent's process to any
+// of that process's waits (kdiag waiting for a child it started).
+func (s *ptraceSession) awaitFirstStops() error {
+	heard := map[int]bool{}
+	deadline := time.Now().Add(200 * time.Millisecond)
+	for len(heard) < len(s.threads) && time.Now().Before(deadline) {
+		var ws unix.WaitStatus
+		tid, err := unix.Wait4(-1, &ws, unix.WALL|unix.WNOTHREAD|unix.WNOHANG, nil)
+		switch {
+		case err == unix.EINTR:
+		case err != nil:
+			return nil // nothing left to report: all gone
+		case tid == 0:
+			time.Sleep(100 * time.Microsecond)
+		default:
+			heard[tid] = true
+			s.handle(tid, ws)
+		}
+	}
+	for tid := range s.threads {
+		if !heard[tid] && ptraceState(tid) == 't' {
+			return engine.Errorf(engine.KindConflict, "strace_sample: the ptrace stops of thread %d of process %d are taken by another wait in kdiag "+
+				"(a child of kdiag that kdiag waits for cannot be traced from the same process)", tid, s.opts.PID)
+		}
+	}
 	return nil
 }
 
@@ -378,7 +414,8 @@ func (s *ptraceSession) detachAll() bool {
 			_ = ptraceRequest(unix.PTRACE_INTERRUPT, t.tid, 0)
 		}
 	}
-	deadline := time.Now().Add(ptraceDetachTimeout)
+	start := time.Now()
+	progress := start
 	for {
 		for _, t := range s.threads {
 			if t.stopped {
@@ -388,8 +425,19 @@ func (s *ptraceSession) detachAll() bool {
 		if len(s.threads) == 0 {
 			return true
 		}
-		if time.Now().After(deadline) {
+		if time.Since(start) > ptraceDetachTimeout {
 			return false
+		}
+		if time.Since(progress) > 50*time.Millisecond {
+			// A thread already in a tracing stop that was not reported to
+			// us (another wait took it) can be detached all the same.
+			for _, t := range s.threads {
+				if ptraceState(t.tid) == 't' {
+					t.sig = ptraceStopSignal(t.tid)
+					s.detach(t)
+				}
+			}
+			progress = time.Now()
 		}
 		var ws unix.WaitStatus
 		tid, err := unix.Wait4(-1, &ws, unix.WALL|unix.WNOTHREAD|unix.WNOHANG, nil)
@@ -403,9 +451,27 @@ func (s *ptraceSession) detachAll() bool {
 		case tid == 0:
 			time.Sleep(200 * time.Microsecond)
 		default:
+			progress = time.Now()
 			s.handle(tid, ws)
 		}
 	}
+}
+
+// ptraceStopSignal returns the signal to deliver when detaching a thread
+// from a ptrace-stop whose report we did not see: the signal of a
+// signal-delivery-stop, 0 for syscall, event and group stops.
+func ptraceStopSignal(tid int) int {
+	var si [128]byte
+	_, _, e := unix.RawSyscall6(unix.SYS_PTRACE, unix.PTRACE_GETSIGINFO, uintptr(tid), 0, uintptr(unsafe.Pointer(&si[0])), 0, 0)
+	if e != 0 {
+		return 0 // group-stop (EINVAL) or gone
+	}
+	signo := int(int32(binary.NativeEndian.Uint32(si[0:])))
+	code := int(int32(binary.NativeEndian.Uint32(si[8:])))
+	if signo == int(unix.SIGTRAP) && (code&0x7f == int(unix.SIGTRAP)) {
+		return 0 // syscall-stop (SIGTRAP|0x80) or PTRACE_EVENT stop (SIGTRAP|event<<8)
+	}
+	return signo
 }
 
 // ptraceRequest issues a ptrace request that takes no address. Requests

@@ -73,6 +73,19 @@ func ptraceTracerOf(tid int) int {
 	return n
 }
 
+// ptraceState returns the state letter of a thread ('t' in a tracing
+// stop), or 0 when it is gone.
+func ptraceState(tid int) byte {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(tid) + "/stat")
+	if err != nil {
+		return 0
+	}
+	if i := bytes.LastIndexByte(b, ')'); i >= 0 && i+2 < len(b) {
+		return b[i+2]
+	}
+	return 0
+}
+
 // ptraceTasks lists the thread ids of a process.
 func ptraceTasks(pid int) ([]int, error) {
 	ents, err := os.ReadDir("/proc/" + strconv.Itoa(pid) + "/task")

@@ -1,0 +1,139 @@
+//go:build linux && (amd64 || arm64)
+
+package node
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+
+	"github.com/kdiag/kdiag/builtins/node/nodetest"
+	"github.com/kdiag/kdiag/engine"
+	"github.com/kdiag/kdiag/engine/transcript"
+)
+
+// straceHelperEnv makes TestStraceHelperProcess run testdata/strace_app.star
+// against the PID it holds.
+const straceHelperEnv = "KDIAG_STRACE_HELPER_PID"
+
+// TestStraceHelperProcess is not a test of its own: run by
+// straceInHelper in a re-executed test binary, it runs the runbook
+// testdata/strace_app.star (which calls strace_sample) through the engine
+// and prints the run's events as JSON. A nodetest target is a child of the
+// test process, which waits for it; the kernel reports the ptrace stops of
+// such a child to that wait, so it must be traced from another process.
+func TestStraceHelperProcess(t *testing.T) {
+	pid, err := strconv.Atoi(os.Getenv(straceHelperEnv))
+	if err != nil {
+		return // not the helper
+	}
+	res := engine.Run(context.Background(), "testdata/strace_app.star", engine.Options{
+		Specs:  []*engine.Spec{StraceSpec()},
+		Params: map[string]any{"pid": int64(pid)},
+	})
+	if res.Err != nil {
+		t.Fatalf("run: %v\n%s", res.Err, res.Backtrace)
+	}
+	b, _ := json.Marshal(res.Events)
+	fmt.Printf("EVENTS %s\n", b)
+}
+
+// straceInHelper runs testdata/strace_app.star against pid in a helper
+// process and returns the run's events.
+func straceInHelper(t *testing.T, pid int) []*transcript.Event {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], "-test.run=^TestStraceHelperProcess$", "-test.count=1")
+	cmd.Env = append(os.Environ(), straceHelperEnv+"="+strconv.Itoa(pid))
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("helper: %v\n%s", err, out)
+	}
+	for _, line := range strings.Split(string(out), "\n") {
+		if j, ok := strings.CutPrefix(line, "EVENTS "); ok {
+			var evs []*transcript.Event
+			if err := json.Unmarshal([]byte(j), &evs); err != nil {
+				t.Fatal(err)
+			}
+			return evs
+		}
+	}
+	t.Fatalf("helper printed no events:\n%s", out)
+	return nil
+}
+
+// TestStraceSampleSeesSeedAppStatx runs a runbook calling strace_sample
+// through the engine against the seed incident's broken app, PID 1 of its
+// own namespaces, which checks /opt/config/additional_file with statx(2)
+// every second: the file exists, so statx returns 0.
+func TestStraceSampleSeesSeedAppStatx(t *testing.T) {
+	tg := nodetest.Start(t, nodetest.Options{})
+	var finding, verdict string
+	var res *StraceResult
+	for _, e := range straceInHelper(t, tg.PID) {
+		switch e.Type {
+		case transcript.TypeFinding:
+			finding = e.Summary
+		case transcript.TypeVerdict:
+			verdict = e.Summary + e.Message
+		case transcript.TypeCall:
+			if e.Builtin != "strace_sample" || res != nil {
+				t.Fatalf("unexpected call %s", e.Builtin)
+			}
+			if err := json.Unmarshal(e.Result, &res); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	straceAssertFree(t, tg.PID)
+	if res == nil {
+		t.Fatal("no strace_sample call recorded")
+	}
+	var seen *StraceFile
+	for i, f := range res.Files {
+		if f.Path == nodetest.ConfigDir+"/additional_file" {
+			seen = &res.Files[i]
+		}
+	}
+	if seen == nil || !straceContains(seen.Syscalls, "statx") || !straceContains(seen.Results, "0") || seen.Calls < 2 {
+		t.Errorf("files entry for additional_file = %+v; files: %+v", seen, res.Files)
+	}
+	if res.AttachedThreads < 2 || !res.Detached || res.PID != tg.PID {
+		t.Errorf("pid %d attached_threads %d detached %v", res.PID, res.AttachedThreads, res.Detached)
+	}
+	if finding != "the app keeps checking /opt/config/additional_file, which exists" || !strings.HasSuffix(verdict, "detached=True") {
+		t.Errorf("finding %q\nverdict %q", finding, verdict)
+	}
+	// The app still works: removing the file makes it log the change.
+	if err := tg.RemoveFile(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestStraceSampleRefusesStolenStops checks the error when the target is a
+// child of this process that this process waits for.
+func TestStraceSampleRefusesStolenStops(t *testing.T) {
+	cmd, _ := straceStart(t, straceTargetPath(t), "stat", straceMissingPath(t))
+	waited := make(chan error, 1)
+	go func() { waited <- cmd.Wait() }()
+	_, err := straceRunSpec(context.Background(), engine.Args{"pid": int64(cmd.Process.Pid), "duration": "200ms"})
+	if engine.KindOf(err) != engine.KindConflict || !strings.Contains(err.Error(), "taken by another wait in kdiag") {
+		t.Errorf("err = %v (kind %s), want a conflict", err, engine.KindOf(err))
+	}
+	// The target was detached: it still runs until killed.
+	if ptraceTracerOf(cmd.Process.Pid) != 0 {
+		t.Error("target still traced")
+	}
+	// The stolen stop ended that wait early: os.Process now believes the
+	// target is done, so kill and reap it directly.
+	<-waited
+	pid := cmd.Process.Pid
+	syscall.Kill(pid, syscall.SIGKILL)
+	var ws syscall.WaitStatus
+	syscall.Wait4(pid, &ws, 0, nil)
+}
