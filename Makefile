@@ -40,6 +40,7 @@ lint:
 	$(GO) vet ./...
 	@command -v staticcheck >/dev/null || PATH=$$PATH:$$($(GO) env GOPATH)/bin command -v staticcheck >/dev/null || { echo "staticcheck missing: go install honnef.co/go/tools/cmd/staticcheck@v0.8.2"; exit 1; }
 	PATH=$$PATH:$$($(GO) env GOPATH)/bin staticcheck ./...
+	$(GO) run ./cmd/kdiag lint runbooks
 
 bench: build cluster-up
 	$(GO) test -run '^$$' -bench . -benchmem -benchtime 2s ./engine

@@ -85,6 +85,7 @@ func newRootCmd(ctx context.Context) *cobra.Command {
 		newBuiltinsCmd(g),
 		newUndoCmd(g),
 		newTestCmd(g),
+		newLintCmd(g),
 		newVersionCmd(),
 	)
 	return root
