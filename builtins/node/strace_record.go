@@ -3,7 +3,6 @@ package node
 import (
 	"math"
 	"sort"
-	"strconv"
 	"time"
 )
 
@@ -204,6 +203,3 @@ func straceAddDistinct(list []string, s string) []string {
 	}
 	return append(list, s)
 }
-
-// straceMS formats milliseconds for messages.
-func straceMS(d time.Duration) string { return strconv.FormatInt(d.Milliseconds(), 10) + "ms" }

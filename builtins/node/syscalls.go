@@ -32,7 +32,7 @@ func syscallName(arch uint32, nr uint64) string {
 	return "syscall_" + strconv.FormatUint(nr, 10)
 }
 
-// syscallKnownNames returns the sorted names of every syscall of every
+// syscallKnownNames returns the set of names of every syscall of every
 // architecture strace_sample knows, to validate a syscalls= filter.
 func syscallKnownNames() map[string]bool {
 	names := map[string]bool{}

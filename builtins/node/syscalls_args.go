@@ -88,16 +88,6 @@ var syscallParsedSignatures = func() map[string][]string {
 	return m
 }()
 
-// syscallHasPath reports whether the syscall takes a file path argument.
-func syscallHasPath(name string) bool {
-	for _, k := range syscallParsedSignatures[name] {
-		if k == "path" {
-			return true
-		}
-	}
-	return false
-}
-
 // syscallDecodeArgs renders the arguments of a syscall at its entry, and
 // returns the file paths among them.
 func syscallDecodeArgs(arch uint32, name string, args [6]uint64, mem syscallMemory) (out, paths []string) {
