@@ -164,7 +164,6 @@ func (s *ptraceSession) run(started chan<- int) (res *StraceResult, err error) {
 	if err := s.awaitFirstStops(); err != nil {
 		return nil, err
 	}
-	s.rec.start = time.Now()
 	ptracePinToTarget(s.opts.PID)
 	started <- unix.Gettid()
 	s.loop()
@@ -281,9 +280,16 @@ func (s *ptraceSession) loop() {
 			time.Sleep(time.Millisecond)
 		default:
 			s.handle(tid, ws)
+			if ptraceTestHook != nil {
+				ptraceTestHook()
+			}
 		}
 	}
 }
+
+// ptraceTestHook, when set by a test, runs after every stop handled by the
+// tracing loop (to inject a panic on the tracer thread).
+var ptraceTestHook func()
 
 // handle processes one wait status, resuming the thread unless detaching.
 func (s *ptraceSession) handle(tid int, ws unix.WaitStatus) {

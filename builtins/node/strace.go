@@ -36,6 +36,7 @@ truncated: more events happened than max_events
 total_events: number of syscalls seen
 summary: [{syscall, calls, errors, total_us}] like strace -c, most time first
 files: distinct paths passed to syscalls [{path, calls, syscalls, results}]; results are errno names, "0" or "ok"
+files_truncated: more than 2000 distinct paths were seen
 exited: the process exited during the sample
 detached: every traced thread was detached (or had exited) before returning`,
 		Effect:  engine.Read,

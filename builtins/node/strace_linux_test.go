@@ -14,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -477,3 +478,73 @@ func TestStraceSampleSeesWhatStraceSees(t *testing.T) {
 
 // straceLineRE matches the syscall name of a line of strace -f output.
 var straceLineRE = regexp.MustCompile(`^(?:\[pid\s+\d+\]\s+|\d+\s+)?([a-z0-9_]+)\(`)
+
+func TestStraceSampleDeliversSignals(t *testing.T) {
+	cmd, sc := straceStart(t, straceTargetPath(t), "signals")
+	pid := cmd.Process.Pid
+	var n atomic.Int32
+	go func() {
+		for sc.Scan() {
+			if sc.Text() == "usr1" {
+				n.Add(1)
+			}
+		}
+	}()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		straceRunSpec(context.Background(), engine.Args{"pid": int64(pid), "duration": "300ms"})
+	}()
+	// 30 signals, spread over the sample and past its end, so that some
+	// arrive while the tracer detaches.
+	for i := 0; i < 30; i++ {
+		syscall.Kill(pid, syscall.SIGUSR1)
+		time.Sleep(15 * time.Millisecond)
+	}
+	<-done
+	// Standard signals coalesce (in the kernel and in the Go runtime of the
+	// target), untraced too: allow a few to merge, not to vanish.
+	for i := 0; i < 100 && n.Load() < 30; i++ {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if got := n.Load(); got < 25 {
+		t.Errorf("target handled %d of 30 SIGUSR1: signals lost while traced or detaching", got)
+	}
+	straceAssertFree(t, pid)
+}
+
+func TestStraceSampleDeliversFatalSignal(t *testing.T) {
+	cmd, _ := straceStart(t, straceTargetPath(t), "stat", straceMissingPath(t))
+	time.AfterFunc(200*time.Millisecond, func() { cmd.Process.Signal(syscall.SIGTERM) })
+	res, err := straceRunSpec(context.Background(), engine.Args{"pid": int64(cmd.Process.Pid), "duration": "5s"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !res.Exited || !res.Detached || res.DurationMS > 3000 {
+		t.Errorf("exited %v detached %v duration_ms %d: want the sample to end with the process", res.Exited, res.Detached, res.DurationMS)
+	}
+	err = cmd.Wait()
+	var exitErr *exec.ExitError
+	if !errors.As(err, &exitErr) || exitErr.Sys().(syscall.WaitStatus).Signal() != syscall.SIGTERM {
+		t.Errorf("target wait: %v, want killed by SIGTERM", err)
+	}
+}
+
+func TestStraceSampleDetachesOnPanic(t *testing.T) {
+	cmd, _ := straceStart(t, straceTargetPath(t), "threads", "3", straceMissingPath(t))
+	stops := 0
+	ptraceTestHook = func() {
+		if stops++; stops == 200 {
+			panic("injected")
+		}
+	}
+	defer func() { ptraceTestHook = nil }()
+	_, err := straceRunSpec(context.Background(), engine.Args{"pid": int64(cmd.Process.Pid), "duration": "5s"})
+	if err == nil || !strings.HasPrefix(err.Error(), "strace_sample: internal error while tracing process") || !strings.HasSuffix(err.Error(), "(detached: true): injected") {
+		t.Errorf("err = %v", err)
+	}
+	straceAssertFree(t, cmd.Process.Pid)
+	if st, _ := ptraceStatus(cmd.Process.Pid); !strings.HasPrefix(st["State"], "S") && !strings.HasPrefix(st["State"], "R") {
+		t.Errorf("target state after the panic: %q", st["State"])
+	}
+}

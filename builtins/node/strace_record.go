@@ -25,8 +25,10 @@ type StraceResult struct {
 	TotalEvents int `json:"total_events"`
 	// Summary counts calls, errors and time per syscall, most time first.
 	Summary []StraceSummary `json:"summary"`
-	// Files lists the distinct paths passed to syscalls.
+	// Files lists the distinct paths passed to syscalls, at most 2000.
 	Files []StraceFile `json:"files"`
+	// FilesTruncated is true when more distinct paths were seen.
+	FilesTruncated bool `json:"files_truncated"`
 	// Exited is true when the process exited during the sample.
 	Exited bool `json:"exited"`
 	// Detached is true when every traced thread was detached (or had
@@ -69,6 +71,10 @@ type StraceFile struct {
 	// another successful return (a file descriptor, a length).
 	Results []string `json:"results"`
 }
+
+// straceMaxFiles bounds the distinct paths kept (a find(1) walking a tree
+// touches millions).
+const straceMaxFiles = 2000
 
 // straceRecorder accumulates events, summary and files during a sample.
 type straceRecorder struct {
@@ -127,6 +133,10 @@ func (r *straceRecorder) finish(c *straceCall, exit time.Time, rval int64, isErr
 	}
 	for _, p := range c.paths {
 		f := r.files[p]
+		if f == nil && len(r.files) >= straceMaxFiles {
+			r.res.FilesTruncated = true
+			continue
+		}
 		if f == nil {
 			f = &StraceFile{Path: p}
 			r.files[p] = f

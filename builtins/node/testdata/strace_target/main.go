@@ -8,12 +8,14 @@
 //	exit-after D PATH  stat PATH for duration D, then exit 3 from the main thread
 //	getppid            call getppid as fast as possible, print the count every 50ms
 //	quiet              block in a read of stdin
+//	signals            print "usr1" for every SIGUSR1 received, stat in between
 package main
 
 import (
 	"fmt"
 	"os"
 	"os/exec"
+	"os/signal"
 	"runtime"
 	"strconv"
 	"sync/atomic"
@@ -75,6 +77,15 @@ func main() {
 			syscall.Getppid()
 			n.Add(1)
 		}
+	case "signals":
+		c := make(chan os.Signal, 1000)
+		signal.Notify(c, syscall.SIGUSR1)
+		go func() {
+			for range c {
+				fmt.Println("usr1")
+			}
+		}()
+		statLoop("/nonexistent-kdiag", time.Millisecond)
 	case "quiet":
 		var b [1]byte
 		os.Stdin.Read(b[:])
