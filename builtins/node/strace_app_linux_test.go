@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
@@ -136,4 +137,45 @@ func TestStraceSampleRefusesStolenStops(t *testing.T) {
 	syscall.Kill(pid, syscall.SIGKILL)
 	var ws syscall.WaitStatus
 	syscall.Wait4(pid, &ws, 0, nil)
+}
+
+// straceEPERMEnv makes TestStraceHelperProcess, run unprivileged, try to
+// trace the PID it holds and print the error.
+const straceEPERMEnv = "KDIAG_STRACE_EPERM_PID"
+
+func TestStraceSampleForbiddenWithoutPrivilege(t *testing.T) {
+	if pid, err := strconv.Atoi(os.Getenv(straceEPERMEnv)); err == nil {
+		_, err := straceRunSpec(context.Background(), engine.Args{"pid": int64(pid), "duration": "100ms"})
+		fmt.Printf("KIND %s\nERROR %v\n", engine.KindOf(err), err)
+		return
+	}
+	cmd, _ := straceStart(t, straceTargetPath(t), "quiet")
+	// Run this test binary again as nobody, from a directory nobody can read.
+	dir, err := os.MkdirTemp("", "kdiag-eperm-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer os.RemoveAll(dir)
+	os.Chmod(dir, 0o755)
+	bin := filepath.Join(dir, "node.test")
+	b, err := os.ReadFile(os.Args[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(bin, b, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	helper := exec.Command(bin, "-test.run=^TestStraceSampleForbiddenWithoutPrivilege$", "-test.count=1")
+	helper.Env = append(os.Environ(), straceEPERMEnv+"="+strconv.Itoa(cmd.Process.Pid))
+	helper.Dir = dir
+	helper.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
+	out, err := helper.CombinedOutput()
+	if err != nil {
+		t.Fatalf("helper: %v\n%s", err, out)
+	}
+	want := fmt.Sprintf("KIND forbidden\nERROR strace_sample: not permitted to trace process %d (needs root or CAP_SYS_PTRACE", cmd.Process.Pid)
+	if !strings.Contains(string(out), want) {
+		t.Errorf("unprivileged strace_sample printed:\n%s\nwant %q...", out, want)
+	}
+	straceAssertFree(t, cmd.Process.Pid)
 }
