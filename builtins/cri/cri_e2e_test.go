@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kdiag/kdiag/builtins/node"
 	"github.com/kdiag/kdiag/engine"
 	"github.com/kdiag/kdiag/engine/transcript"
 	"github.com/kdiag/kdiag/test/harness"
@@ -205,4 +206,38 @@ func BenchmarkFindPID(b *testing.B) {
 	b.ReportMetric(float64(ours.Microseconds())/1e3/n, "find_pid-ms")
 	b.ReportMetric(float64(theirs.Microseconds())/1e3/n, "crictl-ms")
 	b.ReportMetric(float64(ours)/float64(theirs), "find_pid/crictl")
+}
+
+// TestFindPIDThenStraceInCluster is the node-side workflow: find a pod's
+// process through the CRI, then trace it with strace_sample. The container
+// checks a missing path in its own mount namespace; the trace reports the
+// path as the container sees it.
+func TestFindPIDThenStraceInCluster(t *testing.T) {
+	env := harness.Cluster(t)
+	pod := e2ePod(t, env, "while :; do [ -e /etc/kdiag-missing.conf ]; sleep 0.05; done")
+	res, err := findPID(context.Background(), findPIDQuery{Pod: pod, Namespace: "default"}, env.RuntimeEndpoint, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := node.StraceSpec()
+	v, err := s.Run(context.Background(), &engine.Call{Spec: s, Args: engine.Args{"pid": int64(res.PID), "duration": "1s", "follow_forks": true}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr := v.(*node.StraceResult)
+	var missing *node.StraceFile
+	for i, f := range tr.Files {
+		if f.Path == "/etc/kdiag-missing.conf" {
+			missing = &tr.Files[i]
+		}
+	}
+	if missing == nil || len(missing.Results) != 1 || missing.Results[0] != "ENOENT" || missing.Calls < 5 {
+		t.Errorf("files entry for the missing path: %+v (files %+v)", missing, tr.Files)
+	}
+	if !tr.Detached || tr.Threads < 2 { // the shell and its sleep children
+		t.Errorf("detached %v threads %d", tr.Detached, tr.Threads)
+	}
+	if st, _ := os.ReadFile("/proc/" + strconv.Itoa(res.PID) + "/status"); !strings.Contains(string(st), "TracerPid:\t0\n") {
+		t.Errorf("container process still traced:\n%s", st)
+	}
 }
