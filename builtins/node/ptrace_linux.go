@@ -107,11 +107,13 @@ func straceSample(ctx context.Context, opts straceOptions) (*StraceResult, error
 	}
 	timer := time.NewTimer(opts.Duration)
 	defer timer.Stop()
+	var cancelled error
 	select {
 	case o := <-done:
 		return o.res, o.err
 	case <-timer.C:
 	case <-ctx.Done():
+		cancelled = ctx.Err()
 	}
 	s.stop.Store(true)
 	tick := time.NewTicker(5 * time.Millisecond)
@@ -122,16 +124,16 @@ func straceSample(ctx context.Context, opts straceOptions) (*StraceResult, error
 		ptraceWake(tracer)
 		select {
 		case o := <-done:
-			if o.err == nil && ctx.Err() != nil {
-				kind := engine.KindCancelled
-				if errors.Is(ctx.Err(), context.DeadlineExceeded) {
-					kind = engine.KindTimeout
-				}
-				return nil, engine.Errorf(kind, "strace_sample: %s after %dms (detached from process %d: %v)",
-					map[engine.Kind]string{engine.KindCancelled: "cancelled", engine.KindTimeout: "timed out"}[kind],
+			switch {
+			case o.err != nil || cancelled == nil:
+				return o.res, o.err
+			case errors.Is(cancelled, context.DeadlineExceeded):
+				return nil, engine.Errorf(engine.KindTimeout, "strace_sample: timed out after %dms (detached from process %d: %v)",
+					o.res.DurationMS, opts.PID, o.res.Detached)
+			default:
+				return nil, engine.Errorf(engine.KindCancelled, "strace_sample: cancelled after %dms (detached from process %d: %v)",
 					o.res.DurationMS, opts.PID, o.res.Detached)
 			}
-			return o.res, o.err
 		case <-tick.C:
 		}
 	}
