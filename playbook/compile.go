@@ -1,0 +1,56 @@
+package playbook
+
+import (
+	"strings"
+
+	"github.com/kdiag/kdiag/engine"
+)
+
+// compileRoutes compiles every route and checks it against the built-ins
+// and its runbook: the runbook resolves and loads, the params are the
+// runbook's and cover its required ones, and allow_builtins names write
+// built-ins.
+func compileRoutes(c *Config, specs []*engine.Spec, l *engine.Loader) ([]*route, error) {
+	writes := map[string]bool{}
+	var writeNames []string
+	for _, s := range specs {
+		if s.Effect == engine.Write {
+			writes[s.Name] = true
+			writeNames = append(writeNames, s.Name)
+		}
+	}
+	var out []*route
+	for i := range c.Routes {
+		r, err := compileRoute(c, i)
+		if err != nil {
+			return nil, err
+		}
+		rc := &c.Routes[i]
+		errorf := func(field, format string, args ...any) error {
+			return c.errorf(p("routes", i, field), "route %q: "+format, append([]any{r.name}, args...)...)
+		}
+		for _, b := range rc.AllowBuiltins {
+			if !writes[b] {
+				return nil, errorf("allow_builtins", "allow_builtins: %q is not a write built-in (write built-ins: %s)", b, strings.Join(writeNames, ", "))
+			}
+		}
+		if r.module, err = resolveRunbook(c, l, rc.Runbook); err != nil {
+			return nil, errorf("runbook", "%v", err)
+		}
+		if r.runbook, err = engine.Describe(r.module, engine.Options{Specs: specs, Loader: l}); err != nil {
+			return nil, errorf("runbook", "runbook %s does not load: %v", rc.Runbook, err)
+		}
+		for _, k := range sortedKeys(rc.Params) {
+			if _, ok := r.runbook.Param(k); !ok {
+				return nil, errorf("params", "runbook %s has no param %q; %s", r.runbook.Name, k, r.runbook.ParamList())
+			}
+		}
+		for _, d := range r.runbook.Params {
+			if _, ok := rc.Params[d.Name]; d.Required && !ok {
+				return nil, errorf("params", "runbook %s needs param %q; add it under params: (e.g. %s: \"{{ .Labels.%s }}\")", r.runbook.Name, d.Name, d.Name, d.Name)
+			}
+		}
+		out = append(out, r)
+	}
+	return out, nil
+}

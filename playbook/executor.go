@@ -1,0 +1,146 @@
+package playbook
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/kdiag/kdiag/engine"
+	"github.com/kdiag/kdiag/engine/transcript"
+)
+
+// RunRequest is one run for an Executor: the runbook, its raw params
+// (rendered from the alert), the labels to record and the mutation policy.
+type RunRequest struct {
+	// ID is the run's id.
+	ID string
+	// Runbook is the loader module name of the runbook.
+	Runbook string
+	// Params are the raw param values, as -p gives them.
+	Params map[string]any
+	// Labels are recorded in the transcript header.
+	Labels map[string]string
+	// Policy decides what write built-ins may do.
+	Policy Policy
+	// Timeout bounds the run; zero means no bound.
+	Timeout time.Duration
+	// TranscriptPath is where the transcript must be once the run ends.
+	TranscriptPath string
+}
+
+// Outcome is how a run ended.
+type Outcome struct {
+	// Status is ok, failed or cancelled.
+	Status string
+	// Message says why a run failed or was cancelled.
+	Message string
+}
+
+// RunHandle is a started run.
+type RunHandle interface {
+	// Wait blocks until the run ends. When it returns, the transcript of a
+	// run that started is complete at the request's TranscriptPath.
+	Wait() Outcome
+}
+
+// Executor runs runbooks for the server: in-process (Local) or, later, in
+// a Kubernetes Job. Cancelling the context given to Start stops the run;
+// its transcript then ends with status cancelled.
+type Executor interface {
+	// Name names the executor in run metadata ("local", "job").
+	Name() string
+	// Start starts the run and returns without waiting for it.
+	Start(ctx context.Context, req RunRequest) (RunHandle, error)
+}
+
+// Local is the in-process Executor: it runs the runbook with engine.Run
+// and the server's built-ins.
+type Local struct {
+	// Specs are the built-ins (builtins.All with the server's kube config).
+	Specs []*engine.Spec
+	// Loader resolves runbooks and their modules.
+	Loader *engine.Loader
+	// Target is recorded in the transcript header.
+	Target transcript.Target
+	// Version is kdiag's version, recorded in the header.
+	Version string
+	// MaxSteps bounds the Starlark computation steps; 0 means no bound.
+	MaxSteps uint64
+	// Preflight, if set, checks before a run that the server may do what
+	// the runbook's built-ins need (builtins.Preflight).
+	Preflight func(ctx context.Context, rb *engine.Runbook, params map[string]any) error
+}
+
+// Name implements Executor.
+func (l *Local) Name() string { return "local" }
+
+// Start implements Executor.
+func (l *Local) Start(ctx context.Context, req RunRequest) (RunHandle, error) {
+	h := &localHandle{done: make(chan struct{})}
+	go func() {
+		defer close(h.done)
+		h.out = l.run(ctx, req)
+	}()
+	return h, nil
+}
+
+type localHandle struct {
+	done chan struct{}
+	out  Outcome
+}
+
+func (h *localHandle) Wait() Outcome {
+	<-h.done
+	return h.out
+}
+
+func (l *Local) run(ctx context.Context, req RunRequest) Outcome {
+	if req.Timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeoutCause(ctx, req.Timeout, fmt.Errorf("the run took longer than its route's timeout %s", req.Timeout))
+		defer cancel()
+	}
+	opts := engine.Options{
+		Specs: l.Specs, Loader: l.Loader, Params: req.Params,
+		DryRun: req.Policy.DryRun(), Approver: req.Policy.Approver(),
+		Labels: req.Labels, Version: l.Version, Target: l.Target, MaxSteps: l.MaxSteps,
+	}
+	rb, err := engine.Describe(req.Runbook, opts)
+	if err != nil {
+		return Outcome{Status: StatusFailed, Message: err.Error()}
+	}
+	bound, err := engine.BindParams(rb, req.Params)
+	if err != nil {
+		return Outcome{Status: StatusFailed, Message: err.Error()}
+	}
+	if l.Preflight != nil {
+		if err := l.Preflight(ctx, rb, bound); err != nil {
+			return Outcome{Status: StatusFailed, Message: "preflight: " + err.Error()}
+		}
+	}
+	if ctx.Err() != nil {
+		return Outcome{Status: StatusCancelled, Message: "run cancelled before it started: " + context.Cause(ctx).Error()}
+	}
+	w, err := transcript.Create(req.TranscriptPath)
+	if err != nil {
+		return Outcome{Status: StatusFailed, Message: err.Error()}
+	}
+	opts.Writer = w
+	res := engine.Run(ctx, req.Runbook, opts)
+	if err := w.Close(); err != nil && res.Err == nil {
+		res.Err = err
+	}
+	out := Outcome{Status: StatusFailed}
+	if res.Footer != nil {
+		out.Status = res.Footer.Status
+	}
+	if res.Err != nil {
+		out.Message = res.Err.Error()
+		var ce *engine.CancelledError
+		if errors.As(res.Err, &ce) {
+			out.Status = StatusCancelled
+		}
+	}
+	return out
+}

@@ -1,0 +1,31 @@
+package playbook
+
+import (
+	"embed"
+	"encoding/json"
+	"fmt"
+	"html/template"
+	"strings"
+
+	"github.com/kdiag/kdiag/engine/report"
+)
+
+//go:embed templates/*.html
+var templateFS embed.FS
+
+var pageFuncs = template.FuncMap{
+	"join":    func(s []string) string { return strings.Join(s, ", ") },
+	"seconds": func(ms float64) string { return fmt.Sprintf("%.3fs", ms/1000) },
+	"short":   func(raw json.RawMessage) string { return report.Short(raw, 300) },
+}
+
+var (
+	runPage   = template.Must(template.New("run.html").Funcs(pageFuncs).ParseFS(templateFS, "templates/run.html"))
+	indexPage = template.Must(template.New("index.html").Funcs(pageFuncs).ParseFS(templateFS, "templates/index.html"))
+)
+
+// pageData is what the run page shows.
+type pageData struct {
+	Meta   *Meta
+	Report *report.Report
+}

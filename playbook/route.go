@@ -1,0 +1,134 @@
+package playbook
+
+import (
+	"fmt"
+	"regexp"
+	"sort"
+	"strings"
+	"text/template"
+	"time"
+
+	"github.com/kdiag/kdiag/engine"
+)
+
+// route is a compiled RouteConfig.
+type route struct {
+	name    string
+	index   int
+	match   map[string]string
+	matchRE map[string]*regexp.Regexp
+	params  map[string]*template.Template
+	policy  Policy
+	timeout time.Duration
+
+	// Set by New once the runbook is resolved.
+	module  string
+	runbook *engine.Runbook
+}
+
+// TemplateData is what a route's param templates see: the alert's fields
+// ({{ .Labels.pod }}, {{ .Annotations.summary }}, {{ .Fingerprint }},
+// {{ .StartsAt }}) and the webhook's ({{ .Receiver }}, {{ .CommonLabels.x }}).
+type TemplateData struct {
+	Alert
+	Receiver          string
+	ExternalURL       string
+	GroupLabels       map[string]string
+	CommonLabels      map[string]string
+	CommonAnnotations map[string]string
+}
+
+// compileRoute checks and compiles route i of c.
+func compileRoute(c *Config, i int) (*route, error) {
+	rc := &c.Routes[i]
+	errorf := func(field string, format string, args ...any) error {
+		path := p("routes", i)
+		if field != "" {
+			path = append(path, field)
+		}
+		return c.errorf(path, "route %q: "+format, append([]any{rc.Name}, args...)...)
+	}
+	r := &route{name: rc.Name, index: i, match: rc.Match, matchRE: map[string]*regexp.Regexp{}, params: map[string]*template.Template{}, timeout: rc.Timeout}
+	if strings.TrimSpace(rc.Runbook) == "" {
+		return nil, errorf("", "runbook is required (a runbook name such as readiness-probe-failing, or a .star path)")
+	}
+	for k, expr := range rc.MatchRE {
+		re, err := regexp.Compile("^(?:" + expr + ")$")
+		if err != nil {
+			return nil, errorf("match_re", "match_re.%s: %v", k, err)
+		}
+		r.matchRE[k] = re
+	}
+	var zero TemplateData
+	zero.Labels, zero.Annotations = map[string]string{}, map[string]string{}
+	for _, k := range sortedKeys(rc.Params) {
+		t, err := template.New("params." + k).Option("missingkey=error").Parse(rc.Params[k])
+		if err != nil {
+			return nil, errorf("params", "bad template: %v", err)
+		}
+		probe, _ := t.Clone()
+		if err := probe.Option("missingkey=zero").Execute(discard{}, zero); err != nil {
+			return nil, errorf("params", "bad template: %v", err)
+		}
+		r.params[k] = t
+	}
+	if rc.Timeout < 0 {
+		return nil, errorf("timeout", "timeout must not be negative, got %s", rc.Timeout)
+	}
+	switch rc.Mutations {
+	case MutationsNever, MutationsDryRun:
+		if len(rc.AllowBuiltins) > 0 {
+			return nil, errorf("allow_builtins", "allow_builtins needs mutations: allow (mutations is %s)", rc.Mutations)
+		}
+	case MutationsAllow:
+		if len(rc.AllowBuiltins) == 0 {
+			return nil, errorf("mutations", "mutations: allow needs allow_builtins, the write built-ins this route may run (e.g. [patch_configmap, restart])")
+		}
+	default:
+		return nil, errorf("mutations", "mutations: unknown policy %q (want never, dry-run or allow)", rc.Mutations)
+	}
+	r.policy = Policy{Route: rc.Name, Mutations: rc.Mutations, AllowBuiltins: append([]string(nil), rc.AllowBuiltins...)}
+	return r, nil
+}
+
+// matches reports whether the alert's labels satisfy the route.
+func (r *route) matches(labels map[string]string) bool {
+	for k, v := range r.match {
+		if labels[k] != v {
+			return false
+		}
+	}
+	for k, re := range r.matchRE {
+		if !re.MatchString(labels[k]) {
+			return false
+		}
+	}
+	return true
+}
+
+// render executes the param templates over the alert. A label the
+// template names but the alert lacks is an error.
+func (r *route) render(data TemplateData) (map[string]any, error) {
+	out := map[string]any{}
+	for _, k := range sortedKeys(r.params) {
+		var b strings.Builder
+		if err := r.params[k].Execute(&b, data); err != nil {
+			return nil, fmt.Errorf("route %q: param %s: %v", r.name, k, err)
+		}
+		out[k] = strings.TrimSpace(b.String())
+	}
+	return out, nil
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}
+
+type discard struct{}
+
+func (discard) Write(b []byte) (int, error) { return len(b), nil }

@@ -1,0 +1,152 @@
+package playbook
+
+import (
+	"errors"
+	"net/http"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/kdiag/kdiag/engine/report"
+	"github.com/kdiag/kdiag/engine/transcript"
+)
+
+// RunSummary is one entry of GET /runs.
+type RunSummary struct {
+	ID       string            `json:"id"`
+	Status   string            `json:"status"`
+	Route    string            `json:"route"`
+	Runbook  string            `json:"runbook"`
+	Alert    map[string]string `json:"alert"`
+	Received time.Time         `json:"received"`
+	Started  *time.Time        `json:"started,omitempty"`
+	Ended    *time.Time        `json:"ended,omitempty"`
+	Verdict  string            `json:"verdict,omitempty"`
+	URL      string            `json:"url"`
+}
+
+// RunDetail is GET /runs/ID in JSON: the run's metadata and its report
+// (null until the run has a transcript).
+type RunDetail struct {
+	Run    *Meta          `json:"run"`
+	Report *report.Report `json:"report"`
+}
+
+// summaries returns the runs newest first, filtered by status if given.
+func (s *Server) summaries(status string, limit int) []RunSummary {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	ids := sortedKeys(s.runs)
+	slices.Reverse(ids)
+	out := []RunSummary{}
+	for _, id := range ids {
+		m := s.runs[id]
+		if status != "" && m.Status != status {
+			continue
+		}
+		if len(out) == limit {
+			break
+		}
+		out = append(out, RunSummary{ID: m.ID, Status: m.Status, Route: m.Route, Runbook: m.RunbookName,
+			Alert: m.Alert.Labels, Received: m.Received, Started: m.Started, Ended: m.Ended, Verdict: m.Verdict, URL: "/runs/" + m.ID})
+	}
+	return out
+}
+
+func (s *Server) handleRuns(w http.ResponseWriter, r *http.Request) {
+	limit := 100
+	if v := r.URL.Query().Get("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 {
+			http.Error(w, "limit: want a positive number, got "+strconv.Quote(v), http.StatusBadRequest)
+			return
+		}
+		limit = n
+	}
+	writeJSON(w, http.StatusOK, s.summaries(r.URL.Query().Get("status"), limit))
+}
+
+// lookup returns a copy of run id's metadata and its transcript, which is
+// nil when the run has none yet and partial while it runs.
+func (s *Server) lookup(id string) (*Meta, *transcript.Transcript, bool) {
+	if !validID(id) {
+		return nil, nil, false
+	}
+	s.mu.Lock()
+	m, ok := s.runs[id]
+	var snap Meta
+	if ok {
+		snap = *m
+	}
+	s.mu.Unlock()
+	if !ok {
+		return nil, nil, false
+	}
+	t, err := transcript.ReadFile(s.store.TranscriptPath(id))
+	if err != nil && !errors.Is(err, transcript.ErrTruncated) {
+		t = nil
+	}
+	return &snap, t, true
+}
+
+func (s *Server) handleRun(w http.ResponseWriter, r *http.Request) {
+	m, t, ok := s.lookup(r.PathValue("id"))
+	if !ok {
+		http.Error(w, "no run "+strconv.Quote(r.PathValue("id")), http.StatusNotFound)
+		return
+	}
+	format := r.URL.Query().Get("format")
+	if format == "" && strings.Contains(r.Header.Get("Accept"), "application/json") {
+		format = "json"
+	}
+	var rep *report.Report
+	if t != nil {
+		rep = report.Build(t)
+	}
+	switch format {
+	case "json":
+		writeJSON(w, http.StatusOK, RunDetail{Run: m, Report: rep})
+	case "", "html":
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		if err := runPage.Execute(w, pageData{Meta: m, Report: rep}); err != nil {
+			s.log.Error("run page", "run", m.ID, "err", err)
+		}
+	case "markdown", "md", "text", "txt":
+		if t == nil {
+			http.Error(w, "run "+m.ID+" has no transcript ("+m.Status+"): "+m.Message, http.StatusNotFound)
+			return
+		}
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		if alias, ok := map[string]string{"md": "markdown", "txt": "text"}[format]; ok {
+			format = alias
+		}
+		report.Render(w, t, format)
+	default:
+		http.Error(w, "format: unknown "+strconv.Quote(format)+" (formats: html, json, markdown, text)", http.StatusBadRequest)
+	}
+}
+
+func (s *Server) handleTranscript(w http.ResponseWriter, r *http.Request) {
+	m, _, ok := s.lookup(r.PathValue("id"))
+	if !ok {
+		http.Error(w, "no run "+strconv.Quote(r.PathValue("id")), http.StatusNotFound)
+		return
+	}
+	f, err := os.Open(s.store.TranscriptPath(m.ID))
+	if err != nil {
+		http.Error(w, "run "+m.ID+" has no transcript ("+m.Status+")", http.StatusNotFound)
+		return
+	}
+	defer f.Close()
+	w.Header().Set("Content-Type", "application/x-ndjson")
+	http.ServeContent(w, r, "", time.Time{}, f)
+}
+
+func (s *Server) handleIndex(w http.ResponseWriter, _ *http.Request) {
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	if err := indexPage.Execute(w, s.summaries("", 200)); err != nil {
+		s.log.Error("index page", "err", err)
+	}
+}

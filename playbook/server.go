@@ -1,0 +1,205 @@
+package playbook
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/kdiag/kdiag/engine"
+	"github.com/kdiag/kdiag/engine/transcript"
+	"github.com/kdiag/kdiag/runbooks"
+)
+
+// Options are what a Server needs besides its Config.
+type Options struct {
+	// Specs are the built-ins runbooks may call: routes are checked
+	// against them, and the default Local executor runs with them.
+	Specs []*engine.Spec
+	// Loader resolves runbooks; nil means Config.Loader over the built-in
+	// library.
+	Loader *engine.Loader
+	// Executor runs the runbooks; nil means a Local executor over Specs
+	// and Loader, which the config's executor must then name ("local").
+	Executor Executor
+	// StoreDir overrides the config's store directory.
+	StoreDir string
+	// Logger receives one line per alert decision and run; nil discards.
+	Logger *slog.Logger
+	// Version is kdiag's version, recorded in transcripts.
+	Version string
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+}
+
+// ErrShutdown is the cause given to runs cancelled by a server shutdown.
+var ErrShutdown = errors.New("the server is shutting down")
+
+// Server receives alerts and runs playbooks. Create it with New, serve it
+// with Serve (or mount Handler and call Close when done).
+type Server struct {
+	cfg      *Config
+	routes   []*route
+	auth     *authenticator
+	store    *Store
+	exec     Executor
+	log      *slog.Logger
+	now      func() time.Time
+	metrics  *metrics
+	notifier *notifier
+
+	runsCtx  context.Context
+	stopRuns context.CancelCauseFunc
+	wg       sync.WaitGroup
+	slots    chan struct{}
+
+	mu       sync.Mutex
+	closed   bool
+	runs     map[string]*Meta
+	lastRun  map[string]string // alert fingerprint → id of its latest run
+	waiting  int
+	inflight int
+}
+
+// Loader returns a loader over base's library and repositories plus the
+// config's repositories (directories relative to the config file).
+func (c *Config) Loader(base *engine.Loader) *engine.Loader {
+	l := &engine.Loader{Builtin: runbooks.FS, Repos: map[string]string{}}
+	if base != nil {
+		l.Builtin = base.Builtin
+		for k, v := range base.Repos {
+			l.Repos[k] = v
+		}
+	}
+	for k, v := range c.Repos {
+		l.Repos[k] = c.Abs(v)
+	}
+	return l
+}
+
+// New checks cfg against the built-ins and runbooks (each route's runbook
+// must resolve and load, its params must be the runbook's, allow_builtins
+// must name write built-ins), reads the auth secrets, opens the store and
+// recovers the runs it holds. Errors name the config file and line.
+func New(cfg *Config, opts Options) (*Server, error) {
+	if opts.Loader == nil {
+		opts.Loader = cfg.Loader(nil)
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	s := &Server{cfg: cfg, log: opts.Logger, now: opts.Now, exec: opts.Executor,
+		runs: map[string]*Meta{}, lastRun: map[string]string{}, slots: make(chan struct{}, cfg.Concurrency)}
+	if s.exec == nil {
+		if cfg.Executor != "local" {
+			return nil, cfg.errorf(p("executor"), "executor %q is not available in this build (executors: local)", cfg.Executor)
+		}
+		s.exec = &Local{Specs: opts.Specs, Loader: opts.Loader, Version: opts.Version, MaxSteps: 10_000_000}
+	}
+	var err error
+	if s.routes, err = compileRoutes(cfg, opts.Specs, opts.Loader); err != nil {
+		return nil, err
+	}
+	if s.auth, err = newAuthenticator(cfg); err != nil {
+		return nil, err
+	}
+	if s.notifier, err = newNotifier(cfg, s.log); err != nil {
+		return nil, err
+	}
+	dir := opts.StoreDir
+	if dir == "" {
+		dir = cfg.Abs(cfg.Store)
+	}
+	if s.store, err = OpenStore(dir); err != nil {
+		return nil, err
+	}
+	s.metrics = newMetrics()
+	if s.notifier != nil {
+		s.notifier.failed = s.metrics.notifyFailed
+	}
+	s.runsCtx, s.stopRuns = context.WithCancelCause(context.Background())
+	if err := s.recover(); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// Store returns the server's run store.
+func (s *Server) Store() *Store { return s.store }
+
+// Handler returns the server's HTTP API.
+func (s *Server) Handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST /alerts", s.handleAlerts)
+	mux.HandleFunc("GET /runs", s.handleRuns)
+	mux.HandleFunc("GET /runs/{id}", s.handleRun)
+	mux.HandleFunc("GET /runs/{id}/transcript", s.handleTranscript)
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "ok\n") })
+	mux.HandleFunc("GET /metrics", s.handleMetrics)
+	mux.HandleFunc("GET /{$}", s.handleIndex)
+	return mux
+}
+
+// Serve serves the API on ln until ctx is done, then shuts down: it stops
+// accepting connections, lets requests in progress finish, cancels the
+// running and queued runs (their transcripts end with status cancelled)
+// and waits for them to be stored.
+func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
+	hs := &http.Server{Handler: s.Handler(), ReadHeaderTimeout: 10 * time.Second}
+	errc := make(chan error, 1)
+	go func() { errc <- hs.Serve(ln) }()
+	select {
+	case err := <-errc:
+		s.Close()
+		return fmt.Errorf("serve: %w", err)
+	case <-ctx.Done():
+	}
+	s.log.Info("shutting down", "cause", context.Cause(ctx))
+	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	err := hs.Shutdown(sctx)
+	s.Close()
+	return err
+}
+
+// Close refuses new runs, cancels the running and queued ones and waits
+// until they are stored.
+func (s *Server) Close() {
+	s.mu.Lock()
+	s.closed = true
+	s.mu.Unlock()
+	s.stopRuns(ErrShutdown)
+	s.wg.Wait()
+}
+
+// recover loads the stored runs: the dedupe window survives restarts, and
+// runs left queued or running by a killed server are marked interrupted.
+func (s *Server) recover() error {
+	metas, err := s.store.List()
+	if err != nil {
+		return err
+	}
+	for _, m := range metas {
+		if !m.Done() {
+			now := s.now().UTC()
+			m.Status, m.Message, m.Ended = StatusInterrupted, "the server stopped during this run", &now
+			if t, _ := transcript.ReadFile(s.store.TranscriptPath(m.ID)); t != nil {
+				s.store.WriteReports(m.ID, t)
+			}
+			if err := s.store.Save(m); err != nil {
+				return err
+			}
+		}
+		s.runs[m.ID] = m
+		s.lastRun[m.Alert.Fingerprint] = m.ID
+	}
+	return nil
+}

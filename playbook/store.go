@@ -1,0 +1,173 @@
+package playbook
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"time"
+
+	"github.com/kdiag/kdiag/engine/report"
+	"github.com/kdiag/kdiag/engine/transcript"
+)
+
+// The statuses of a run. ok, failed and cancelled are the transcript
+// footer's; interrupted marks a run the server was killed during.
+const (
+	StatusQueued      = "queued"
+	StatusRunning     = "running"
+	StatusOK          = transcript.StatusOK
+	StatusFailed      = transcript.StatusFailed
+	StatusCancelled   = transcript.StatusCancelled
+	StatusInterrupted = "interrupted"
+)
+
+// Meta is a run's metadata, kept in STORE/runs/ID/run.json.
+type Meta struct {
+	ID          string         `json:"id"`
+	Status      string         `json:"status"`
+	Message     string         `json:"message,omitempty"`
+	Route       string         `json:"route"`
+	Runbook     string         `json:"runbook"`
+	RunbookName string         `json:"runbook_name"`
+	Params      map[string]any `json:"params"`
+	Policy      Policy         `json:"policy"`
+	Alert       Alert          `json:"alert"`
+	Verdict     string         `json:"verdict,omitempty"`
+	Findings    int            `json:"findings"`
+	Changes     int            `json:"changes"`
+	Executor    string         `json:"executor,omitempty"`
+	Received    time.Time      `json:"received"`
+	Started     *time.Time     `json:"started,omitempty"`
+	Ended       *time.Time     `json:"ended,omitempty"`
+}
+
+// Done reports whether the run has ended.
+func (m *Meta) Done() bool { return m.Status != StatusQueued && m.Status != StatusRunning }
+
+// Store keeps runs under DIR/runs/ID: run.json, transcript.jsonl and
+// report.{txt,md,json}.
+type Store struct {
+	dir string
+}
+
+// OpenStore opens (creating) the store at dir.
+func OpenStore(dir string) (*Store, error) {
+	if dir == "" {
+		return nil, errors.New("store: no directory (set store: in the config or --store)")
+	}
+	if err := os.MkdirAll(filepath.Join(dir, "runs"), 0o755); err != nil {
+		return nil, fmt.Errorf("store: %w", err)
+	}
+	return &Store{dir: dir}, nil
+}
+
+// Dir returns the directory of run id.
+func (s *Store) Dir(id string) string { return filepath.Join(s.dir, "runs", id) }
+
+// TranscriptPath returns where run id's transcript is written.
+func (s *Store) TranscriptPath(id string) string {
+	return filepath.Join(s.Dir(id), "transcript.jsonl")
+}
+
+// Save writes m's run.json atomically.
+func (s *Store) Save(m *Meta) error {
+	dir := s.Dir(m.ID)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("store: %w", err)
+	}
+	b, err := json.MarshalIndent(m, "", "  ")
+	if err != nil {
+		return fmt.Errorf("store: encode run %s: %w", m.ID, err)
+	}
+	return writeAtomic(filepath.Join(dir, "run.json"), append(b, '\n'))
+}
+
+// Load reads the run.json of run id.
+func (s *Store) Load(id string) (*Meta, error) {
+	b, err := os.ReadFile(filepath.Join(s.Dir(id), "run.json"))
+	if err != nil {
+		return nil, fmt.Errorf("store: %w", err)
+	}
+	m := new(Meta)
+	if err := json.Unmarshal(b, m); err != nil {
+		return nil, fmt.Errorf("store: run %s: run.json: %w", id, err)
+	}
+	return m, nil
+}
+
+// List returns every stored run, oldest first. Unreadable entries are
+// skipped.
+func (s *Store) List() ([]*Meta, error) {
+	entries, err := os.ReadDir(filepath.Join(s.dir, "runs"))
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("store: %w", err)
+	}
+	var out []*Meta
+	for _, e := range entries {
+		if !e.IsDir() || !validID(e.Name()) {
+			continue
+		}
+		if m, err := s.Load(e.Name()); err == nil {
+			out = append(out, m)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+	return out, nil
+}
+
+// WriteReports renders t as report.txt, report.md and report.json in run
+// id's directory.
+func (s *Store) WriteReports(id string, t *transcript.Transcript) error {
+	for _, f := range []struct{ name, format string }{{"report.txt", "text"}, {"report.md", "markdown"}, {"report.json", "json"}} {
+		out, err := os.Create(filepath.Join(s.Dir(id), f.name))
+		if err != nil {
+			return fmt.Errorf("store: %w", err)
+		}
+		err = report.Render(out, t, f.format)
+		if cerr := out.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil {
+			return fmt.Errorf("store: run %s: %s: %w", id, f.name, err)
+		}
+	}
+	return nil
+}
+
+func writeAtomic(path string, b []byte) error {
+	tmp, err := os.CreateTemp(filepath.Dir(path), ".run-*.json")
+	if err != nil {
+		return fmt.Errorf("store: %w", err)
+	}
+	_, err = tmp.Write(b)
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp.Name(), path)
+	}
+	if err != nil {
+		os.Remove(tmp.Name())
+		return fmt.Errorf("store: %w", err)
+	}
+	return nil
+}
+
+var idPattern = regexp.MustCompile(`^[0-9]{8}T[0-9]{6}Z-[0-9a-f]{8}$`)
+
+// validID reports whether s is a run id: 20060102T150405Z-1a2b3c4d.
+func validID(s string) bool { return idPattern.MatchString(s) }
+
+// newID returns a fresh, time-ordered run id.
+func newID(now time.Time) string {
+	var b [4]byte
+	rand.Read(b[:])
+	return now.UTC().Format("20060102T150405Z") + "-" + hex.EncodeToString(b[:])
+}
