@@ -26,28 +26,28 @@ func compileRoutes(c *Config, specs []*engine.Spec, l *engine.Loader) ([]*route,
 			return nil, err
 		}
 		rc := &c.Routes[i]
-		errorf := func(field, format string, args ...any) error {
-			return c.errorf(p("routes", i, field), "route %q: "+format, append([]any{r.name}, args...)...)
+		errorf := func(at []any, format string, args ...any) error {
+			return c.errorf(append(p("routes", i), at...), "route %q: "+format, append([]any{r.name}, args...)...)
 		}
-		for _, b := range rc.AllowBuiltins {
+		for j, b := range rc.AllowBuiltins {
 			if !writes[b] {
-				return nil, errorf("allow_builtins", "allow_builtins: %q is not a write built-in (write built-ins: %s)", b, strings.Join(writeNames, ", "))
+				return nil, errorf(p("allow_builtins", j), "allow_builtins: %q is not a write built-in (write built-ins: %s)", b, strings.Join(writeNames, ", "))
 			}
 		}
 		if r.module, err = resolveRunbook(c, l, rc.Runbook); err != nil {
-			return nil, errorf("runbook", "%v", err)
+			return nil, errorf(p("runbook"), "%v", err)
 		}
 		if r.runbook, err = engine.Describe(r.module, engine.Options{Specs: specs, Loader: l}); err != nil {
-			return nil, errorf("runbook", "runbook %s does not load: %v", rc.Runbook, err)
+			return nil, errorf(p("runbook"), "runbook %s does not load: %v", rc.Runbook, err)
 		}
 		for _, k := range sortedKeys(rc.Params) {
 			if _, ok := r.runbook.Param(k); !ok {
-				return nil, errorf("params", "runbook %s has no param %q; %s", r.runbook.Name, k, r.runbook.ParamList())
+				return nil, errorf(p("params", k), "runbook %s has no param %q; %s", r.runbook.Name, k, r.runbook.ParamList())
 			}
 		}
 		for _, d := range r.runbook.Params {
 			if _, ok := rc.Params[d.Name]; d.Required && !ok {
-				return nil, errorf("params", "runbook %s needs param %q; add it under params: (e.g. %s: \"{{ .Labels.%s }}\")", r.runbook.Name, d.Name, d.Name, d.Name)
+				return nil, errorf(p("params"), "runbook %s needs param %q; add it under params: (e.g. %s: \"{{ .Labels.%s }}\")", r.runbook.Name, d.Name, d.Name, d.Name)
 			}
 		}
 		out = append(out, r)

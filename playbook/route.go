@@ -41,21 +41,17 @@ type TemplateData struct {
 // compileRoute checks and compiles route i of c.
 func compileRoute(c *Config, i int) (*route, error) {
 	rc := &c.Routes[i]
-	errorf := func(field string, format string, args ...any) error {
-		path := p("routes", i)
-		if field != "" {
-			path = append(path, field)
-		}
-		return c.errorf(path, "route %q: "+format, append([]any{rc.Name}, args...)...)
+	errorf := func(at []any, format string, args ...any) error {
+		return c.errorf(append(p("routes", i), at...), "route %q: "+format, append([]any{rc.Name}, args...)...)
 	}
 	r := &route{name: rc.Name, index: i, match: rc.Match, matchRE: map[string]*regexp.Regexp{}, params: map[string]*template.Template{}, timeout: rc.Timeout}
 	if strings.TrimSpace(rc.Runbook) == "" {
-		return nil, errorf("", "runbook is required (a runbook name such as readiness-probe-failing, or a .star path)")
+		return nil, errorf(nil, "runbook is required (a runbook name such as readiness-probe-failing, or a .star path)")
 	}
 	for k, expr := range rc.MatchRE {
 		re, err := regexp.Compile("^(?:" + expr + ")$")
 		if err != nil {
-			return nil, errorf("match_re", "match_re.%s: %v", k, err)
+			return nil, errorf(p("match_re", k), "match_re.%s: %v", k, err)
 		}
 		r.matchRE[k] = re
 	}
@@ -64,28 +60,28 @@ func compileRoute(c *Config, i int) (*route, error) {
 	for _, k := range sortedKeys(rc.Params) {
 		t, err := template.New("params." + k).Option("missingkey=error").Parse(rc.Params[k])
 		if err != nil {
-			return nil, errorf("params", "bad template: %v", err)
+			return nil, errorf(p("params", k), "bad template: %v", err)
 		}
 		probe, _ := t.Clone()
 		if err := probe.Option("missingkey=zero").Execute(discard{}, zero); err != nil {
-			return nil, errorf("params", "bad template: %v", err)
+			return nil, errorf(p("params", k), "bad template: %v", err)
 		}
 		r.params[k] = t
 	}
 	if rc.Timeout < 0 {
-		return nil, errorf("timeout", "timeout must not be negative, got %s", rc.Timeout)
+		return nil, errorf(p("timeout"), "timeout must not be negative, got %s", rc.Timeout)
 	}
 	switch rc.Mutations {
 	case MutationsNever, MutationsDryRun:
 		if len(rc.AllowBuiltins) > 0 {
-			return nil, errorf("allow_builtins", "allow_builtins needs mutations: allow (mutations is %s)", rc.Mutations)
+			return nil, errorf(p("allow_builtins"), "allow_builtins needs mutations: allow (mutations is %s)", rc.Mutations)
 		}
 	case MutationsAllow:
 		if len(rc.AllowBuiltins) == 0 {
-			return nil, errorf("mutations", "mutations: allow needs allow_builtins, the write built-ins this route may run (e.g. [patch_configmap, restart])")
+			return nil, errorf(p("mutations"), "mutations: allow needs allow_builtins, the write built-ins this route may run (e.g. [patch_configmap, restart])")
 		}
 	default:
-		return nil, errorf("mutations", "mutations: unknown policy %q (want never, dry-run or allow)", rc.Mutations)
+		return nil, errorf(p("mutations"), "mutations: unknown policy %q (want never, dry-run or allow)", rc.Mutations)
 	}
 	r.policy = Policy{Route: rc.Name, Mutations: rc.Mutations, AllowBuiltins: append([]string(nil), rc.AllowBuiltins...)}
 	return r, nil

@@ -86,6 +86,7 @@ func newRootCmd(ctx context.Context) *cobra.Command {
 		newUndoCmd(g),
 		newTestCmd(g),
 		newLintCmd(g),
+		newServeCmd(g),
 		newVersionCmd(),
 	)
 	return root

@@ -1,0 +1,109 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+
+	"github.com/kdiag/kdiag/builtins"
+	"github.com/kdiag/kdiag/engine"
+	"github.com/kdiag/kdiag/engine/transcript"
+	"github.com/kdiag/kdiag/playbook"
+	"github.com/spf13/cobra"
+)
+
+// defaultServeStore is where runs are kept when neither --store nor the
+// config's store: says.
+const defaultServeStore = ".kdiag/serve"
+
+// serveOptions are the options of kdiag serve.
+type serveOptions struct {
+	g      *globalFlags
+	config string
+	listen string
+	store  string
+
+	cfg    *playbook.Config
+	errOut io.Writer
+}
+
+func newServeCmd(g *globalFlags) *cobra.Command {
+	o := &serveOptions{g: g}
+	cmd := &cobra.Command{
+		Use:   "serve --config playbooks.yaml [--listen :8080] [--store DIR]",
+		Short: "Run runbooks when alerts fire: an Alertmanager webhook receiver",
+		Long: `kdiag serve receives Alertmanager webhooks at POST /alerts, routes each firing
+alert to a runbook with params taken from its labels and annotations, runs it under
+the route's mutation policy, and keeps every run's transcript and reports, served at
+GET /runs. SIGTERM stops accepting alerts and cancels the runs in progress; their
+transcripts end with status cancelled. See docs/playbooks.md.`,
+		Example: `  kdiag serve --config playbooks.yaml
+  kdiag serve --config /etc/kdiag/playbooks.yaml --listen :8080 --store /var/lib/kdiag`,
+		Args: exactArgs(0, "no arguments (the config is --config)"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := o.complete(cmd); err != nil {
+				return err
+			}
+			return o.run(cmd.Context())
+		},
+	}
+	fs := cmd.Flags()
+	fs.StringVar(&o.config, "config", "", "the playbooks.yaml file (required)")
+	fs.StringVar(&o.listen, "listen", "", "the address to serve on (default: the config's listen:, else :8080)")
+	fs.StringVar(&o.store, "store", "", "the directory runs are kept in (default: the config's store:, else "+defaultServeStore+")")
+	return cmd
+}
+
+func (o *serveOptions) complete(cmd *cobra.Command) error {
+	o.errOut = cmd.ErrOrStderr()
+	if o.config == "" {
+		return usageErrorf("serve needs --config playbooks.yaml (see docs/playbooks.md)")
+	}
+	cfg, err := playbook.Load(o.config)
+	if err != nil {
+		return &engine.UsageError{Err: err}
+	}
+	o.cfg = cfg
+	if o.listen == "" {
+		o.listen = cfg.Listen
+	}
+	if o.store == "" {
+		o.store = cfg.Abs(cfg.Store)
+	}
+	if o.store == "" {
+		o.store = defaultServeStore
+	}
+	return nil
+}
+
+func (o *serveOptions) run(ctx context.Context) error {
+	bcfg := o.g.config()
+	specs := builtins.All(bcfg)
+	loader := o.cfg.Loader(o.g.loader())
+	opts := playbook.Options{
+		Specs: specs, Loader: loader, StoreDir: o.store, Version: version,
+		Logger: slog.New(slog.NewTextHandler(o.errOut, nil)),
+	}
+	if o.cfg.Executor == "local" {
+		opts.Executor = &playbook.Local{
+			Specs: specs, Loader: loader, Version: version, MaxSteps: 10_000_000,
+			Target: transcript.Target{Kubeconfig: bcfg.Kubeconfig, Context: bcfg.Context, Namespace: bcfg.Namespace},
+			Preflight: func(ctx context.Context, rb *engine.Runbook, params map[string]any) error {
+				return builtins.Preflight(ctx, bcfg, rb, params)
+			},
+		}
+	}
+	srv, err := playbook.New(o.cfg, opts)
+	if err != nil {
+		return &engine.UsageError{Err: err}
+	}
+	ln, err := net.Listen("tcp", o.listen)
+	if err != nil {
+		srv.Close()
+		return fmt.Errorf("serve: %w", err)
+	}
+	fmt.Fprintf(o.errOut, "kdiag serve: listening on http://%s (%d routes, store %s)\n", ln.Addr(), len(o.cfg.Routes), o.store)
+	return srv.Serve(ctx, ln)
+}
