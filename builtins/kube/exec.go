@@ -96,6 +96,12 @@ func (k *kube) runExec(ctx context.Context, c *engine.Call) (any, error) {
 	case err == nil:
 	case errors.As(err, &exitErr) && exitErr.Exited():
 		res.ExitCode = exitErr.ExitStatus()
+		if res.ExitCode == 137 || res.ExitCode == 143 {
+			// Killed: by the command's own doing, or because the pod went away?
+			if gerr := k.stillThere(ctx, cs, pod, container); gerr != nil {
+				return nil, gerr
+			}
+		}
 	default:
 		return nil, k.execError(ctx, cs, pod, container, command, c.Args.Duration("timeout"), err)
 	}
@@ -166,24 +172,47 @@ func (k *kube) execError(ctx context.Context, cs kubernetes.Interface, pod *core
 		err = up.Cause
 	}
 	msg := err.Error()
+	what := fmt.Sprintf("container %q of %s", container, ref)
+	if rest, ok := strings.CutPrefix(msg, "unable to upgrade connection: "); ok {
+		// SPDY reports the API server's refusal as text only.
+		switch {
+		case strings.Contains(rest, "is forbidden"):
+			return engine.Errorf(engine.KindForbidden, "%s: forbidden: %s; add to a Role: %s", op, lowerFirst(rest), podNeed("create", "exec", pod.Namespace).roleRule())
+		case strings.Contains(rest, "not found"):
+			if gerr := k.stillThere(ctx, cs, pod, container); gerr != nil {
+				return gerr
+			}
+			return engine.Errorf(engine.KindNotFound, "%s: %s: %s", op, what, lowerFirst(rest))
+		}
+	}
 	if strings.Contains(msg, "executable file not found") || strings.Contains(msg, "no such file or directory") {
 		return engine.Errorf(engine.KindNotFound, "%s: cannot run %q in container %q of %s: %s", op, command[0], container, ref, lowerFirst(msg))
 	}
-	// Did the pod or the container go away under us?
+	if gerr := k.stillThere(ctx, cs, pod, container); gerr != nil {
+		return gerr
+	}
+	return apiError(op, err, what, podNeed("create", "exec", pod.Namespace))
+}
+
+// stillThere returns a KindGone error when the pod was deleted or replaced,
+// or the container stopped, since the command started.
+func (k *kube) stillThere(ctx context.Context, cs kubernetes.Interface, pod *corev1.Pod, container string) error {
+	const op = "exec"
+	ref := objName("pod", pod.Namespace, pod.Name)
 	gctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 	defer cancel()
-	now, gerr := getPod(gctx, op, cs, pod.Namespace, pod.Name)
+	now, err := getPod(gctx, op, cs, pod.Namespace, pod.Name)
 	switch {
-	case engine.KindOf(gerr) == engine.KindNotFound:
+	case engine.KindOf(err) == engine.KindNotFound:
 		return engine.Errorf(engine.KindGone, "%s: %s was deleted during the command", op, ref)
-	case gerr == nil && now.UID != pod.UID:
+	case err == nil && now.UID != pod.UID:
 		return engine.Errorf(engine.KindGone, "%s: %s was replaced during the command", op, ref)
-	case gerr == nil:
-		if rerr := runnable(op, now, container); rerr != nil {
-			return rerr
-		}
+	case err == nil && now.DeletionTimestamp != nil:
+		return engine.Errorf(engine.KindGone, "%s: %s is being deleted", op, ref)
+	case err == nil:
+		return runnable(op, now, container)
 	}
-	return apiError(op, err, fmt.Sprintf("container %q of %s", container, ref), podNeed("create", "exec", pod.Namespace))
+	return nil
 }
 
 // cappedBuffer keeps the first max bytes written to it and counts the rest.

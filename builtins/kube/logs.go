@@ -4,11 +4,13 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"regexp"
 	"strings"
 
 	"github.com/kdiag/kdiag/engine"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/client-go/kubernetes"
 )
 
 // maxLogBytes caps the log text logs returns (the API server cuts there).
@@ -21,6 +23,7 @@ type LogsResult struct {
 	Text      string `json:"text"`
 	Lines     int    `json:"lines"`
 	Truncated bool   `json:"truncated"`
+	Note      string `json:"note,omitempty"`
 }
 
 func (k *kube) logsSpec() *engine.Spec {
@@ -37,7 +40,8 @@ func (k *kube) logsSpec() *engine.Spec {
 			{Name: "namespace", Type: "string", Doc: "namespace (default: the client's namespace)"},
 		},
 		Result: "pod: the pod name\ncontainer: the container read\ntext: the log text\n" +
-			"lines: number of lines in text\ntruncated: true when the log was cut at 1 MiB",
+			"lines: number of lines in text\ntruncated: true when the log was cut at 1 MiB\n" +
+			"note: set when previous=True found the previous log gone and read the terminated current instance instead",
 		Effect: engine.Read,
 		Run:    k.runLogs,
 	}
@@ -71,6 +75,49 @@ func (k *kube) runLogs(ctx context.Context, c *engine.Call) (any, error) {
 		opts.SinceSeconds = &s
 	}
 	what := fmt.Sprintf("%s container %q", objName("pod", ns, name), container)
+	data, err := readLog(ctx, cs, ns, name, opts, limit, what)
+	if err != nil {
+		return nil, err
+	}
+	note := ""
+	if kubeletLogError.Match(data) {
+		// The kubelet answers 200 with this text when the instance's log is
+		// gone: it keeps only the newest dead instance of a container, so
+		// while a crash-looping container's current instance is terminated,
+		// the "previous" one has no log left. Read the current one instead,
+		// and say so.
+		pod, err = getPod(ctx, "logs", cs, ns, name)
+		if err != nil {
+			return nil, err
+		}
+		st := containerStatus(pod, container)
+		if !opts.Previous || st == nil || st.State.Terminated == nil {
+			return nil, engine.Errorf(engine.KindNotFound, "logs: %s has no readable log: the kubelet says %q", what, strings.TrimSpace(string(data)))
+		}
+		t := st.State.Terminated
+		opts.Previous = false
+		if data, err = readLog(ctx, cs, ns, name, opts, limit, what); err != nil {
+			return nil, err
+		}
+		if kubeletLogError.Match(data) {
+			return nil, engine.Errorf(engine.KindNotFound, "logs: %s has no readable log: the kubelet says %q", what, strings.TrimSpace(string(data)))
+		}
+		note = fmt.Sprintf("the previous instance's log is gone (the kubelet keeps only the newest dead instance); "+
+			"this is the log of the current instance, which terminated (%s, exit code %d)", t.Reason, t.ExitCode)
+	}
+	res := LogsResult{Pod: name, Container: container, Truncated: int64(len(data)) >= limit, Note: note}
+	if int64(len(data)) > limit {
+		data = data[:limit]
+	}
+	res.Text = string(data)
+	res.Lines = countLines(res.Text)
+	return res, nil
+}
+
+var kubeletLogError = regexp.MustCompile(`^unable to retrieve container logs for [a-z]+://[0-9a-f]+\s*$`)
+
+// readLog reads one container log, at most limit+1 bytes.
+func readLog(ctx context.Context, cs kubernetes.Interface, ns, name string, opts *corev1.PodLogOptions, limit int64, what string) ([]byte, error) {
 	stream, err := cs.CoreV1().Pods(ns).GetLogs(name, opts).Stream(ctx)
 	if err != nil {
 		if apierrors.IsBadRequest(err) {
@@ -85,13 +132,7 @@ func (k *kube) runLogs(ctx context.Context, c *engine.Call) (any, error) {
 	if err != nil {
 		return nil, apiError("logs", fmt.Errorf("reading: %w", err), what, Need{})
 	}
-	res := LogsResult{Pod: name, Container: container, Truncated: int64(len(data)) >= limit}
-	if int64(len(data)) > limit {
-		data = data[:limit]
-	}
-	res.Text = string(data)
-	res.Lines = countLines(res.Text)
-	return res, nil
+	return data, nil
 }
 
 func countLines(s string) int {

@@ -9,6 +9,7 @@ import (
 
 	"github.com/kdiag/kdiag/engine"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 )
@@ -169,11 +170,23 @@ func (k *kube) undoPatchConfigMap(ctx context.Context, m *engine.Mutation) error
 }
 
 // testFailed reports whether the API server rejected a JSON patch because
-// one of its test ops failed (or a key it changes is gone).
+// it did not apply: one of its test ops failed, or a key it changes is
+// gone. The API server answers that with a bare 422 (no causes, a generic
+// message), unlike a validation error, which names the invalid field.
 func testFailed(err error) bool {
-	msg := strings.ToLower(err.Error())
-	return strings.Contains(msg, "test failed") || strings.Contains(msg, "testing value") ||
-		strings.Contains(msg, "nonexistent") || strings.Contains(msg, "missing value")
+	var se apierrors.APIStatus
+	if !errors.As(err, &se) {
+		return false
+	}
+	st := se.Status()
+	if st.Code != 422 {
+		return false
+	}
+	msg := strings.ToLower(st.Message)
+	if strings.Contains(msg, "test failed") || strings.Contains(msg, "testing value") || strings.Contains(msg, "nonexistent") {
+		return true
+	}
+	return (st.Details == nil || len(st.Details.Causes) == 0) && strings.HasPrefix(msg, "the server rejected our request")
 }
 
 // changedSince describes how cur differs from the recorded after-state.

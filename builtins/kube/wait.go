@@ -172,7 +172,7 @@ func notReadyDetail(p *corev1.Pod) string {
 
 func notReadyReason(pods map[string]*corev1.Pod, what string, timeout time.Duration) string {
 	if len(pods) == 0 {
-		return fmt.Sprintf("timed out after %s: no %s", timeout, strings.TrimPrefix(what, "pods "))
+		return fmt.Sprintf("timed out after %s: no %s", timeout, what)
 	}
 	var parts []string
 	for _, ps := range podStatuses(pods) {
