@@ -20,6 +20,10 @@ const (
 	KindConflict  Kind = "conflict"
 	KindCancelled Kind = "cancelled"
 	KindFailed    Kind = "failed"
+	// KindIrreversible is returned by a Spec's Undo for a change that has
+	// no inverse (an ephemeral container, a restart): undo reports it and
+	// goes on.
+	KindIrreversible Kind = "irreversible"
 )
 
 // Error is a built-in failure of a known kind. It is recorded with its kind

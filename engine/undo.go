@@ -14,6 +14,9 @@ type UndoResult struct {
 	Builtin string `json:"builtin"`
 	Target  string `json:"target"`
 	Error   string `json:"error,omitempty"`
+	// Irreversible is set, with Note, for a change that has no inverse.
+	Irreversible bool   `json:"irreversible,omitempty"`
+	Note         string `json:"note,omitempty"`
 }
 
 // Undo reverts the applied mutations recorded in t, newest first, using
@@ -52,6 +55,11 @@ func Undo(ctx context.Context, t *transcript.Transcript, specs []*Spec, approver
 			return out, fmt.Errorf("undo: %s: refused: %v", m.Target, err)
 		}
 		if err := s.Undo(ctx, &m); err != nil {
+			if KindOf(err) == KindIrreversible {
+				res.Irreversible, res.Note = true, err.Error()
+				out = append(out, res)
+				continue
+			}
 			res.Error = err.Error()
 			return append(out, res), fmt.Errorf("undo: seq %d: %w", e.Seq, err)
 		}

@@ -25,6 +25,9 @@ func newUndoCmd(g *globalFlags) *cobra.Command {
 			results, err := engine.Undo(cmd.Context(), t, specs, newApprover(yes, cmd.ErrOrStderr()))
 			for _, r := range results {
 				state := "reverted"
+				if r.Irreversible {
+					state = "left as is (no inverse): " + r.Note
+				}
 				if r.Error != "" {
 					state = "NOT reverted: " + r.Error
 				}
