@@ -100,6 +100,27 @@ func TestQueueFullAndShutdown(t *testing.T) {
 	if got := metric(t, s, "kdiag_runs_queued"); got != "1" {
 		t.Errorf("queued gauge %s, want 1", got)
 	}
+	// A queued run has a page and metadata but no report or transcript yet.
+	if _, _, b := s.Get(t, "/runs?status=queued", ""); strings.Count(string(b), `"id"`) != 1 || !strings.Contains(string(b), queued) {
+		t.Errorf("GET /runs?status=queued:\n%s", b)
+	}
+	if code, _, b := s.Get(t, "/runs/"+queued, ""); code != 200 || !strings.Contains(string(b), `<span class="status-queued">queued</span>`) || !strings.Contains(string(b), "(no verdict)") {
+		t.Errorf("page of the queued run: %d\n%s", code, b)
+	}
+	if _, _, b := s.Get(t, "/runs/"+queued, "application/json"); !strings.Contains(string(b), `"report": null`) {
+		t.Errorf("json of the queued run:\n%s", b)
+	}
+	for _, p := range []string{"/runs/" + queued + "?format=markdown", "/runs/" + queued + "/transcript"} {
+		if code, _, _ := s.Get(t, p, ""); code != http.StatusNotFound {
+			t.Errorf("GET %s: %d, want 404", p, code)
+		}
+	}
+	if code, _, _ := s.Get(t, "/runs?limit=zero", ""); code != http.StatusBadRequest {
+		t.Errorf("GET /runs?limit=zero: %d, want 400", code)
+	}
+	if _, _, b := s.Get(t, "/runs?limit=1", ""); strings.Count(string(b), `"id"`) != 1 {
+		t.Errorf("GET /runs?limit=1:\n%s", b)
+	}
 	t0 := time.Now()
 	if err := s.Stop(); err != nil {
 		t.Fatalf("stop: %v", err)
