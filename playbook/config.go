@@ -90,10 +90,13 @@ type AuthConfig struct {
 // NotifyConfig is a webhook that receives {run id, alert, status,
 // verdict, report url} when a run ends.
 type NotifyConfig struct {
-	URL       string        `yaml:"url"`
-	Timeout   time.Duration `yaml:"timeout"`
-	TokenFile string        `yaml:"token_file"`
-	TokenEnv  string        `yaml:"token_env"`
+	// URL receives a POST of a Notification per finished run.
+	URL string `yaml:"url"`
+	// Timeout bounds one delivery (default 10s).
+	Timeout time.Duration `yaml:"timeout"`
+	// TokenFile or TokenEnv, if set, holds a bearer token to send.
+	TokenFile string `yaml:"token_file"`
+	TokenEnv  string `yaml:"token_env"`
 }
 
 // RouteConfig maps matching alerts to a runbook.
