@@ -3,6 +3,7 @@ package kube
 import (
 	"fmt"
 	"os/exec"
+	"strings"
 	"testing"
 	"time"
 
@@ -37,7 +38,10 @@ func (e *e2e) kubectlCmd(args ...string) func(int) error {
 	return func(i int) error {
 		var a []string
 		for _, x := range args {
-			a = append(a, fmt.Sprintf(x, i))
+			if strings.Contains(x, "%d") {
+				x = fmt.Sprintf(x, i)
+			}
+			a = append(a, x)
 		}
 		cmd := exec.Command(e.env.KubectlPath(), append([]string{"--kubeconfig", e.env.Kubeconfig, "-n", e.ns}, a...)...)
 		if out, err := cmd.CombinedOutput(); err != nil {

@@ -59,7 +59,7 @@ func TestE2EAttachEphemeralThenExec(t *testing.T) {
 
 	// Undo cannot remove it and says so.
 	err = e.specs["attach_ephemeral"].Undo(context.Background(), &engine.Mutation{Target: "pod " + e.ns + "/web ephemeral container " + name, Applied: true})
-	wantKind(t, err, engine.KindInvalid, "attach_ephemeral undo:", "cannot be removed")
+	wantKind(t, err, engine.KindIrreversible, "attach_ephemeral undo:", "cannot be removed")
 }
 
 func TestE2EExec(t *testing.T) {

@@ -282,7 +282,6 @@ func TestE2ERestart(t *testing.T) {
 	if r["action"] != "rollout" || ann[restartedAtAnnotation] != r["restarted_at"] {
 		t.Errorf("rollout restart: %v, annotations %v", r, ann)
 	}
-	if err := e.specs["restart"].Undo(context.Background(), &engine.Mutation{Applied: true}); err != nil {
-		t.Errorf("restart undo: %v", err)
-	}
+	err = e.specs["restart"].Undo(context.Background(), &engine.Mutation{Target: "deployment " + e.ns + "/dep", Applied: true})
+	wantKind(t, err, engine.KindIrreversible, "restart undo: deployment "+e.ns+"/dep was restarted; a restart has no inverse")
 }

@@ -75,7 +75,7 @@ func (k *kube) attachEphemeralSpec() *engine.Spec {
 		Timeout: 2 * time.Minute,
 		Run:     k.runAttachEphemeral,
 		Undo: func(ctx context.Context, m *engine.Mutation) error {
-			return engine.Errorf(engine.KindInvalid, "attach_ephemeral undo: %s cannot be removed: ephemeral containers stay until the pod is deleted", m.Target)
+			return engine.Errorf(engine.KindIrreversible, "attach_ephemeral undo: %s cannot be removed: ephemeral containers stay until the pod is deleted", m.Target)
 		},
 	}
 }

@@ -39,8 +39,8 @@ func (k *kube) restartSpec() *engine.Spec {
 		Doc: "restart restarts a pod or a workload. A pod with a controller is deleted and its controller " +
 			"recreates it; a bare pod (no owner) is recreated from its own spec (same name, new uid, node " +
 			"chosen again, ephemeral containers dropped) after the old one is gone; a deployment, statefulset " +
-			"or daemonset gets kubectl rollout restart's restartedAt annotation. kdiag undo has nothing to " +
-			"undo for a restart.",
+			"or daemonset gets kubectl rollout restart's restartedAt annotation. A restart has no inverse: " +
+			"kdiag undo reports it and goes on.",
 		Params: []engine.Param{
 			{Name: "kind", Type: "string", Default: "pod", Doc: "pod, deployment, statefulset or daemonset"},
 			{Name: "name", Type: "string", Required: true, Doc: "object name"},
@@ -56,7 +56,7 @@ func (k *kube) restartSpec() *engine.Spec {
 		Timeout: 2 * time.Minute,
 		Run:     k.runRestart,
 		Undo: func(ctx context.Context, m *engine.Mutation) error {
-			return nil // a restart leaves nothing to revert; its before-state is in the transcript
+			return engine.Errorf(engine.KindIrreversible, "restart undo: %s was restarted; a restart has no inverse (the old object is in the transcript's before-state)", m.Target)
 		},
 	}
 }
