@@ -56,6 +56,9 @@ type Options struct {
 	DryRun DryRun
 	// Approver approves mutations; nil refuses every mutation.
 	Approver Approver
+	// RefusalHint ends the message of a mutation refused for want of an
+	// Approver; the default suits the command line ("re-run with --yes").
+	RefusalHint string
 	// Writer, if set, receives every event as it happens.
 	Writer *transcript.Writer
 	// Observer, if set, is called with every event after it is recorded.

@@ -133,7 +133,11 @@ func (r *run) gate(s *Spec, call *Call) any {
 		return nil
 	}
 	if r.opts.Approver == nil {
-		return refuse(fmt.Sprintf("%s changes the cluster and no approval was given; re-run with --yes to allow it", s.Name))
+		hint := r.opts.RefusalHint
+		if hint == "" {
+			hint = "re-run with --yes to allow it"
+		}
+		return refuse(fmt.Sprintf("%s changes the cluster and no approval was given; %s", s.Name, hint))
 	}
 	var plan any
 	if s.Plans {
@@ -288,11 +292,11 @@ func paramNames(s *Spec) string {
 
 // copyJSON deep-copies a JSON-form value so that defaults are never shared.
 func copyJSON(v any) any {
-	switch v.(type) {
+	switch x := v.(type) {
 	case nil, string, bool, int64, float64:
 		return v
 	case int:
-		return int64(v.(int))
+		return int64(x)
 	}
 	b, err := json.Marshal(v)
 	if err != nil {

@@ -104,7 +104,8 @@ func (l *Local) run(ctx context.Context, req RunRequest) Outcome {
 	opts := engine.Options{
 		Specs: l.Specs, Loader: l.Loader, Params: req.Params,
 		DryRun: req.Policy.DryRun(), Approver: req.Policy.Approver(),
-		Labels: req.Labels, Version: l.Version, Target: l.Target, MaxSteps: l.MaxSteps,
+		RefusalHint: "the route's mutation policy is never; set mutations: allow with allow_builtins to permit it",
+		Labels:      req.Labels, Version: l.Version, Target: l.Target, MaxSteps: l.MaxSteps,
 	}
 	rb, err := engine.Describe(req.Runbook, opts)
 	if err != nil {

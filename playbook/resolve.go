@@ -2,10 +2,7 @@ package playbook
 
 import (
 	"fmt"
-	"io/fs"
 	"os"
-	"path/filepath"
-	"sort"
 	"strings"
 
 	"github.com/kdiag/kdiag/engine"
@@ -27,39 +24,5 @@ func resolveRunbook(c *Config, l *engine.Loader, ref string) (string, error) {
 		}
 		return path, nil
 	}
-	names := sortedKeys(l.Repos)
-	for i := len(names) - 1; i >= 0; i-- {
-		if _, err := os.Stat(filepath.Join(l.Repos[names[i]], ref+".star")); err == nil {
-			return "@" + names[i] + "//" + ref + ".star", nil
-		}
-	}
-	if l.Builtin != nil {
-		if _, err := fs.Stat(l.Builtin, ref+".star"); err == nil {
-			return "@" + engine.BuiltinRepo + "//" + ref + ".star", nil
-		}
-	}
-	return "", fmt.Errorf("runbook %s: no runbook by that name (known: %s)", ref, strings.Join(knownRunbooks(l), ", "))
-}
-
-// knownRunbooks lists the runbook names of the library and repositories.
-func knownRunbooks(l *engine.Loader) []string {
-	seen := map[string]bool{}
-	add := func(fsys fs.FS) {
-		entries, _ := fs.ReadDir(fsys, ".")
-		for _, e := range entries {
-			n := e.Name()
-			if !e.IsDir() && strings.HasSuffix(n, ".star") && !strings.HasSuffix(n, "_test.star") {
-				seen[strings.TrimSuffix(n, ".star")] = true
-			}
-		}
-	}
-	if l.Builtin != nil {
-		add(l.Builtin)
-	}
-	for _, dir := range l.Repos {
-		add(os.DirFS(dir))
-	}
-	names := sortedKeys(seen)
-	sort.Strings(names)
-	return names
+	return l.Find(ref)
 }

@@ -27,7 +27,7 @@ func newListCmd(g *globalFlags) *cobra.Command {
 				Error   string `json:"error,omitempty"`
 			}
 			var rows []row
-			for _, ref := range findRunbooks(g) {
+			for _, ref := range g.loader().Runbooks() {
 				r := row{Name: ref.Name, Repo: ref.Repo, Module: ref.Module}
 				rb, err := engine.Describe(ref.Module, engine.Options{Specs: specs, Loader: g.loader()})
 				if err != nil {
