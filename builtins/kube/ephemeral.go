@@ -137,7 +137,7 @@ func (k *kube) runAttachEphemeral(ctx context.Context, c *engine.Call) (any, err
 	}
 	name := c.Args.String("name")
 	if name == "" {
-		name = debugPrefix + nameSuffix()
+		name = k.debugName(c, ns, podName)
 	}
 	if containerStatus(pod, name) != nil || contains(containerNames(pod, true), name) {
 		return nil, engine.Errorf(engine.KindConflict, "%s: %s already has a container named %q", op, podRef, name)
@@ -183,6 +183,26 @@ func (k *kube) runAttachEphemeral(ctx context.Context, c *engine.Call) (any, err
 	mut.After, mut.Applied = mustJSON(ephemeralNames(updated)), true
 	c.RecordMutation(mut)
 	return res, waitEphemeral(ctx, cs, updated, res, c.Args.Duration("timeout"))
+}
+
+// debugName returns a new kdiag-<random> name; the name a client-side
+// plan of the same call (same position, same pod) chose is reused once.
+func (k *kube) debugName(c *engine.Call, ns, pod string) string {
+	key := c.Pos + "|" + ns + "/" + pod
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if name, ok := k.planned[key]; ok {
+		delete(k.planned, key)
+		return name
+	}
+	name := debugPrefix + nameSuffix()
+	if c.DryRun == engine.DryRunClient && c.Pos != "" {
+		if k.planned == nil {
+			k.planned = map[string]string{}
+		}
+		k.planned[key] = name
+	}
+	return name
 }
 
 // addEphemeral adds ec to the pod through the ephemeralcontainers

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 
 	"github.com/kdiag/kdiag/engine"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -15,6 +16,12 @@ import (
 // kube is the state shared by the built-ins of one Specs call.
 type kube struct {
 	clients Clients
+
+	// planned remembers the debug container name a client-side plan chose
+	// (the engine plans a write before asking for approval), so that the
+	// approved call adds the container the approval showed.
+	mu      sync.Mutex
+	planned map[string]string
 }
 
 // client returns the clientset, building it on first use.

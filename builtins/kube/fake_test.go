@@ -5,6 +5,7 @@ package kube
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -98,5 +99,31 @@ func TestAttachEphemeralRetriesConflict(t *testing.T) {
 	r := v.(*EphemeralResult)
 	if updates != 2 || r.Container != "kdiag-abcde" || r.State != "planned" || r.Spec == nil || r.Spec.TargetContainerName != "app" {
 		t.Errorf("updates %d, result %+v", updates, r)
+	}
+}
+
+// The engine plans a write (client dry run) before asking for approval;
+// the approved call must add the container the plan named.
+func TestAttachEphemeralPlanNameIsReused(t *testing.T) {
+	cs := fake.NewClientset(runningPod())
+	n := 0
+	old := nameSuffix
+	nameSuffix = func() string { n++; return fmt.Sprintf("name%d", n) }
+	defer func() { nameSuffix = old }()
+	s := specNamed(t, Specs(StaticClients(cs, nil, "default")), "attach_ephemeral")
+	plan, err := s.Run(context.Background(), &engine.Call{Spec: s, Args: attachArgs(), DryRun: engine.DryRunClient, Pos: "rb.star:3:5"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	applied, err := s.Run(context.Background(), &engine.Call{Spec: s, Args: attachArgs(), DryRun: engine.DryRunServer, Pos: "rb.star:3:5"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	other, _ := s.Run(context.Background(), &engine.Call{Spec: s, Args: attachArgs(), DryRun: engine.DryRunServer, Pos: "rb.star:3:5"})
+	if p, r := plan.(*EphemeralResult).Container, applied.(*EphemeralResult).Container; p != "kdiag-name1" || r != p {
+		t.Errorf("plan named %s, the call added %s", p, r)
+	}
+	if o := other.(*EphemeralResult).Container; o != "kdiag-name2" {
+		t.Errorf("a second call reused the name: %s", o)
 	}
 }
