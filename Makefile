@@ -7,7 +7,7 @@
 
 SHELL       := /bin/bash
 GO          ?= go
-VERSION     ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+VERSION     ?= v0.1.0-$(shell git rev-parse --short HEAD 2>/dev/null || echo dev)
 LDFLAGS     := -X main.version=$(VERSION)
 KDIAG       := $(CURDIR)/bin/kdiag
 CLUSTER     := test/cluster/cluster.sh

@@ -6,11 +6,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/signal"
 	"syscall"
 
 	"github.com/kdiag/kdiag/engine"
+	"k8s.io/klog/v2"
 )
 
 // Exit codes.
@@ -23,6 +25,10 @@ const (
 )
 
 func main() {
+	// client-go logs through klog (e.g. "Copying stderr failed" when a pod
+	// goes away mid-exec); kdiag reports errors itself.
+	klog.SetOutput(io.Discard)
+	klog.LogToStderr(false)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	cmd := newRootCmd(ctx)
 	err := cmd.ExecuteContext(ctx)

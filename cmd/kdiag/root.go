@@ -21,6 +21,8 @@ type globalFlags struct {
 	namespace       string
 	runtimeEndpoint string
 	repos           []string
+
+	repoMap map[string]string
 }
 
 func (g *globalFlags) addFlags(fs *pflag.FlagSet) {
@@ -36,9 +38,20 @@ func (g *globalFlags) config() builtins.Config {
 	return builtins.Config{Kubeconfig: g.kubeconfig, Context: g.context, Namespace: g.namespace, RuntimeEndpoint: g.runtimeEndpoint}
 }
 
-// repoDirs returns the configured repositories by name.
+// repoDirs returns the configured repositories by name (resolved by
+// resolveRepos before any command runs).
 func (g *globalFlags) repoDirs() map[string]string {
-	dirs := map[string]string{}
+	if g.repoMap == nil {
+		g.resolveRepos()
+	}
+	return g.repoMap
+}
+
+// resolveRepos reads --repo and KDIAG_REPOS: NAME=DIR or DIR, whose name is
+// its kdiag.yaml's name, else the directory's base name. It checks each
+// manifest's required kdiag version.
+func (g *globalFlags) resolveRepos() error {
+	g.repoMap = map[string]string{}
 	all := append([]string{}, g.repos...)
 	if env := os.Getenv("KDIAG_REPOS"); env != "" {
 		all = append(all, strings.Split(env, ":")...)
@@ -47,15 +60,28 @@ func (g *globalFlags) repoDirs() map[string]string {
 		if r == "" {
 			continue
 		}
-		name, dir, ok := strings.Cut(r, "=")
-		if !ok {
+		name, dir, named := strings.Cut(r, "=")
+		if !named {
 			dir, name = r, filepath.Base(filepath.Clean(r))
 		}
-		if _, dup := dirs[name]; !dup {
-			dirs[name] = dir
+		if st, err := os.Stat(dir); err != nil || !st.IsDir() {
+			return usageErrorf("--repo %s: %s is not a directory", r, dir)
+		}
+		m, err := engine.ReadManifest(dir)
+		if err != nil {
+			return usageErrorf("--repo %s: %v", r, err)
+		}
+		if m != nil && m.Name != "" && !named {
+			name = m.Name
+		}
+		if err := m.CheckVersion(filepath.Join(dir, engine.RepoManifest), version); err != nil {
+			return usageErrorf("--repo %s: %v", r, err)
+		}
+		if _, dup := g.repoMap[name]; !dup {
+			g.repoMap[name] = dir
 		}
 	}
-	return dirs
+	return nil
 }
 
 // loader returns a loader over the built-in library and the repositories.
@@ -76,6 +102,7 @@ func newRootCmd(ctx context.Context) *cobra.Command {
 		return usageErrorf("%v (see %s --help)", err, c.CommandPath())
 	})
 	g.addFlags(root.PersistentFlags())
+	root.PersistentPreRunE = func(cmd *cobra.Command, args []string) error { return g.resolveRepos() }
 	root.AddCommand(
 		newRunCmd(g),
 		newReplayCmd(g),
