@@ -49,6 +49,7 @@ bench: build cluster-up
 # docs/builtins.md is generated from the built-ins' declarations (a test checks it).
 docs: build
 	$(KDIAG) builtins --markdown > docs/builtins.md
+	$(KDIAG) list --markdown > docs/runbooks.md
 
 cluster-up:
 	$(CLUSTER) all

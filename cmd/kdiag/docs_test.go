@@ -24,6 +24,23 @@ func TestBuiltinsDocIsFresh(t *testing.T) {
 	}
 }
 
+// TestRunbooksDocIsFresh fails when docs/runbooks.md no longer matches
+// the built-in library's runbooks.
+func TestRunbooksDocIsFresh(t *testing.T) {
+	var b bytes.Buffer
+	if err := writeRunbooksMarkdown(&b, &globalFlags{}, builtins.All(builtins.Config{})); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join("..", "..", "docs", "runbooks.md")
+	got, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("%v; generate it with make docs", err)
+	}
+	if !bytes.Equal(got, b.Bytes()) {
+		t.Fatalf("%s is stale: regenerate it with `make docs` and commit it", path)
+	}
+}
+
 // TestEveryBuiltinIsDocumented checks the declarations docs are made from.
 func TestEveryBuiltinIsDocumented(t *testing.T) {
 	seen := map[string]bool{}
