@@ -57,11 +57,22 @@ var secretHints = [][]byte{
 	[]byte("private"), []byte("credential"), []byte("auth"), []byte("cookie"), []byte("session"), []byte("bearer"),
 }
 
+// hintStart marks the first letters of secretHints.
+var hintStart = func() (t [256]bool) {
+	for _, h := range secretHints {
+		t[h[0]] = true
+	}
+	return t
+}()
+
 // mayHoldSecret reports whether encoded JSON mentions anything Redact
 // would act on; most values do not, and skip the decode and re-encode.
 func mayHoldSecret(b []byte) bool {
 	for i := range b {
 		c := b[i] | 0x20 // ASCII lower case
+		if !hintStart[c] {
+			continue
+		}
 		for _, h := range secretHints {
 			if c == h[0] && hasFoldPrefix(b[i:], h) {
 				return true
