@@ -97,10 +97,10 @@ func (a *app) check() {
 		a.bad.Store(true)
 		fmt.Printf("app_state bad - configuration at %s is not valid\n", a.dir)
 	case errors.Is(err, unix.ENOENT) || errors.Is(err, unix.ENOTDIR):
-		if a.bad.Load() || !a.known {
+		// Store before logging: whoever reads "app_state ok" must find /readyz at 200.
+		if wasBad := a.bad.Swap(false); wasBad || !a.known {
 			fmt.Println("app_state ok")
 		}
-		a.bad.Store(false)
 	default:
 		fmt.Fprintf(os.Stderr, "app_state unknown - cannot check configuration at %s: %v\n", a.dir, err)
 		return
