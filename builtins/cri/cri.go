@@ -1,5 +1,9 @@
 // Package cri declares the built-ins that ask the node's container runtime
 // through the Container Runtime Interface (CRI) over its unix socket.
+//
+// find_pid talks to a Finder with a JSON-serialisable request: Local asks
+// this node's runtime; the node agent (package builtins/agent) serves the
+// same request on the node that runs the pod.
 package cri
 
 import (
@@ -7,6 +11,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"os"
 	"sort"
 	"strconv"
 	"strings"
@@ -22,10 +27,57 @@ import (
 // after the runtime_endpoint argument and before $CONTAINER_RUNTIME_ENDPOINT,
 // /etc/crictl.yaml and the well-known sockets.
 func Specs(defaultEndpoint func() string) []*engine.Spec {
+	return SpecsFor(Local{}, defaultEndpoint)
+}
+
+// SpecsFor returns the cri built-ins, served by f; defaultEndpoint is as
+// for Specs.
+func SpecsFor(f Finder, defaultEndpoint func() string) []*engine.Spec {
 	if defaultEndpoint == nil {
 		defaultEndpoint = func() string { return "" }
 	}
-	return []*engine.Spec{findPIDSpec(defaultEndpoint)}
+	return []*engine.Spec{findPIDSpec(f, defaultEndpoint)}
+}
+
+// FindPIDRequest asks for a container's main process. The three endpoint
+// fields are the configuration levels in order of precedence; the
+// well-known sockets and /etc/crictl.yaml of the serving node come after
+// them.
+type FindPIDRequest struct {
+	// Pod, Namespace and Container name the container (Namespace
+	// defaults to "default").
+	Pod       string `json:"pod,omitempty"`
+	Namespace string `json:"namespace,omitempty"`
+	Container string `json:"container,omitempty"`
+	// ContainerID is a container ID or unique prefix, instead of Pod.
+	ContainerID string `json:"container_id,omitempty"`
+	// RuntimeEndpoint is find_pid's runtime_endpoint argument.
+	RuntimeEndpoint string `json:"runtime_endpoint,omitempty"`
+	// FlagEndpoint is kdiag's --runtime-endpoint.
+	FlagEndpoint string `json:"flag_endpoint,omitempty"`
+	// EnvEndpoint is kdiag's $CONTAINER_RUNTIME_ENDPOINT.
+	EnvEndpoint string `json:"env_endpoint,omitempty"`
+}
+
+// Finder serves find_pid's requests. Local asks this node's runtime; a
+// node agent can serve the same requests on another node.
+type Finder interface {
+	// FindPID finds a container and the host PID of its main process.
+	FindPID(ctx context.Context, req *FindPIDRequest) (*FindPIDResult, error)
+}
+
+// Local is the Finder of this node.
+type Local struct{}
+
+var _ Finder = Local{}
+
+// FindPID asks this node's container runtime.
+func (Local) FindPID(ctx context.Context, req *FindPIDRequest) (*FindPIDResult, error) {
+	q := findPIDQuery{Pod: req.Pod, Namespace: req.Namespace, Container: req.Container, ContainerID: req.ContainerID}
+	if q.Namespace == "" {
+		q.Namespace = "default"
+	}
+	return findPIDEnv(ctx, q, req.RuntimeEndpoint, req.FlagEndpoint, req.EnvEndpoint)
 }
 
 // FindPIDResult is the result of find_pid.
@@ -46,7 +98,7 @@ type FindPIDResult struct {
 	Namespaces  map[string]string `json:"namespaces"`
 }
 
-func findPIDSpec(defaultEndpoint func() string) *engine.Spec {
+func findPIDSpec(f Finder, defaultEndpoint func() string) *engine.Spec {
 	return &engine.Spec{
 		Name: "find_pid",
 		Doc: `find_pid returns the host PID of a container's main process, asking the node's container runtime through the CRI (like crictl inspect).
@@ -80,16 +132,22 @@ namespaces: paths of the process's namespaces {net, pid, mnt, uts, ipc, cgroup, 
 		Effect:  engine.Read,
 		Timeout: 30 * time.Second,
 		Run: func(ctx context.Context, c *engine.Call) (any, error) {
-			q := findPIDQuery{
-				Pod:         c.Args.String("pod"),
-				Namespace:   c.Args.String("namespace"),
-				Container:   c.Args.String("container"),
-				ContainerID: c.Args.String("container_id"),
+			req := &FindPIDRequest{
+				Pod:             c.Args.String("pod"),
+				Namespace:       c.Args.String("namespace"),
+				Container:       c.Args.String("container"),
+				ContainerID:     c.Args.String("container_id"),
+				RuntimeEndpoint: c.Args.String("runtime_endpoint"),
+				FlagEndpoint:    defaultEndpoint(),
+				EnvEndpoint:     os.Getenv("CONTAINER_RUNTIME_ENDPOINT"),
 			}
-			if q.Namespace == "" {
-				q.Namespace = "default"
+			if req.Namespace == "" {
+				req.Namespace = "default"
 			}
-			return findPID(ctx, q, c.Args.String("runtime_endpoint"), defaultEndpoint())
+			if req.Pod == "" && req.ContainerID == "" {
+				return nil, errNoContainer
+			}
+			return f.FindPID(ctx, req)
 		},
 	}
 }
@@ -99,12 +157,20 @@ type findPIDQuery struct {
 	Pod, Namespace, Container, ContainerID string
 }
 
+// errNoContainer is find_pid's error when given neither pod nor container_id.
+var errNoContainer = engine.Errorf(engine.KindInvalid, "find_pid: give pod= (with namespace= and container=) or container_id=")
+
 // findPID resolves the endpoint, then finds the container and its PID.
 func findPID(ctx context.Context, q findPIDQuery, arg, flag string) (*FindPIDResult, error) {
+	return findPIDEnv(ctx, q, arg, flag, os.Getenv("CONTAINER_RUNTIME_ENDPOINT"))
+}
+
+// findPIDEnv is findPID with $CONTAINER_RUNTIME_ENDPOINT given as env.
+func findPIDEnv(ctx context.Context, q findPIDQuery, arg, flag, env string) (*FindPIDResult, error) {
 	if q.Pod == "" && q.ContainerID == "" {
-		return nil, engine.Errorf(engine.KindInvalid, "find_pid: give pod= (with namespace= and container=) or container_id=")
+		return nil, errNoContainer
 	}
-	ep, err := criResolveEndpoint(arg, flag)
+	ep, err := criResolveEndpointEnv(arg, flag, env)
 	var none *criNoEndpointError
 	switch {
 	case errors.As(err, &none) && q.ContainerID != "":

@@ -54,10 +54,17 @@ func (e *criNoEndpointError) Error() string {
 // runtime-endpoint of /etc/crictl.yaml, then the first well-known socket
 // that exists.
 func criResolveEndpoint(arg, flag string) (*criEndpoint, error) {
+	return criResolveEndpointEnv(arg, flag, os.Getenv("CONTAINER_RUNTIME_ENDPOINT"))
+}
+
+// criResolveEndpointEnv is criResolveEndpoint with the value of
+// $CONTAINER_RUNTIME_ENDPOINT given as env (a node agent resolves with
+// the environment of the kdiag that asked).
+func criResolveEndpointEnv(arg, flag, env string) (*criEndpoint, error) {
 	for _, c := range []struct{ value, source string }{
 		{arg, "runtime_endpoint"},
 		{flag, "--runtime-endpoint"},
-		{os.Getenv("CONTAINER_RUNTIME_ENDPOINT"), "CONTAINER_RUNTIME_ENDPOINT"},
+		{env, "CONTAINER_RUNTIME_ENDPOINT"},
 	} {
 		if c.value != "" {
 			return criParseEndpoint(c.value, c.source)

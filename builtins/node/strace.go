@@ -8,10 +8,47 @@ import (
 	"github.com/kdiag/kdiag/engine"
 )
 
-// StraceSpec returns the strace_sample built-in: it traces the syscalls of
-// a process and all its threads for a short window with ptrace, natively
-// (no strace binary), and always detaches.
-func StraceSpec() *engine.Spec {
+// StraceRequest asks for a syscall sample of a process.
+type StraceRequest struct {
+	// PID is the process, in the node's PID namespace.
+	PID int `json:"pid"`
+	// DurationNS is how long to trace, in nanoseconds.
+	DurationNS int64 `json:"duration_ns"`
+	// FollowForks also traces children created during the sample.
+	FollowForks bool `json:"follow_forks"`
+	// Syscalls, if not null, are the only syscalls recorded (an empty
+	// list records none).
+	Syscalls []string `json:"syscalls"`
+	// MaxEvents caps the events kept (the summary counts all).
+	MaxEvents int `json:"max_events"`
+}
+
+// Tracer serves strace_sample's requests. Local traces on this node; a
+// node agent can serve the same requests remotely.
+type Tracer interface {
+	// Strace traces a process and its threads for a while, then detaches.
+	Strace(ctx context.Context, req *StraceRequest) (*StraceResult, error)
+}
+
+var _ Tracer = Local{}
+
+// Strace traces req.PID on this node with ptrace (Linux on amd64 or arm64).
+func (Local) Strace(ctx context.Context, req *StraceRequest) (*StraceResult, error) {
+	opts, err := straceOptionsOf(req)
+	if err != nil {
+		return nil, err
+	}
+	return straceSample(ctx, opts)
+}
+
+// StraceSpec returns the strace_sample built-in, traced on this node
+// (Local): it traces the syscalls of a process and all its threads for a
+// short window with ptrace, natively (no strace binary), and always
+// detaches.
+func StraceSpec() *engine.Spec { return StraceSpecFor(Local{}) }
+
+// StraceSpecFor returns the strace_sample built-in, served by t.
+func StraceSpecFor(t Tracer) *engine.Spec {
 	return &engine.Spec{
 		Name: "strace_sample",
 		Doc: `strace_sample traces the syscalls of process pid (a host PID, e.g. from find_pid) and all its threads for duration, then detaches.
@@ -41,7 +78,13 @@ exited: the process exited during the sample
 detached: every traced thread was detached (or had exited) before returning`,
 		Effect:  engine.Read,
 		Timeout: 0,
-		Run:     runStraceSample,
+		Run: func(ctx context.Context, c *engine.Call) (any, error) {
+			req := straceRequestOf(c.Args)
+			if _, err := straceOptionsOf(req); err != nil {
+				return nil, err
+			}
+			return t.Strace(ctx, req)
+		},
 	}
 }
 
@@ -54,43 +97,58 @@ type straceOptions struct {
 	MaxEvents   int
 }
 
-func runStraceSample(ctx context.Context, c *engine.Call) (any, error) {
+// straceRequestOf reads strace_sample's arguments, defaults filled in.
+func straceRequestOf(a engine.Args) *StraceRequest {
+	req := &StraceRequest{
+		PID:         int(a.Int("pid")),
+		DurationNS:  int64(a.Duration("duration")),
+		FollowForks: a.Bool("follow_forks"),
+		MaxEvents:   int(a.Int("max_events")),
+	}
+	if !a.Has("follow_forks") {
+		req.FollowForks = true
+	}
+	if !a.Has("max_events") {
+		req.MaxEvents = 10000
+	}
+	if !a.Has("duration") {
+		req.DurationNS = int64(2 * time.Second)
+	}
+	if a.Has("syscalls") {
+		req.Syscalls = append([]string{}, a.Strings("syscalls")...)
+	}
+	return req
+}
+
+// straceOptionsOf validates a request.
+func straceOptionsOf(req *StraceRequest) (straceOptions, error) {
 	opts := straceOptions{
-		PID:         int(c.Args.Int("pid")),
-		Duration:    c.Args.Duration("duration"),
-		FollowForks: c.Args.Bool("follow_forks"),
-		MaxEvents:   int(c.Args.Int("max_events")),
-	}
-	if !c.Args.Has("follow_forks") {
-		opts.FollowForks = true
-	}
-	if !c.Args.Has("max_events") {
-		opts.MaxEvents = 10000
-	}
-	if !c.Args.Has("duration") {
-		opts.Duration = 2 * time.Second
+		PID:         req.PID,
+		Duration:    time.Duration(req.DurationNS),
+		FollowForks: req.FollowForks,
+		MaxEvents:   req.MaxEvents,
 	}
 	switch {
 	case opts.PID <= 0:
-		return nil, engine.Errorf(engine.KindInvalid, "strace_sample: pid must be positive, got %d", opts.PID)
+		return opts, engine.Errorf(engine.KindInvalid, "strace_sample: pid must be positive, got %d", opts.PID)
 	case opts.Duration <= 0:
-		return nil, engine.Errorf(engine.KindInvalid, "strace_sample: duration must be positive, got %s", opts.Duration)
+		return opts, engine.Errorf(engine.KindInvalid, "strace_sample: duration must be positive, got %s", opts.Duration)
 	case opts.MaxEvents < 0:
-		return nil, engine.Errorf(engine.KindInvalid, "strace_sample: max_events must not be negative, got %d", opts.MaxEvents)
+		return opts, engine.Errorf(engine.KindInvalid, "strace_sample: max_events must not be negative, got %d", opts.MaxEvents)
 	}
-	if c.Args.Has("syscalls") {
+	if req.Syscalls != nil {
 		known := syscallKnownNames()
 		opts.Filter = map[string]bool{}
 		var unknown []string
-		for _, name := range c.Args.Strings("syscalls") {
+		for _, name := range req.Syscalls {
 			if !known[name] {
 				unknown = append(unknown, name)
 			}
 			opts.Filter[name] = true
 		}
 		if len(unknown) > 0 {
-			return nil, engine.Errorf(engine.KindInvalid, "strace_sample: unknown syscall name(s): %s", strings.Join(unknown, ", "))
+			return opts, engine.Errorf(engine.KindInvalid, "strace_sample: unknown syscall name(s): %s", strings.Join(unknown, ", "))
 		}
 	}
-	return straceSample(ctx, opts)
+	return opts, nil
 }

@@ -115,6 +115,7 @@ func newRootCmd(ctx context.Context) *cobra.Command {
 		newLintCmd(g),
 		newServeCmd(g),
 		newVersionCmd(),
+		newAgentCmd(),
 	)
 	return root
 }

@@ -1,0 +1,38 @@
+package main
+
+import (
+	"github.com/kdiag/kdiag/builtins/agent"
+	"github.com/spf13/cobra"
+)
+
+// newAgentCmd returns the hidden `kdiag agent` commands that kdiag runs
+// inside its node agent pods (package builtins/agent); they are not meant
+// to be run by hand.
+func newAgentCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:    "agent",
+		Short:  "The node agent that kdiag runs in a pod on a remote node (internal)",
+		Hidden: true,
+		Args:   exactArgs(0, "a subcommand (idle or call)"),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return usageErrorf("%s: give a subcommand: idle or call", cmd.CommandPath())
+		},
+	}
+	cmd.AddCommand(
+		&cobra.Command{
+			Use:   "idle",
+			Short: "Wait until SIGTERM: the agent pod's main process",
+			Args:  exactArgs(0, "no arguments"),
+			RunE:  func(cmd *cobra.Command, _ []string) error { return agent.Idle(cmd.Context()) },
+		},
+		&cobra.Command{
+			Use:   "call",
+			Short: "Serve one JSON request from stdin on this node, answering on stdout",
+			Args:  exactArgs(0, "no arguments (the request comes on stdin)"),
+			RunE: func(cmd *cobra.Command, _ []string) error {
+				return agent.Serve(cmd.Context(), cmd.InOrStdin(), cmd.OutOrStdout())
+			},
+		},
+	)
+	return cmd
+}
