@@ -1,6 +1,8 @@
 // Package builtins assembles kdiag's built-ins from the packages that
 // declare them: std (sleep, now), kube (the cluster), cri (find_pid) and
-// node (namespaces, probes, ptrace, the container's view).
+// node (namespaces, probes, ptrace, the container's view). Where find_pid
+// and the node built-ins run — on this machine or in an agent pod on the
+// pod's node — is Config.NodeMode (package agent).
 package builtins
 
 import (
@@ -8,6 +10,7 @@ import (
 	"os"
 	"sort"
 
+	"github.com/kdiag/kdiag/builtins/agent"
 	"github.com/kdiag/kdiag/builtins/cri"
 	"github.com/kdiag/kdiag/builtins/kube"
 	"github.com/kdiag/kdiag/builtins/node"
@@ -23,6 +26,16 @@ type Config struct {
 	Context         string
 	Namespace       string
 	RuntimeEndpoint string
+	// NodeMode is where find_pid and the node built-ins run: "local",
+	// "agent" (in an agent pod on the pod's node) or "auto" (local on the
+	// pod's node, else agent); "" is auto. See package agent.
+	NodeMode string
+	// AgentImage is the agent pod's image, an image of this kdiag; "" is
+	// $KDIAG_AGENT_IMAGE, else agent.DefaultImage.
+	AgentImage string
+	// AgentNamespace is where agent pods are created; "" is the namespace
+	// of the pod whose node they serve.
+	AgentNamespace string
 }
 
 // clients returns the lazily-connecting Kubernetes clients of cfg.
@@ -31,20 +44,31 @@ func (cfg Config) clients() kube.Clients {
 }
 
 // All returns every built-in: the standard ones, then the cluster's, the
-// CRI's and the node's.
+// CRI's and the node's. The node agent pods of one All's built-ins are
+// deleted at the end of the run that created them; build them per run.
+// An invalid NodeMode is taken as local (the CLI validates it).
 func All(cfg Config) []*engine.Spec {
 	var specs []*engine.Spec
+	clients := cfg.clients()
+	endpoint := func() string { return cfg.RuntimeEndpoint }
 	specs = append(specs, std.Specs()...)
-	specs = append(specs, kube.Specs(cfg.clients())...)
-	specs = append(specs, cri.Specs(func() string { return cfg.RuntimeEndpoint })...)
-	specs = append(specs, node.Specs()...)
-	specs = append(specs, node.StraceSpec())
-	return specs
+	specs = append(specs, kube.Specs(clients)...)
+	mode, err := agent.ParseMode(cfg.NodeMode)
+	if err != nil || mode == agent.ModeLocal {
+		specs = append(specs, cri.Specs(endpoint)...)
+		specs = append(specs, node.Specs()...)
+		return append(specs, node.StraceSpec())
+	}
+	r := agent.New(agent.Options{
+		Mode: mode, Clients: clients, Image: cfg.AgentImage, Namespace: cfg.AgentNamespace, RuntimeEndpoint: endpoint,
+	})
+	return append(specs, r.Specs()...)
 }
 
 // Preflight checks, before a run starts, that the current user may do
 // what the runbook's Kubernetes built-ins need, with one
-// SelfSubjectAccessReview per permission; a denial names the verb, the
+// SelfSubjectAccessReview per permission (with NodeMode agent, also what
+// the node agent needs: see agent.Needs); a denial names the verb, the
 // resource and the Role rule to add. Runbooks that call no Kubernetes
 // built-in connect to nothing. The namespace is the runbook's "namespace"
 // param when it has one.
@@ -61,9 +85,11 @@ func Preflight(ctx context.Context, cfg Config, rb *engine.Runbook, params map[s
 		names = append(names, rb.Builtins[eff]...)
 	}
 	sort.Strings(names)
+	mode, _ := agent.ParseMode(cfg.NodeMode)
 	var needs []kube.Need
 	for _, n := range names {
 		needs = append(needs, kube.Needs(n, ns)...)
+		needs = append(needs, agent.Needs(mode, n, ns, cfg.AgentNamespace)...)
 	}
 	if len(needs) == 0 {
 		return nil

@@ -1,6 +1,8 @@
 package main
 
 import (
+	"fmt"
+
 	"github.com/kdiag/kdiag/builtins/agent"
 	"github.com/spf13/cobra"
 )
@@ -35,4 +37,29 @@ func newAgentCmd() *cobra.Command {
 		},
 	)
 	return cmd
+}
+
+// nodeModeFlag is --node-mode: local, agent or auto (the default),
+// checked when parsed.
+type nodeModeFlag struct{ m agent.Mode }
+
+func (f *nodeModeFlag) String() string { return string(f.mode()) }
+func (f *nodeModeFlag) Type() string   { return "mode" }
+
+// Set parses the flag's value.
+func (f *nodeModeFlag) Set(s string) error {
+	m, err := agent.ParseMode(s)
+	if err != nil {
+		return fmt.Errorf("want local, agent or auto")
+	}
+	f.m = m
+	return nil
+}
+
+// mode returns the chosen mode, auto by default.
+func (f *nodeModeFlag) mode() agent.Mode {
+	if f.m == "" {
+		return agent.ModeAuto
+	}
+	return f.m
 }

@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/kdiag/kdiag/builtins"
+	"github.com/kdiag/kdiag/builtins/agent"
 	"github.com/kdiag/kdiag/engine"
 	"github.com/kdiag/kdiag/runbooks"
 	"github.com/spf13/cobra"
@@ -21,6 +22,9 @@ type globalFlags struct {
 	namespace       string
 	runtimeEndpoint string
 	repos           []string
+	nodeMode        nodeModeFlag
+	agentImage      string
+	agentNamespace  string
 
 	repoMap map[string]string
 }
@@ -30,12 +34,16 @@ func (g *globalFlags) addFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&g.context, "context", "", "the kubeconfig context to use")
 	fs.StringVarP(&g.namespace, "namespace", "n", "", "the namespace (default: the context's)")
 	fs.StringVar(&g.runtimeEndpoint, "runtime-endpoint", "", "the CRI socket (default: $CONTAINER_RUNTIME_ENDPOINT, /etc/crictl.yaml, autodetect)")
+	fs.Var(&g.nodeMode, "node-mode", "where node built-ins run: local, agent (an agent pod on the pod's node) or auto (local on the pod's node, else agent)")
+	fs.StringVar(&g.agentImage, "agent-image", "", "the node agent pod's image, an image of this kdiag with it at /kdiag (default: $KDIAG_AGENT_IMAGE, "+agent.DefaultImage+")")
+	fs.StringVar(&g.agentNamespace, "agent-namespace", "", "where node agent pods are created (default: the target pod's namespace)")
 	fs.StringArrayVar(&g.repos, "repo", nil, "a runbook repository directory, NAME=DIR or DIR (repeatable; also $KDIAG_REPOS, colon-separated)")
 }
 
 // config returns the built-ins' configuration.
 func (g *globalFlags) config() builtins.Config {
-	return builtins.Config{Kubeconfig: g.kubeconfig, Context: g.context, Namespace: g.namespace, RuntimeEndpoint: g.runtimeEndpoint}
+	return builtins.Config{Kubeconfig: g.kubeconfig, Context: g.context, Namespace: g.namespace, RuntimeEndpoint: g.runtimeEndpoint,
+		NodeMode: string(g.nodeMode.mode()), AgentImage: g.agentImage, AgentNamespace: g.agentNamespace}
 }
 
 // repoDirs returns the configured repositories by name (resolved by

@@ -1,0 +1,149 @@
+package agent
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/kdiag/kdiag/engine"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// agentPod is one agent pod of a Router: created on first use, kept alive
+// by a heartbeat, deleted when the run that created it ends.
+type agentPod struct {
+	conn
+	r        *Router
+	node     string
+	endpoint string
+	// inflight counts the requests using the pod; deletion waits for them.
+	inflight sync.WaitGroup
+
+	mu       sync.Mutex // serialises start and delete
+	created  bool
+	running  bool
+	deleted  bool
+	stopBeat context.CancelFunc
+	beatDone chan struct{}
+}
+
+// start creates the pod, if not yet done, and waits until it runs. Before
+// creating it, it deletes the agent pods that dead kdiags left in the
+// namespace. The pod's deletion is registered with the engine call in ctx
+// (Call.Defer), so that it happens when the run ends, however it ends.
+func (a *agentPod) start(ctx context.Context, op string) error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	where := fmt.Sprintf("node agent %s/%s", a.ns, a.name)
+	switch {
+	case a.deleted:
+		return fmt.Errorf("%s: %s was deleted: %w", op, where, errAgentGone)
+	case a.running:
+		return nil
+	}
+	if !a.created {
+		if _, err := collect(ctx, a.cs, a.ns, a.r.runID, time.Now()); err != nil {
+			return apiError(op, err, "list and delete left-over agent pods", "pods", "list\", \"delete")
+		}
+		pod := podSpec(podConfig{
+			Name: a.name, Namespace: a.ns, Node: a.node, Image: a.r.opts.Image, Binary: a.binary,
+			RunID: a.r.runID, SocketDir: socketDir(a.endpoint), ActiveDeadline: a.r.opts.ActiveDeadline, Now: time.Now(),
+		})
+		if _, err := a.cs.CoreV1().Pods(a.ns).Create(ctx, pod, metav1.CreateOptions{}); err != nil {
+			return apiError(op, err, fmt.Sprintf("create agent pod %s/%s on node %s", a.ns, a.name, a.node), "pods", "create")
+		}
+		a.created = true
+		a.r.mu.Lock()
+		a.r.all = append(a.r.all, a)
+		a.r.mu.Unlock()
+		if c := callFrom(ctx); c != nil {
+			c.Defer(fmt.Sprintf("delete node agent pod %s/%s", a.ns, a.name), a.retire)
+		}
+		a.beat()
+	}
+	if err := waitRunning(ctx, a.cs, a.ns, a.name); err != nil {
+		return fmt.Errorf("%s: node agent: %w", op, err)
+	}
+	a.running = true
+	return nil
+}
+
+// beat refreshes the heartbeat annotation every heartbeatEvery until
+// delete stops it or the pod is gone.
+func (a *agentPod) beat() {
+	ctx, stop := context.WithCancel(context.Background())
+	a.stopBeat, a.beatDone = stop, make(chan struct{})
+	go func() {
+		defer close(a.beatDone)
+		t := time.NewTicker(heartbeatEvery)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case now := <-t.C:
+				bctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+				err := heartbeat(bctx, a.cs, a.ns, a.name, now)
+				cancel()
+				if apierrors.IsNotFound(err) {
+					return
+				}
+			}
+		}
+	}()
+}
+
+// retire is the run-end cleanup: new requests get a new agent, the ones
+// in flight finish (or ctx ends), then the pod is deleted.
+func (a *agentPod) retire(ctx context.Context) error {
+	a.r.drop(a)
+	done := make(chan struct{})
+	go func() {
+		a.inflight.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-ctx.Done():
+	}
+	return a.delete(ctx)
+}
+
+// delete stops the heartbeat, deletes the pod and waits until it is gone.
+func (a *agentPod) delete(ctx context.Context) error {
+	a.mu.Lock()
+	if !a.created || a.deleted {
+		a.mu.Unlock()
+		return nil
+	}
+	a.deleted = true
+	a.stopBeat()
+	<-a.beatDone
+	a.mu.Unlock()
+	return deletePod(ctx, a.cs, a.ns, a.name)
+}
+
+// apiError classifies an API error of the agent's own requests: a
+// refusal names the Role rule to add.
+func apiError(op string, err error, what, resource, verbs string) error {
+	if apierrors.IsForbidden(err) {
+		return engine.Errorf(engine.KindForbidden, "%s: node agent: %s: forbidden: %v; add to a Role: - apiGroups: [\"\"] resources: [%q] verbs: [\"%s\"]", op, what, err, resource, verbs)
+	}
+	return fmt.Errorf("%s: node agent: %s: %w", op, what, err)
+}
+
+// callKey is the context key of the engine call being served.
+type callKey struct{}
+
+// withCall returns ctx carrying the engine call c.
+func withCall(ctx context.Context, c *engine.Call) context.Context {
+	return context.WithValue(ctx, callKey{}, c)
+}
+
+// callFrom returns the engine call in ctx, or nil.
+func callFrom(ctx context.Context) *engine.Call {
+	c, _ := ctx.Value(callKey{}).(*engine.Call)
+	return c
+}

@@ -1,0 +1,45 @@
+package agent
+
+import "github.com/kdiag/kdiag/builtins/kube"
+
+// Builtins are the built-ins a Router serves.
+var Builtins = []string{
+	"find_pid", "enter_ns", "run", "http_probe", "tcp_probe", "read_file", "list_dir",
+	"stat", "ps", "open_files", "sockets", "mounts", "environ", "strace_sample",
+}
+
+// Needs returns the permissions the built-in named builtin needs in mode,
+// for the preflight (kube.Preflight): in agent mode, getting the target pod
+// in namespace and creating, listing, heart-beating (patch), exec-ing into
+// and deleting agent pods in agentNamespace ("" means namespace). Local
+// mode needs none; auto mode needs none up front either, as on the pod's
+// node it runs locally (a refusal off the node is reported by the call,
+// with the rule to add).
+func Needs(mode Mode, builtin, namespace, agentNamespace string) []kube.Need {
+	if mode != ModeAgent || !served(builtin) {
+		return nil
+	}
+	if agentNamespace == "" {
+		agentNamespace = namespace
+	}
+	pod := func(verb, sub, ns string) kube.Need {
+		return kube.Need{Verb: verb, Resource: "pods", Subresource: sub, Namespace: ns}
+	}
+	needs := []kube.Need{
+		pod("create", "", agentNamespace), pod("get", "", agentNamespace), pod("list", "", agentNamespace),
+		pod("patch", "", agentNamespace), pod("delete", "", agentNamespace), pod("create", "exec", agentNamespace),
+	}
+	if builtin == "find_pid" {
+		needs = append(needs, pod("get", "", namespace))
+	}
+	return needs
+}
+
+func served(builtin string) bool {
+	for _, b := range Builtins {
+		if b == builtin {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,268 @@
+package agent
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"path"
+	"strings"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/kubernetes"
+)
+
+// The labels and annotations of an agent pod.
+const (
+	LabelManagedBy      = "app.kubernetes.io/managed-by"
+	LabelRole           = "kdiag.io/role"
+	LabelRun            = "kdiag.io/run"
+	AnnotationHeartbeat = "kdiag.io/heartbeat"
+	AnnotationNode      = "kdiag.io/node"
+	// Selector selects every agent pod.
+	Selector = LabelManagedBy + "=kdiag," + LabelRole + "=agent"
+)
+
+// containerName is the agent pod's only container.
+const containerName = "agent"
+
+var (
+	// heartbeatEvery is how often a running kdiag refreshes the heartbeat
+	// annotation of its agent pods.
+	heartbeatEvery = 10 * time.Second
+	// staleAfter is the age of a heartbeat after which an agent pod is
+	// taken to be left behind by a kdiag that died, and deleted.
+	staleAfter = 60 * time.Second
+	// pollEvery is how often a starting or deleted agent pod is looked at.
+	pollEvery = 100 * time.Millisecond
+)
+
+// podConfig is what an agent pod is made of.
+type podConfig struct {
+	Name, Namespace, Node string
+	Image, Binary         string
+	RunID                 string
+	// SocketDir is the host directory of the CRI socket, mounted at the
+	// same path; "" mounts the host's /run (for autodetection).
+	SocketDir      string
+	ActiveDeadline time.Duration
+	Now            time.Time
+}
+
+// newPodName returns a fresh agent pod name.
+func newPodName() string {
+	b := make([]byte, 4)
+	_, _ = rand.Read(b)
+	return "kdiag-agent-" + hex.EncodeToString(b)
+}
+
+// socketDir returns the directory of a unix:// endpoint or socket path,
+// "" when it names none.
+func socketDir(endpoint string) string {
+	p := endpoint
+	if scheme, rest, ok := strings.Cut(endpoint, "://"); ok {
+		if scheme != "unix" {
+			return ""
+		}
+		p = rest
+	}
+	if !strings.HasPrefix(p, "/") {
+		return ""
+	}
+	return path.Dir(path.Clean(p))
+}
+
+// podSpec returns the agent pod: pinned to the node, in the host's PID and
+// network namespaces, privileged, with the runtime socket's directory,
+// tolerating every taint, and bounded by activeDeadlineSeconds in case
+// nobody deletes it.
+func podSpec(c podConfig) *corev1.Pod {
+	yes := true
+	no := false
+	root := int64(0)
+	grace := int64(5)
+	deadline := int64(c.ActiveDeadline / time.Second)
+	dir := c.SocketDir
+	if dir == "" {
+		dir = "/run"
+	}
+	hostDir := corev1.HostPathDirectory
+	return &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{
+			Name:      c.Name,
+			Namespace: c.Namespace,
+			Labels:    map[string]string{LabelManagedBy: "kdiag", LabelRole: "agent", LabelRun: c.RunID},
+			Annotations: map[string]string{
+				AnnotationHeartbeat: c.Now.UTC().Format(time.RFC3339),
+				AnnotationNode:      c.Node,
+			},
+		},
+		Spec: corev1.PodSpec{
+			NodeName:                      c.Node,
+			HostPID:                       true,
+			HostNetwork:                   true,
+			RestartPolicy:                 corev1.RestartPolicyNever,
+			ActiveDeadlineSeconds:         &deadline,
+			TerminationGracePeriodSeconds: &grace,
+			AutomountServiceAccountToken:  &no,
+			EnableServiceLinks:            &no,
+			Tolerations:                   []corev1.Toleration{{Operator: corev1.TolerationOpExists}},
+			Containers: []corev1.Container{{
+				Name:            containerName,
+				Image:           c.Image,
+				ImagePullPolicy: corev1.PullIfNotPresent,
+				Command:         []string{c.Binary, "agent", "idle"},
+				SecurityContext: &corev1.SecurityContext{Privileged: &yes, RunAsUser: &root},
+				Resources: corev1.ResourceRequirements{Requests: corev1.ResourceList{
+					corev1.ResourceCPU:    resource.MustParse("10m"),
+					corev1.ResourceMemory: resource.MustParse("32Mi"),
+				}},
+				VolumeMounts: []corev1.VolumeMount{{Name: "cri", MountPath: dir}},
+			}},
+			Volumes: []corev1.Volume{{Name: "cri", VolumeSource: corev1.VolumeSource{
+				HostPath: &corev1.HostPathVolumeSource{Path: dir, Type: &hostDir},
+			}}},
+		},
+	}
+}
+
+// waitRunning waits until the agent container runs. It fails early, with
+// the kubelet's reason, when the pod cannot start: an image that is
+// missing or cannot be pulled, a container that cannot be created, a pod
+// that ended or was deleted.
+func waitRunning(ctx context.Context, cs kubernetes.Interface, ns, name string) error {
+	last := "not created yet"
+	for {
+		p, err := cs.CoreV1().Pods(ns).Get(ctx, name, metav1.GetOptions{})
+		switch {
+		case apierrors.IsNotFound(err):
+			return fmt.Errorf("agent pod %s/%s was deleted while starting", ns, name)
+		case err != nil && ctx.Err() == nil:
+			return fmt.Errorf("agent pod %s/%s: %w", ns, name, err)
+		case err == nil:
+			state, fatal := podState(p)
+			if state == "" {
+				return nil
+			}
+			if fatal {
+				return fmt.Errorf("agent pod %s/%s on node %s cannot start: %s", ns, name, p.Spec.NodeName, state)
+			}
+			last = state
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("agent pod %s/%s did not start in time (%s): %w", ns, name, last, ctx.Err())
+		case <-time.After(pollEvery):
+		}
+	}
+}
+
+// podState says why the agent container is not running ("" when it
+// is), and whether it never will.
+func podState(p *corev1.Pod) (state string, fatal bool) {
+	if p.DeletionTimestamp != nil {
+		return "being deleted", true
+	}
+	switch p.Status.Phase {
+	case corev1.PodSucceeded, corev1.PodFailed:
+		return fmt.Sprintf("pod %s: %s %s", strings.ToLower(string(p.Status.Phase)), p.Status.Reason, p.Status.Message), true
+	}
+	for _, st := range p.Status.ContainerStatuses {
+		if st.Name != containerName {
+			continue
+		}
+		switch {
+		case st.State.Running != nil:
+			return "", false
+		case st.State.Terminated != nil:
+			t := st.State.Terminated
+			return fmt.Sprintf("container exited with code %d (%s) %s", t.ExitCode, t.Reason, t.Message), true
+		case st.State.Waiting != nil:
+			w := st.State.Waiting
+			switch w.Reason {
+			case "ErrImageNeverPull", "ErrImagePull", "ImagePullBackOff", "InvalidImageName",
+				"CreateContainerConfigError", "CreateContainerError", "RunContainerError", "CrashLoopBackOff":
+				return fmt.Sprintf("%s: %s; --agent-image must name an image of this kdiag, with kdiag at %s",
+					w.Reason, w.Message, p.Spec.Containers[0].Command[0]), true
+			}
+			return strings.TrimSpace("waiting: " + w.Reason + " " + w.Message), false
+		}
+	}
+	for _, c := range p.Status.Conditions {
+		if c.Type == corev1.PodScheduled && c.Status == corev1.ConditionFalse {
+			return "not scheduled: " + c.Reason + " " + c.Message, false
+		}
+	}
+	return "pending", false
+}
+
+// heartbeat writes the heartbeat annotation now.
+func heartbeat(ctx context.Context, cs kubernetes.Interface, ns, name string, now time.Time) error {
+	patch := fmt.Sprintf(`{"metadata":{"annotations":{%q:%q}}}`, AnnotationHeartbeat, now.UTC().Format(time.RFC3339))
+	_, err := cs.CoreV1().Pods(ns).Patch(ctx, name, types.MergePatchType, []byte(patch), metav1.PatchOptions{})
+	return err
+}
+
+// deletePod deletes an agent pod and waits until it is gone.
+func deletePod(ctx context.Context, cs kubernetes.Interface, ns, name string) error {
+	err := cs.CoreV1().Pods(ns).Delete(ctx, name, metav1.DeleteOptions{})
+	if apierrors.IsNotFound(err) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("delete agent pod %s/%s: %w", ns, name, err)
+	}
+	for {
+		_, err := cs.CoreV1().Pods(ns).Get(ctx, name, metav1.GetOptions{})
+		if apierrors.IsNotFound(err) {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("agent pod %s/%s is still terminating: %w", ns, name, ctx.Err())
+		case <-time.After(pollEvery):
+		}
+	}
+}
+
+// collect deletes the agent pods in ns that a dead kdiag left behind:
+// those whose heartbeat is older than staleAfter (or that have ended),
+// except the ones of run keep. It returns their names.
+func collect(ctx context.Context, cs kubernetes.Interface, ns, keep string, now time.Time) ([]string, error) {
+	list, err := cs.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{LabelSelector: Selector})
+	if err != nil {
+		return nil, fmt.Errorf("list agent pods in %s: %w", ns, err)
+	}
+	var gone []string
+	for i := range list.Items {
+		p := &list.Items[i]
+		if p.Labels[LabelRun] == keep || p.DeletionTimestamp != nil || !stale(p, now) {
+			continue
+		}
+		err := cs.CoreV1().Pods(ns).Delete(ctx, p.Name, metav1.DeleteOptions{})
+		if err != nil && !apierrors.IsNotFound(err) {
+			return gone, fmt.Errorf("delete left-over agent pod %s/%s: %w", ns, p.Name, err)
+		}
+		gone = append(gone, p.Name)
+	}
+	return gone, nil
+}
+
+// stale reports whether an agent pod's kdiag is gone: its heartbeat (or,
+// without a readable one, its creation) is older than staleAfter, or the
+// pod has ended.
+func stale(p *corev1.Pod, now time.Time) bool {
+	if p.Status.Phase == corev1.PodSucceeded || p.Status.Phase == corev1.PodFailed {
+		return true
+	}
+	beat := p.CreationTimestamp.Time
+	if t, err := time.Parse(time.RFC3339, p.Annotations[AnnotationHeartbeat]); err == nil {
+		beat = t
+	}
+	return now.Sub(beat) > staleAfter
+}

@@ -1,0 +1,290 @@
+package agent
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/kdiag/kdiag/builtins/kube"
+	"github.com/kdiag/kdiag/engine"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// Mode says where node built-ins run.
+type Mode string
+
+// The node modes.
+const (
+	// ModeLocal runs every node built-in on this machine.
+	ModeLocal Mode = "local"
+	// ModeAgent runs every node built-in in an agent pod on the node of
+	// the pod find_pid was asked about.
+	ModeAgent Mode = "agent"
+	// ModeAuto runs a node built-in on this machine when it is the pod's
+	// node, in an agent pod otherwise.
+	ModeAuto Mode = "auto"
+)
+
+// ParseMode parses --node-mode; "" is ModeAuto.
+func ParseMode(s string) (Mode, error) {
+	switch m := Mode(s); m {
+	case "":
+		return ModeAuto, nil
+	case ModeLocal, ModeAgent, ModeAuto:
+		return m, nil
+	}
+	return "", fmt.Errorf("--node-mode=%s: want local, agent or auto", s)
+}
+
+// Defaults of Options.
+const (
+	// DefaultImage is the agent image when Options.Image and
+	// $KDIAG_AGENT_IMAGE are empty: the image the local test cluster's
+	// docs import (test/cluster/cluster.sh image kdiag-local:v1 bin/kdiag).
+	DefaultImage = "kdiag-local:v1"
+	// DefaultBinary is where the agent image holds kdiag.
+	DefaultBinary = "/kdiag"
+	// DefaultActiveDeadline bounds an agent pod's life if nobody deletes it.
+	DefaultActiveDeadline = time.Hour
+)
+
+// Options configure a Router.
+type Options struct {
+	// Mode is where node built-ins run; "" is ModeAuto.
+	Mode Mode
+	// Clients reach the cluster (lazily).
+	Clients kube.Clients
+	// Image is the agent pod's image, an image of this kdiag; "" is
+	// $KDIAG_AGENT_IMAGE, else DefaultImage.
+	Image string
+	// Binary is kdiag's path in Image; "" is DefaultBinary.
+	Binary string
+	// Namespace is where agent pods are created; "" is the namespace of
+	// the pod whose node they serve.
+	Namespace string
+	// RuntimeEndpoint returns kdiag's --runtime-endpoint ("" when unset).
+	RuntimeEndpoint func() string
+	// ActiveDeadline bounds an agent pod's life; 0 is DefaultActiveDeadline.
+	ActiveDeadline time.Duration
+}
+
+// Router is the Executor (node.Executor, node.Tracer and cri.Finder) of
+// one kdiag: it serves each request on this machine or in the agent pod of
+// the node the request is about, creating that pod on first use. Build
+// one per run (builtins.All does).
+type Router struct {
+	opts  Options
+	runID string
+
+	mu      sync.Mutex
+	nodes   map[string]*nodeInfo // by node name
+	pidNode map[int]string       // host PID -> node, from find_pid
+	last    string               // the node of the last find_pid
+	agents  map[string]*agentPod // live agents by node
+	all     []*agentPod          // every agent created, for Close
+}
+
+// nodeInfo is what the Router learnt of a node from a pod on it.
+type nodeInfo struct {
+	name      string
+	namespace string   // of the pod that named it: the agent's default namespace
+	hostIPs   []string // the pod's status.hostIPs
+	endpoint  string   // the CRI endpoint of the find_pid that named it
+	local     *bool    // decided once: is it this machine?
+}
+
+// New returns a Router. Nothing is connected until a request needs the
+// cluster.
+func New(opts Options) *Router {
+	if opts.Mode == "" {
+		opts.Mode = ModeAuto
+	}
+	if opts.Image == "" {
+		opts.Image = os.Getenv("KDIAG_AGENT_IMAGE")
+	}
+	if opts.Image == "" {
+		opts.Image = DefaultImage
+	}
+	if opts.Binary == "" {
+		opts.Binary = DefaultBinary
+	}
+	if opts.RuntimeEndpoint == nil {
+		opts.RuntimeEndpoint = func() string { return "" }
+	}
+	if opts.ActiveDeadline <= 0 {
+		opts.ActiveDeadline = DefaultActiveDeadline
+	}
+	b := make([]byte, 4)
+	_, _ = rand.Read(b)
+	return &Router{
+		opts: opts, runID: hex.EncodeToString(b),
+		nodes: map[string]*nodeInfo{}, pidNode: map[int]string{}, agents: map[string]*agentPod{},
+	}
+}
+
+// RunID is the value of the kdiag.io/run label of this Router's agent pods.
+func (r *Router) RunID() string { return r.runID }
+
+// learn records the node of a pod that find_pid was asked about.
+func (r *Router) learn(name, namespace string, hostIPs []string, endpoint string) *nodeInfo {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	n := r.nodes[name]
+	if n == nil {
+		n = &nodeInfo{name: name}
+		r.nodes[name] = n
+	}
+	n.namespace, n.hostIPs, n.endpoint = namespace, hostIPs, endpoint
+	r.last = name
+	return n
+}
+
+// nodeOf returns the node a node built-in about pid goes to: where
+// find_pid found pid, else the node of the last find_pid; nil when no
+// find_pid ran yet.
+func (r *Router) nodeOf(pid int) *nodeInfo {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if name, ok := r.pidNode[pid]; ok && pid > 0 {
+		return r.nodes[name]
+	}
+	return r.nodes[r.last]
+}
+
+// remember records the node on which find_pid found pid.
+func (r *Router) remember(pid int, n *nodeInfo) {
+	r.mu.Lock()
+	r.pidNode[pid] = n.name
+	r.mu.Unlock()
+}
+
+// isLocal decides, once per node, whether n is this machine.
+func (r *Router) isLocal(n *nodeInfo) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if n.local == nil {
+		l := thisMachine(n.name, n.hostIPs)
+		n.local = &l
+	}
+	return *n.local
+}
+
+// noNode is the error of a node built-in in agent mode before any pod
+// (and so any node) is known.
+func noNode(op string, pid int) error {
+	what := "the node's own namespaces"
+	if pid > 0 {
+		what = fmt.Sprintf("pid %d", pid)
+	}
+	return engine.Errorf(engine.KindInvalid, "%s: --node-mode=agent runs node built-ins on the node of a pod, and no pod is known yet for %s: call find_pid(pod=..., namespace=...) first", op, what)
+}
+
+// agentFor returns the running agent of node n, creating it (and
+// collecting left-overs) first if needed. The caller must release it.
+func (r *Router) agentFor(ctx context.Context, op string, n *nodeInfo) (*agentPod, error) {
+	cs, rc, err := r.opts.Clients.Kube()
+	if err != nil {
+		return nil, fmt.Errorf("%s: node agent: %w", op, err)
+	}
+	r.mu.Lock()
+	a := r.agents[n.name]
+	if a == nil {
+		ns := r.opts.Namespace
+		if ns == "" {
+			ns = n.namespace
+		}
+		if ns == "" {
+			ns = r.opts.Clients.Namespace()
+		}
+		a = &agentPod{r: r, node: n.name, endpoint: n.endpoint, conn: conn{cs: cs, rc: rc, ns: ns, name: newPodName(), binary: r.opts.Binary}}
+		r.agents[n.name] = a
+	}
+	a.inflight.Add(1)
+	r.mu.Unlock()
+	if err := a.start(ctx, op); err != nil {
+		a.inflight.Done()
+		return nil, err
+	}
+	return a, nil
+}
+
+// drop forgets agent a, so that the next request creates a new one.
+func (r *Router) drop(a *agentPod) {
+	r.mu.Lock()
+	if r.agents[a.node] == a {
+		delete(r.agents, a.node)
+	}
+	r.mu.Unlock()
+}
+
+// Close deletes every agent pod this Router created and has not deleted
+// yet. Runs made through the engine need not call it: each agent pod's
+// deletion is registered with Call.Defer when it is created.
+func (r *Router) Close(ctx context.Context) error {
+	r.mu.Lock()
+	all := append([]*agentPod(nil), r.all...)
+	r.mu.Unlock()
+	var errs []error
+	for _, a := range all {
+		errs = append(errs, a.delete(ctx))
+	}
+	return errors.Join(errs...)
+}
+
+// via serves one request: locally, or in the agent of the request's node,
+// retrying once with a new agent when the old one went away.
+func via[Req, Res any](ctx context.Context, r *Router, op string, n *nodeInfo, req *Req,
+	local func(context.Context, *Req) (*Res, error)) (*Res, error) {
+	if r.opts.Mode == ModeLocal || n == nil || r.opts.Mode == ModeAuto && r.isLocal(n) {
+		return local(ctx, req)
+	}
+	for attempt := 0; ; attempt++ {
+		a, err := r.agentFor(ctx, op, n)
+		if err != nil {
+			return nil, err
+		}
+		res := new(Res)
+		err = a.call(ctx, op, req, res)
+		a.inflight.Done()
+		if errors.Is(err, errAgentGone) && attempt == 0 && ctx.Err() == nil {
+			r.drop(a)
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		return res, nil
+	}
+}
+
+// podNode looks up the node of pod namespace/name for find_pid.
+func (r *Router) podNode(ctx context.Context, namespace, name string) (node string, hostIPs []string, err error) {
+	cs, _, err := r.opts.Clients.Kube()
+	if err != nil {
+		return "", nil, fmt.Errorf("find_pid: node agent: %w", err)
+	}
+	p, err := cs.CoreV1().Pods(namespace).Get(ctx, name, metav1.GetOptions{})
+	switch {
+	case apierrors.IsNotFound(err):
+		return "", nil, engine.Errorf(engine.KindNotFound, "find_pid: pod %q not found (looked up for its node)", namespace+"/"+name)
+	case apierrors.IsForbidden(err):
+		return "", nil, engine.Errorf(engine.KindForbidden, "find_pid: cannot get pod %q to find its node: %v; add to a Role: - apiGroups: [\"\"] resources: [\"pods\"] verbs: [\"get\"]", namespace+"/"+name, err)
+	case err != nil:
+		return "", nil, fmt.Errorf("find_pid: get pod %q for its node: %w", namespace+"/"+name, err)
+	case p.Spec.NodeName == "":
+		return "", nil, engine.Errorf(engine.KindNotFound, "find_pid: pod %q is not scheduled on a node yet", namespace+"/"+name)
+	}
+	for _, ip := range p.Status.HostIPs {
+		hostIPs = append(hostIPs, ip.IP)
+	}
+	if len(hostIPs) == 0 && p.Status.HostIP != "" {
+		hostIPs = []string{p.Status.HostIP}
+	}
+	return p.Spec.NodeName, hostIPs, nil
+}
