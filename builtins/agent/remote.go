@@ -59,18 +59,24 @@ func (c *conn) call(ctx context.Context, op string, req, res any) error {
 	if err := c.exec(ctx, in, &stdout, &stderr); err != nil {
 		return c.execError(ctx, op, err, stderr.String())
 	}
+	return decodeResponse(op, fmt.Sprintf("node agent %s/%s", c.ns, c.name), stdout.Bytes(), stderr.String(), res)
+}
+
+// decodeResponse decodes the agent's answer to op into res: its error with
+// its kind, or a version mismatch.
+func decodeResponse(op, where string, stdout []byte, stderr string, res any) error {
 	var resp Response
-	if err := json.Unmarshal(stdout.Bytes(), &resp); err != nil {
-		return fmt.Errorf("%s: node agent %s/%s answered no response (%v): %q, stderr %q", op, c.ns, c.name, err, clip(stdout.String()), clip(stderr.String()))
+	if err := json.Unmarshal(stdout, &resp); err != nil {
+		return fmt.Errorf("%s: %s answered no response (%v): %q, stderr %q", op, where, err, clip(string(stdout)), clip(stderr))
 	}
 	if resp.V != ProtocolVersion {
-		return fmt.Errorf("%s: %w", op, &VersionError{Agent: resp.V, Kdiag: ProtocolVersion})
+		return fmt.Errorf("%s: %s: %w", op, where, &VersionError{Agent: resp.V, Kdiag: ProtocolVersion})
 	}
 	if resp.Error != nil {
 		return resp.Error.err()
 	}
 	if err := json.Unmarshal(resp.Result, res); err != nil {
-		return fmt.Errorf("%s: node agent %s/%s: cannot decode the result: %v", op, c.ns, c.name, err)
+		return fmt.Errorf("%s: %s: cannot decode the result: %v", op, where, err)
 	}
 	return nil
 }

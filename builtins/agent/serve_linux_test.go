@@ -1,0 +1,234 @@
+//go:build linux
+
+package agent
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/kdiag/kdiag/builtins/node"
+	"github.com/kdiag/kdiag/builtins/node/nodetest"
+	"github.com/kdiag/kdiag/engine"
+)
+
+// serveOnce sends one envelope to Serve through a pipe that stays open
+// until the answer is in, as kdiag's exec does, and returns the answer.
+func serveOnce(t *testing.T, env Request) Response {
+	t.Helper()
+	inR, inW := io.Pipe()
+	outR, outW := io.Pipe()
+	done := make(chan error, 1)
+	go func() { done <- Serve(context.Background(), inR, outW); outW.Close() }()
+	go func() {
+		b, _ := json.Marshal(env)
+		inW.Write(append(b, '\n'))
+	}()
+	var resp Response
+	if err := json.NewDecoder(outR).Decode(&resp); err != nil {
+		t.Fatalf("decode the answer: %v", err)
+	}
+	inW.Close()
+	if err := <-done; err != nil {
+		t.Fatalf("Serve: %v", err)
+	}
+	return resp
+}
+
+// wireCall is one request over Serve, decoded as kdiag's side would.
+func wireCall[Res any](t *testing.T, op string, req any) (*Res, error) {
+	t.Helper()
+	body, _ := json.Marshal(req)
+	resp := serveOnce(t, Request{V: ProtocolVersion, Op: op, TimeoutMS: 10000, Request: body})
+	b, _ := json.Marshal(resp)
+	res := new(Res)
+	if err := decodeResponse(op, "node agent test", b, "", res); err != nil {
+		return nil, err
+	}
+	return res, nil
+}
+
+// sameJSON fails unless a and b encode to the same JSON.
+func sameJSON(t *testing.T, what string, a, b any) {
+	t.Helper()
+	ja, _ := json.Marshal(a)
+	jb, _ := json.Marshal(b)
+	if string(ja) != string(jb) {
+		t.Errorf("%s: over the agent protocol\n%s\nlocally\n%s", what, ja, jb)
+	}
+}
+
+// TestServeAnswersLikeLocal sends requests about a real target (the seed's
+// broken app in its own namespaces) through the agent protocol and
+// compares each answer with node.Local's: same result JSON, and errors
+// keep their kind and message.
+func TestServeAnswersLikeLocal(t *testing.T) {
+	tg := nodetest.Start(t, nodetest.Options{})
+	ctx := context.Background()
+	l := node.Local{}
+	target := node.Target{PID: tg.PID}
+
+	h, err := wireCall[node.NSHandle](t, "enter_ns", &node.EnterNSRequest{PID: tg.PID, Namespaces: []string{"net", "mnt"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	lh, _ := l.EnterNS(ctx, &node.EnterNSRequest{PID: tg.PID, Namespaces: []string{"net", "mnt"}})
+	sameJSON(t, "enter_ns", h, lh)
+
+	fr := &node.FileRequest{Target: target, Path: nodetest.ConfigDir + "/config.toml", MaxBytes: 1 << 20}
+	rf, err := wireCall[node.ReadFileResult](t, "read_file", fr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lrf, _ := l.ReadFile(ctx, fr)
+	sameJSON(t, "read_file", rf, lrf)
+	if rf.Content != "[default]\n" {
+		t.Errorf("read_file content %q", rf.Content)
+	}
+
+	fr = &node.FileRequest{Target: target, Path: nodetest.ConfigDir}
+	ld, err := wireCall[node.ListDirResult](t, "list_dir", fr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lld, _ := l.ListDir(ctx, fr)
+	sameJSON(t, "list_dir", ld, lld)
+
+	pr := &node.ProcRequest{Target: target}
+	env, err := wireCall[node.EnvironResult](t, "environ", pr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lenv, _ := l.Environ(ctx, pr)
+	sameJSON(t, "environ", env, lenv)
+
+	hp := &node.HTTPProbeRequest{Target: &node.Target{PID: tg.PID, Handle: h}, URL: "http://127.0.0.1:3000/readyz", Method: "GET", TimeoutMS: 5000}
+	probe, err := wireCall[node.HTTPProbeResult](t, "http_probe", hp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if probe.Status != 500 || probe.OK || !strings.Contains(probe.Body, "not ready") {
+		t.Errorf("http_probe over the protocol: %+v", probe)
+	}
+
+	// An expected failure keeps its kind and message.
+	gone := &node.EnterNSRequest{PID: 1 << 30, Namespaces: []string{"net"}}
+	_, werr := wireCall[node.NSHandle](t, "enter_ns", gone)
+	_, lerr := l.EnterNS(ctx, gone)
+	if lerr == nil || werr == nil || werr.Error() != lerr.Error() || engine.KindOf(werr) != engine.KindOf(lerr) || engine.KindOf(werr) != engine.KindGone {
+		t.Errorf("enter_ns of a missing process: over the protocol %v (%s), locally %v (%s)", werr, engine.KindOf(werr), lerr, engine.KindOf(lerr))
+	}
+}
+
+// TestServeVersionMismatch: an agent refuses an envelope of another
+// protocol version, and kdiag refuses an answer of another version, both
+// naming the two versions.
+func TestServeVersionMismatch(t *testing.T) {
+	resp := serveOnce(t, Request{V: ProtocolVersion + 1, Op: "ps", Request: json.RawMessage(`{"target":{"pid":1}}`)})
+	want := "node agent speaks protocol v1, this kdiag speaks v2: use an agent image of the same kdiag version (--agent-image)"
+	if resp.V != ProtocolVersion || resp.Error == nil || resp.Error.Message != want || resp.Result != nil {
+		t.Errorf("agent's answer to a v2 request: %+v", resp)
+	}
+
+	var res node.PSResult
+	err := decodeResponse("ps", "node agent ns/kdiag-agent-x", []byte(`{"v":2,"result":{"processes":[]}}`), "", &res)
+	var verr *VersionError
+	if !errors.As(err, &verr) || verr.Agent != 2 || verr.Kdiag != ProtocolVersion ||
+		err.Error() != "ps: node agent ns/kdiag-agent-x: node agent speaks protocol v2, this kdiag speaks v1: use an agent image of the same kdiag version (--agent-image)" {
+		t.Errorf("kdiag's decoding of a v2 answer: %v", err)
+	}
+	if engine.KindOf(err) != engine.KindFailed {
+		t.Errorf("a version mismatch is an infrastructure failure, got kind %s", engine.KindOf(err))
+	}
+}
+
+// TestServeRejectsBadEnvelopes: an unknown op, a request that is not JSON.
+func TestServeRejectsBadEnvelopes(t *testing.T) {
+	resp := serveOnce(t, Request{V: ProtocolVersion, Op: "format_disk", Request: json.RawMessage(`{}`)})
+	if resp.Error == nil || !strings.HasPrefix(resp.Error.Message, `node agent: unknown op "format_disk" (protocol v1 serves enter_ns, environ, find_pid,`) {
+		t.Errorf("unknown op: %+v", resp.Error)
+	}
+	resp = serveOnce(t, Request{V: ProtocolVersion, Op: "read_file", Request: json.RawMessage(`{"target":"x"}`)})
+	if resp.Error == nil || !strings.HasPrefix(resp.Error.Message, "read_file: node agent: cannot decode the request: ") || resp.Error.Kind != "" {
+		t.Errorf("bad request: %+v", resp.Error)
+	}
+	var out strings.Builder
+	if err := Serve(context.Background(), strings.NewReader("not json"), &out); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(out.String(), `"message":"node agent: cannot decode the request envelope: `) {
+		t.Errorf("garbage envelope: %s", out.String())
+	}
+}
+
+// TestServeStopsWhenStdinCloses: closing the agent's standard input (kdiag
+// went away) cancels a running strace_sample, which detaches from its
+// target; the cancellation comes back with its kind. (The target is a
+// child nobody waits for: a waited-for child's ptrace stops would go to
+// the waiter.)
+func TestServeStopsWhenStdinCloses(t *testing.T) {
+	sleep := exec.Command("sleep", "120")
+	if err := sleep.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { sleep.Process.Kill(); sleep.Wait() })
+	tg := struct{ PID int }{sleep.Process.Pid}
+	body, _ := json.Marshal(&node.StraceRequest{PID: tg.PID, DurationNS: int64(30 * time.Second), FollowForks: true, MaxEvents: 100})
+	line, _ := json.Marshal(Request{V: ProtocolVersion, Op: "strace_sample", Request: body})
+	inR, inW := io.Pipe()
+	var out strings.Builder
+	done := make(chan error, 1)
+	start := time.Now()
+	go func() { done <- Serve(context.Background(), inR, &out) }()
+	inW.Write(append(line, '\n'))
+	deadline := time.Now().Add(10 * time.Second)
+	for tracerOf(t, tg.PID) == "0" {
+		if time.Now().After(deadline) {
+			t.Fatal("the target was never traced")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	inW.Close()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Serve did not stop when its input closed")
+	}
+	if d := time.Since(start); d > 10*time.Second {
+		t.Errorf("took %s to stop a 30s sample", d)
+	}
+	var resp Response
+	if err := json.Unmarshal([]byte(out.String()), &resp); err != nil {
+		t.Fatalf("answer %q: %v", out.String(), err)
+	}
+	if resp.Error == nil || resp.Error.Kind != engine.KindCancelled || !strings.HasPrefix(resp.Error.Message, "strace_sample: cancelled after") {
+		t.Errorf("answer %s", out.String())
+	}
+	if tr := tracerOf(t, tg.PID); tr != "0" {
+		t.Errorf("target still traced by %s", tr)
+	}
+}
+
+// tracerOf returns the TracerPid of a process.
+func tracerOf(t *testing.T, pid int) string {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/status")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(l, "TracerPid:"); ok {
+			return strings.TrimSpace(v)
+		}
+	}
+	return ""
+}
