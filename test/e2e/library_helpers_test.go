@@ -1,0 +1,218 @@
+package e2e
+
+import (
+	"encoding/json"
+	"fmt"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/kdiag/kdiag/engine/transcript"
+	"github.com/kdiag/kdiag/test/harness"
+	corev1 "k8s.io/api/core/v1"
+)
+
+// libraryApply applies manifest files of the repository (paths relative to
+// its root, without namespaces) in namespace ns.
+func libraryApply(t *testing.T, env *harness.Env, ns string, files ...string) {
+	t.Helper()
+	root, err := harness.RepoRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	args := []string{"apply", "-n", ns}
+	for _, f := range files {
+		args = append(args, "-f", filepath.Join(root, f))
+	}
+	env.Kubectl(t, args...)
+}
+
+// libraryPod reads a pod.
+func libraryPod(env *harness.Env, ns, name string) (*corev1.Pod, error) {
+	out, errOut, err := env.RunKubectl("get", "pod", name, "-n", ns, "-o", "json")
+	if err != nil {
+		return nil, fmt.Errorf("%v: %s", err, errOut)
+	}
+	var p corev1.Pod
+	if err := json.Unmarshal([]byte(out), &p); err != nil {
+		return nil, err
+	}
+	return &p, nil
+}
+
+// libraryWait polls the pod until cond holds, failing the test with the
+// pod's description after timeout.
+func libraryWait(t *testing.T, env *harness.Env, ns, name, what string, timeout time.Duration, cond func(*corev1.Pod) bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for time.Now().Before(deadline) {
+		if p, err := libraryPod(env, ns, name); err == nil && cond(p) {
+			return
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+	out, _, _ := env.RunKubectl("describe", "pod", name, "-n", ns)
+	t.Fatalf("pod %s/%s: %s did not happen within %s:\n%s", ns, name, what, timeout, out)
+}
+
+// libraryStatus returns the status of the pod's container named name.
+func libraryStatus(p *corev1.Pod, name string) *corev1.ContainerStatus {
+	for i := range p.Status.ContainerStatuses {
+		if p.Status.ContainerStatuses[i].Name == name {
+			return &p.Status.ContainerStatuses[i]
+		}
+	}
+	return nil
+}
+
+// libraryRunning reports whether every container of the pod runs.
+func libraryRunning(p *corev1.Pod) bool {
+	if p.Status.Phase != corev1.PodRunning || len(p.Status.ContainerStatuses) == 0 {
+		return false
+	}
+	for _, s := range p.Status.ContainerStatuses {
+		if s.State.Running == nil {
+			return false
+		}
+	}
+	return true
+}
+
+// libraryWaiting returns a condition: the container waits for one of reasons.
+func libraryWaiting(container string, reasons ...string) func(*corev1.Pod) bool {
+	return func(p *corev1.Pod) bool {
+		s := libraryStatus(p, container)
+		if s == nil || s.State.Waiting == nil {
+			return false
+		}
+		for _, r := range reasons {
+			if s.State.Waiting.Reason == r {
+				return true
+			}
+		}
+		return false
+	}
+}
+
+// libraryUnschedulable is the condition of a pod the scheduler gave up on.
+func libraryUnschedulable(p *corev1.Pod) bool {
+	for _, c := range p.Status.Conditions {
+		if c.Type == corev1.PodScheduled && c.Status == corev1.ConditionFalse && c.Reason == corev1.PodReasonUnschedulable {
+			return true
+		}
+	}
+	return false
+}
+
+// libraryResult is a finished run of a library runbook.
+type libraryResult struct {
+	out        string
+	verdict    string
+	findings   []string // "SEVERITY summary"
+	transcript string
+	took       time.Duration
+}
+
+// text returns the verdict and the findings, one a line.
+func (r *libraryResult) text() string {
+	return "verdict: " + r.verdict + "\n" + strings.Join(r.findings, "\n")
+}
+
+// mustSay fails the test unless every string occurs in the verdict or a finding.
+func (r *libraryResult) mustSay(t *testing.T, want ...string) {
+	t.Helper()
+	all := r.text()
+	for _, w := range want {
+		if !strings.Contains(all, w) {
+			t.Errorf("the run does not say %q:\n%s", w, all)
+		}
+	}
+}
+
+// verdictSays fails the test unless every string occurs in the verdict.
+func (r *libraryResult) verdictSays(t *testing.T, want ...string) {
+	t.Helper()
+	for _, w := range want {
+		if !strings.Contains(r.verdict, w) {
+			t.Errorf("the verdict does not say %q:\n%s", w, r.verdict)
+		}
+	}
+}
+
+// libraryRun runs a runbook of the built-in library with params ("k=v"),
+// recording it; it fails the test unless the run ends ok and its recording
+// replays to the same report with no cluster.
+func libraryRun(t *testing.T, env *harness.Env, runbook string, params ...string) *libraryResult {
+	t.Helper()
+	tp := filepath.Join(t.TempDir(), runbook+".jsonl")
+	args := []string{"run", runbook, "--record", tp}
+	for _, p := range params {
+		if strings.HasPrefix(p, "--") {
+			args = append(args, p)
+			continue
+		}
+		args = append(args, "-p", p)
+	}
+	start := time.Now()
+	out, errOut, code := kdiag(t, env, args...)
+	took := time.Since(start)
+	if code != 0 {
+		t.Fatalf("kdiag %s: exit %d\n%s\n%s", strings.Join(args, " "), code, out, errOut)
+	}
+	tr := readTranscript(t, tp)
+	if tr.Footer == nil || tr.Footer.Status != transcript.StatusOK {
+		t.Fatalf("kdiag %s: footer %+v", strings.Join(args, " "), tr.Footer)
+	}
+	res := &libraryResult{out: out, transcript: tp, took: took}
+	for _, e := range tr.Events {
+		switch e.Type {
+		case "finding":
+			res.findings = append(res.findings, strings.ToUpper(e.Severity)+" "+e.Summary)
+		case "verdict":
+			res.verdict = e.Summary
+		case "call":
+			if e.DurationMS > 2000 {
+				t.Logf("%s: slow call %s(%s): %.1fs", runbook, e.Builtin, e.Args, e.DurationMS/1000)
+			}
+		}
+	}
+	rep, repErr, code := kdiag(t, env, "replay", "-q", "--kubeconfig", "/nonexistent", tp)
+	if code != 0 || rep != out {
+		t.Fatalf("replay of %s: exit %d, the report differs:\n%s\n%s\n--- live\n%s", runbook, code, rep, repErr, out)
+	}
+	t.Logf("%s %s: %s (%s)", runbook, strings.Join(params, " "), res.verdict, took.Round(10*time.Millisecond))
+	return res
+}
+
+var (
+	libraryConfigAppOnce sync.Once
+	libraryConfigAppErr  error
+)
+
+// libraryConfigApp builds the config-file-missing example's app and imports
+// it as kdiag-config-app:v1, once per test process.
+func libraryConfigApp(t *testing.T, env *harness.Env) {
+	t.Helper()
+	libraryConfigAppOnce.Do(func() {
+		root, err := harness.RepoRoot()
+		if err != nil {
+			libraryConfigAppErr = err
+			return
+		}
+		bin := filepath.Join(t.TempDir(), "config-app")
+		cmd := exec.Command("go", "build", "-o", bin, "./examples/config-file-missing/app")
+		cmd.Dir = root
+		cmd.Env = append(cmd.Environ(), "CGO_ENABLED=0")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			libraryConfigAppErr = fmt.Errorf("go build config-app: %v\n%s", err, out)
+			return
+		}
+		env.ImportImage(t, "kdiag-config-app:v1", bin)
+	})
+	if libraryConfigAppErr != nil {
+		t.Fatal(libraryConfigAppErr)
+	}
+}

@@ -1,0 +1,172 @@
+package e2e
+
+// The runbook library end to end: each test reproduces an incident of
+// examples/<runbook>/ in a namespace of its own, runs the runbook against it
+// on the local cluster and checks that its verdict and findings name the
+// cause. The tests run in parallel: most of their time is spent waiting for
+// the kubelet (restarts, back-off, pulls).
+
+import (
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/kdiag/kdiag/test/harness"
+	corev1 "k8s.io/api/core/v1"
+)
+
+// TestLibraryCrashloop: a worker that exits 3 on a bad ConfigMap value, and
+// a container OOMKilled under its memory limit.
+func TestLibraryCrashloop(t *testing.T) {
+	t.Parallel()
+	env := harness.Cluster(t)
+	ns := namespace(t, env, "lib-crashloop")
+	libraryApply(t, env, ns, "examples/crashloop/manifests.yaml", "examples/crashloop/oomkilled.yaml")
+	libraryWait(t, env, ns, "orders-worker", "a restart after exit code 3", 90*time.Second, func(p *corev1.Pod) bool {
+		s := libraryStatus(p, "worker")
+		return s != nil && s.RestartCount >= 1 && s.LastTerminationState.Terminated != nil && s.LastTerminationState.Terminated.ExitCode == 3
+	})
+	r := libraryRun(t, env, "crashloop", "pod=orders-worker", "namespace="+ns)
+	r.verdictSays(t, "exit code 3", "the application's own exit code", `fatal: unknown MODE "turbo"`,
+		"ConfigMap orders-settings, created", "named in its log")
+	r.mustSay(t, "ConfigMap orders-settings (volume settings at /etc/orders)")
+	if b, err := os.ReadFile(r.transcript); err != nil || strings.Contains(string(b), "not-a-real-password-but-redact-me") {
+		t.Errorf("the transcript holds the Secret's value (or cannot be read: %v)", err)
+	}
+
+	libraryWait(t, env, ns, "thumbnailer", "an OOM kill", 90*time.Second, func(p *corev1.Pod) bool {
+		s := libraryStatus(p, "thumbnailer")
+		return s != nil && s.LastTerminationState.Terminated != nil && s.LastTerminationState.Terminated.Reason == "OOMKilled"
+	})
+	r = libraryRun(t, env, "crashloop", "pod=thumbnailer", "namespace="+ns)
+	r.verdictSays(t, "OOMKilled", "limit 24Mi")
+	r.mustSay(t, "CRITICAL thumbnailer was killed for using more memory than its limit (24Mi)")
+}
+
+// TestLibraryImagePull: an unresolvable private registry with a missing
+// pull secret, and an image the node lacks under imagePullPolicy Never.
+func TestLibraryImagePull(t *testing.T) {
+	t.Parallel()
+	env := harness.Cluster(t)
+	ns := namespace(t, env, "lib-image-pull")
+	libraryApply(t, env, ns, "examples/image-pull/manifests.yaml")
+	libraryWait(t, env, ns, "catalog-api", "a pull failure", 90*time.Second, libraryWaiting("api", "ErrImagePull", "ImagePullBackOff"))
+	r := libraryRun(t, env, "image-pull", "pod=catalog-api", "namespace="+ns)
+	r.verdictSays(t, "registry host registry.example.com does not resolve from the node", "pull secret regcred is missing")
+	r.mustSay(t, "registry.example.com/shop/catalog-api:v2.4.1")
+
+	libraryWait(t, env, ns, "report-builder", "ErrImageNeverPull", 60*time.Second, libraryWaiting("log-shipper", "ErrImageNeverPull"))
+	r = libraryRun(t, env, "image-pull", "pod=report-builder", "namespace="+ns)
+	r.verdictSays(t, "image kdiag-log-shipper:v3 is not on node "+env.NodeName+" and imagePullPolicy is Never")
+	if strings.Contains(r.text(), "builder:") {
+		t.Errorf("the running container is blamed too:\n%s", r.text())
+	}
+}
+
+// TestLibraryPending: too much CPU, a node label no node has, an unbound
+// claim.
+func TestLibraryPending(t *testing.T) {
+	t.Parallel()
+	env := harness.Cluster(t)
+	ns := namespace(t, env, "lib-pending")
+	libraryApply(t, env, ns, "examples/pending/manifests.yaml")
+	for pod, want := range map[string][]string{
+		"batch-import": {"Insufficient cpu: the pod requests 64, the node's allocatable is"},
+		"ledger-db":    {"nodeSelector disktype=ssd (node has no disktype label)"},
+		"uploads":      {"PVC uploads-data is Pending", "no persistent volumes available for this claim"},
+	} {
+		libraryWait(t, env, ns, pod, "Unschedulable", 60*time.Second, libraryUnschedulable)
+		r := libraryRun(t, env, "pending", "pod="+pod, "namespace="+ns)
+		r.verdictSays(t, append(want, "pod "+ns+"/"+pod+" cannot be scheduled")...)
+	}
+}
+
+// TestLibraryLivenessRestarts: a healthy app killed again and again by a
+// liveness probe on a path it does not serve.
+func TestLibraryLivenessRestarts(t *testing.T) {
+	t.Parallel()
+	env := seedCluster(t) // imports kdiag-broken-app:v1
+	ns := namespace(t, env, "lib-liveness")
+	libraryApply(t, env, ns, "examples/liveness-restarts/manifests.yaml")
+	libraryWait(t, env, ns, "inventory", "a liveness kill", 90*time.Second, func(p *corev1.Pod) bool {
+		s := libraryStatus(p, "inventory")
+		return s != nil && s.RestartCount >= 1
+	})
+	r := libraryRun(t, env, "liveness-restarts", "pod=inventory", "namespace="+ns, "wait=60s")
+	r.verdictSays(t, "killed by its liveness probe", "the app does not serve /livez (404)", "/healthz")
+	r.mustSay(t, "HTTP 404", "answers 404", "/healthz answers 200")
+}
+
+// TestLibraryDNSFromPod: the local cluster's missing cluster DNS, and a
+// loopback stub nameserver nothing serves inside the pod.
+func TestLibraryDNSFromPod(t *testing.T) {
+	t.Parallel()
+	env := harness.Cluster(t)
+	ns := namespace(t, env, "lib-dns")
+	libraryApply(t, env, ns, "examples/dns-from-pod/manifests.yaml")
+	libraryWait(t, env, ns, "web-client", "Running", 60*time.Second, libraryRunning)
+	r := libraryRun(t, env, "dns-from-pod", "pod=web-client", "namespace="+ns)
+	r.verdictSays(t, "cannot resolve kubernetes.default.svc.cluster.local", "answer NXDOMAIN", "no kube-dns Service exists")
+
+	libraryWait(t, env, ns, "stub-client", "Running", 60*time.Second, libraryRunning)
+	r = libraryRun(t, env, "dns-from-pod", "pod=stub-client", "namespace="+ns)
+	r.verdictSays(t, "no nameserver answers from inside the pod (127.0.0.53)")
+	r.mustSay(t, "nothing listens on port 53 inside the pod's network namespace")
+}
+
+// TestLibraryPortNotListening: a probe on 3000, a server on 8080.
+func TestLibraryPortNotListening(t *testing.T) {
+	t.Parallel()
+	env := harness.Cluster(t)
+	ns := namespace(t, env, "lib-port")
+	libraryApply(t, env, ns, "examples/port-not-listening/manifests.yaml")
+	libraryWait(t, env, ns, "greeter", "Running", 60*time.Second, libraryRunning)
+	r := libraryRun(t, env, "port-not-listening", "pod=greeter", "namespace="+ns)
+	r.verdictSays(t, "the readiness probe checks port 3000 but nothing listens there", "listens on 8080", "where the probe answers 200")
+	r.mustSay(t, "container greeter declares port 3000 (http) but nothing listens on it")
+}
+
+// TestLibraryConfigFileMissing: the app wants config.yaml, the ConfigMap
+// has config.yml; the fix adds the key and undo removes it.
+func TestLibraryConfigFileMissing(t *testing.T) {
+	t.Parallel()
+	env := harness.Cluster(t)
+	libraryConfigApp(t, env)
+	ns := namespace(t, env, "lib-config")
+	libraryApply(t, env, ns, "examples/config-file-missing/manifests.yaml")
+	libraryWait(t, env, ns, "billing", "Running", 60*time.Second, libraryRunning)
+	r := libraryRun(t, env, "config-file-missing", "pod=billing", "namespace="+ns)
+	r.verdictSays(t, "/etc/app/config.yaml is missing (/etc/app holds config.yml instead; /etc/app is ConfigMap billing-config's volume",
+		"fix=True would add key config.yaml")
+	r.mustSay(t, "/config/config.yaml")
+
+	r = libraryRun(t, env, "config-file-missing", "pod=billing", "namespace="+ns, "fix=true", "--yes")
+	r.verdictSays(t, "added key config.yaml (a copy of config.yml) to ConfigMap billing-config", "the app now opens /etc/app/config.yaml")
+	if data := env.Kubectl(t, "get", "configmap", "billing-config", "-n", ns, "-o", "jsonpath={.data}"); !strings.Contains(data, "config.yaml") {
+		t.Fatalf("the ConfigMap has no key config.yaml after the fix: %s", data)
+	}
+	out, errOut, code := kdiag(t, env, "undo", "--yes", r.transcript)
+	if code != 0 || !strings.Contains(out, "configmap "+ns+"/billing-config: reverted") {
+		t.Fatalf("undo exit %d:\n%s\n%s", code, out, errOut)
+	}
+	if data := env.Kubectl(t, "get", "configmap", "billing-config", "-n", ns, "-o", "jsonpath={.data}"); strings.Contains(data, "config.yaml") {
+		t.Fatalf("undo left key config.yaml: %s", data)
+	}
+}
+
+// TestLibrarySyscallStorm: a busy-wait on a missing file, and a fork loop.
+func TestLibrarySyscallStorm(t *testing.T) {
+	t.Parallel()
+	env := harness.Cluster(t)
+	ns := namespace(t, env, "lib-storm")
+	libraryApply(t, env, ns, "examples/syscall-storm/manifests.yaml")
+	libraryWait(t, env, ns, "migrator", "Running", 60*time.Second, libraryRunning)
+	r := libraryRun(t, env, "syscall-storm", "pod=migrator", "namespace="+ns)
+	r.verdictSays(t, "it checks for /tmp/schema.ready over and over (newfstatat, ENOENT every time) without sleeping", "newfstatat 100% of them")
+	env.RunKubectl("delete", "pod", "migrator", "-n", ns, "--wait=false", "--grace-period=0")
+
+	libraryWait(t, env, ns, "log-tailer", "Running", 60*time.Second, libraryRunning)
+	r = libraryRun(t, env, "syscall-storm", "pod=log-tailer", "namespace="+ns)
+	r.verdictSays(t, "new processes a second", "a loop that runs a command each time round")
+}
