@@ -115,7 +115,8 @@ func TestLibraryDNSFromPod(t *testing.T) {
 	r.mustSay(t, "nothing listens on port 53 inside the pod's network namespace")
 }
 
-// TestLibraryPortNotListening: a probe on 3000, a server on 8080.
+// TestLibraryPortNotListening: a probe on 3000, a server on 8080; and a
+// server on 127.0.0.1:3000 only, probed on the pod IP.
 func TestLibraryPortNotListening(t *testing.T) {
 	t.Parallel()
 	env := harness.Cluster(t)
@@ -125,6 +126,14 @@ func TestLibraryPortNotListening(t *testing.T) {
 	r := libraryRun(t, env, "port-not-listening", "pod=greeter", "namespace="+ns)
 	r.verdictSays(t, "the readiness probe checks port 3000 but nothing listens there", "listens on 8080", "where the probe answers 200")
 	r.mustSay(t, "container greeter declares port 3000 (http) but nothing listens on it")
+
+	libraryWait(t, env, ns, "admin-ui", "Running", 60*time.Second, libraryRunning)
+	r = libraryRun(t, env, "port-not-listening", "pod=admin-ui", "namespace="+ns)
+	p, err := libraryPod(env, ns, "admin-ui")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.verdictSays(t, "the app listens on 127.0.0.1:3000 only; the readiness probe connects to "+p.Status.PodIP)
 }
 
 // TestLibraryConfigFileMissing: the app wants config.yaml, the ConfigMap
