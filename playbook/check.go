@@ -23,6 +23,9 @@ func (c *Config) check() error {
 	if err := c.checkAuth(); err != nil {
 		return err
 	}
+	if err := c.checkExecutor(); err != nil {
+		return err
+	}
 	if n := c.Notify; n != nil {
 		if n.URL == "" {
 			return c.errorf(p("notify"), "notify: url is required")

@@ -54,8 +54,11 @@ type Config struct {
 	// DedupeWindow is how long after a run for an alert fingerprint ends
 	// that the same fingerprint is deduplicated (default 10m).
 	DedupeWindow time.Duration `yaml:"dedupe_window"`
-	// Executor runs the runbooks: "local" (in-process, the default).
+	// Executor runs the runbooks: "local" (in-process, the default) or
+	// "job" (a Kubernetes Job per run, see Job).
 	Executor string `yaml:"executor"`
+	// Job holds the Job executor's settings (executor: job).
+	Job *JobConfig `yaml:"job"`
 	// Repos are runbook repositories by name, in addition to --repo.
 	Repos map[string]string `yaml:"repos"`
 	// Notify, if set, receives a summary of every finished run.
@@ -281,11 +284,13 @@ func yamlError(path string, err error) error {
 func sectionFields(typ string) string {
 	switch typ {
 	case "playbook.Config":
-		return "the config (fields: listen, store, external_url, auth, max_body_bytes, concurrency, queue, dedupe_window, executor, repos, notify, routes)"
+		return "the config (fields: listen, store, external_url, auth, max_body_bytes, concurrency, queue, dedupe_window, executor, job, repos, notify, routes)"
 	case "playbook.AuthConfig":
 		return "auth (fields: token_file, token_env, hmac_secret_file, hmac_secret_env, hmac_header, require, insecure)"
 	case "playbook.NotifyConfig":
 		return "notify (fields: url, timeout, token_file, token_env)"
+	case "playbook.JobConfig":
+		return "job (fields: namespace, image, image_pull_policy, service_account_name, host_network, env, node_mode, agent_image, agent_namespace, node_local, runtime_endpoint, node_selector, active_deadline, ttl_after_finished, termination_grace)"
 	case "playbook.RouteConfig":
 		return "a route (fields: name, match, match_re, runbook, params, mutations, allow_builtins, timeout)"
 	}

@@ -100,13 +100,20 @@ func New(cfg *Config, opts Options) (*Server, error) {
 		runs: map[string]*Meta{}, lastRun: map[string]string{}, slots: make(chan struct{}, cfg.Concurrency)}
 	if s.exec == nil {
 		if cfg.Executor != "local" {
-			return nil, cfg.errorf(p("executor"), "executor %q is not available in this build (executors: local)", cfg.Executor)
+			return nil, cfg.errorf(p("executor"), "executor %s needs a Kubernetes client: set Options.Executor (NewJobExecutor; kdiag serve does)", cfg.Executor)
 		}
 		s.exec = &Local{Specs: opts.Specs, Loader: opts.Loader, Version: opts.Version, MaxSteps: 10_000_000}
 	}
 	var err error
 	if s.routes, err = compileRoutes(cfg, opts.Specs, opts.Loader); err != nil {
 		return nil, err
+	}
+	if rc, ok := s.exec.(runbookChecker); ok {
+		for _, r := range s.routes {
+			if err := rc.CheckRunbook(r.module); err != nil {
+				return nil, cfg.errorf(p("routes", r.index, "runbook"), "route %q: %v", r.name, err)
+			}
+		}
 	}
 	if s.auth, err = newAuthenticator(cfg); err != nil {
 		return nil, err

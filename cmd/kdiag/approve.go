@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strings"
 
 	"github.com/kdiag/kdiag/engine"
@@ -45,4 +46,18 @@ func (a *approver) Approve(ctx context.Context, req engine.Approval) error {
 		return nil
 	}
 	return errors.New("declined at the prompt")
+}
+
+// allowList approves only the write built-ins of --allow-builtins.
+type allowList struct {
+	who   string
+	names []string
+}
+
+// Approve implements engine.Approver.
+func (a allowList) Approve(_ context.Context, req engine.Approval) error {
+	if slices.Contains(a.names, req.Builtin) {
+		return nil
+	}
+	return fmt.Errorf("%s allows only %s", a.who, strings.Join(a.names, ", "))
 }

@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -13,6 +14,7 @@ import (
 	"github.com/kdiag/kdiag/engine"
 	"github.com/kdiag/kdiag/engine/report"
 	"github.com/kdiag/kdiag/engine/transcript"
+	"github.com/kdiag/kdiag/playbook"
 	"github.com/spf13/cobra"
 	"gopkg.in/yaml.v3"
 )
@@ -33,11 +35,16 @@ type runOptions struct {
 	output     string
 	timeout    time.Duration
 	maxSteps   uint64
+	labelArgs  []string
+	allow      []string
+	stream     bool
 
-	module string
-	raw    map[string]any
-	out    io.Writer
-	errOut io.Writer
+	module   string
+	raw      map[string]any
+	labels   map[string]string
+	allowSet bool
+	out      io.Writer
+	errOut   io.Writer
 }
 
 func newRunCmd(g *globalFlags) *cobra.Command {
@@ -70,6 +77,9 @@ func newRunCmd(g *globalFlags) *cobra.Command {
 	fs.StringVarP(&o.output, "output", "o", "text", "output format: text or json")
 	fs.DurationVar(&o.timeout, "timeout", 10*time.Minute, "stop the whole run after this long (0: no limit)")
 	fs.Uint64Var(&o.maxSteps, "max-steps", 10_000_000, "stop a runbook after this many Starlark computation steps (0: no limit)")
+	fs.StringArrayVar(&o.labelArgs, "label", nil, "a label recorded in the transcript header, key=value (repeatable)")
+	fs.StringSliceVar(&o.allow, "allow-builtins", nil, "approve only these write built-ins (comma-separated; empty: none) and refuse the others, without asking")
+	fs.BoolVar(&o.stream, "stream-transcript", false, "also write every event to stdout as it is recorded, as kdiag-transcript frames (kdiag serve's Job executor reads them); the report goes to stderr")
 	return cmd
 }
 
@@ -103,6 +113,15 @@ func (o *runOptions) complete(cmd *cobra.Command, args []string) error {
 	if o.dryRun == "none" {
 		o.dryRun = ""
 	}
+	o.labels = map[string]string{}
+	for _, kv := range o.labelArgs {
+		k, v, ok := strings.Cut(kv, "=")
+		if !ok || k == "" {
+			return usageErrorf("--label %q: want key=value", kv)
+		}
+		o.labels[k] = v
+	}
+	o.allowSet = cmd.Flags().Changed("allow-builtins")
 	return nil
 }
 
@@ -119,6 +138,9 @@ func (o *runOptions) validate() error {
 	}
 	if o.noRecord && o.record != "" {
 		return usageErrorf("--record and --no-record contradict each other")
+	}
+	if o.yes && o.allowSet {
+		return usageErrorf("--yes approves every write built-in, --allow-builtins only some: give one of them")
 	}
 	return nil
 }
@@ -140,6 +162,10 @@ func (o *runOptions) run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	approver, hint, err := o.approver(specs)
+	if err != nil {
+		return err
+	}
 	if err := builtins.Preflight(ctx, cfg, rb, bound); err != nil {
 		return err
 	}
@@ -154,14 +180,24 @@ func (o *runOptions) run(ctx context.Context) error {
 		}
 	}
 	con := newConsole(o.errOut)
+	observe := con.event
+	var frames *playbook.FrameWriter
+	if o.stream {
+		frames = playbook.NewFrameWriter(o.out)
+		observe = func(e *transcript.Event) { frames.Event(e); con.event(e) }
+		o.out = o.errOut
+	}
 	opts := engine.Options{
 		Specs: specs, Loader: o.g.loader(), Params: o.raw, DryRun: engine.DryRun(o.dryRun),
-		Approver: newApprover(o.yes, o.errOut), Writer: w, Observer: con.event, Progress: con.progress,
-		MaxSteps: o.maxSteps, Version: version,
+		Approver: approver, RefusalHint: hint, Writer: w, Observer: observe, Progress: con.progress,
+		MaxSteps: o.maxSteps, Version: version, Labels: o.labels,
 		Target: transcript.Target{Kubeconfig: cfg.Kubeconfig, Context: cfg.Context, Namespace: cfg.Namespace},
 	}
 	res := engine.Run(ctx, o.module, opts)
 	con.done()
+	if frames != nil && frames.Err() != nil && res.Err == nil {
+		res.Err = frames.Err()
+	}
 	if w != nil {
 		if err := w.Close(); err != nil && res.Err == nil {
 			res.Err = err
@@ -180,4 +216,32 @@ func (o *runOptions) run(ctx context.Context) error {
 		return &silentError{res.Err}
 	}
 	return res.Err
+}
+
+// approver returns the run's Approver and, when it is nil, the hint of
+// refusals: with --allow-builtins an allow-list (empty: nothing approved)
+// named after the route label if there is one, else the prompt or --yes.
+func (o *runOptions) approver(specs []*engine.Spec) (engine.Approver, string, error) {
+	if !o.allowSet {
+		return newApprover(o.yes, o.errOut), "", nil
+	}
+	var writes []string
+	for _, s := range specs {
+		if s.Effect == engine.Write {
+			writes = append(writes, s.Name)
+		}
+	}
+	for _, b := range o.allow {
+		if !slices.Contains(writes, b) {
+			return nil, "", usageErrorf("--allow-builtins: %q is not a write built-in (write built-ins: %s)", b, strings.Join(writes, ", "))
+		}
+	}
+	who := "--allow-builtins"
+	if r := o.labels["route"]; r != "" {
+		who = fmt.Sprintf("route %q", r)
+	}
+	if len(o.allow) == 0 {
+		return nil, who + " allows no write built-in", nil
+	}
+	return allowList{who: who, names: o.allow}, "", nil
 }

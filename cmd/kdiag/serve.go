@@ -8,6 +8,7 @@ import (
 	"net"
 
 	"github.com/kdiag/kdiag/builtins"
+	"github.com/kdiag/kdiag/builtins/kube"
 	"github.com/kdiag/kdiag/engine"
 	"github.com/kdiag/kdiag/engine/transcript"
 	"github.com/kdiag/kdiag/playbook"
@@ -86,7 +87,14 @@ func (o *serveOptions) run(ctx context.Context) error {
 		Specs: specs, Loader: loader, StoreDir: o.store, Version: version,
 		Logger: slog.New(slog.NewTextHandler(o.errOut, nil)),
 	}
-	if o.cfg.Executor == "local" {
+	switch o.cfg.Executor {
+	case "job":
+		cs, _, err := kube.NewClients(bcfg.Kubeconfig, bcfg.Context, bcfg.Namespace).Kube()
+		if err != nil {
+			return fmt.Errorf("serve: executor job: %w", err)
+		}
+		opts.Executor = playbook.NewJobExecutor(o.cfg, cs)
+	case "local":
 		opts.Executor = &playbook.Local{
 			Specs: specs, Loader: loader, Version: version, MaxSteps: 10_000_000,
 			Target: transcript.Target{Kubeconfig: bcfg.Kubeconfig, Context: bcfg.Context, Namespace: bcfg.Namespace},

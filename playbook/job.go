@@ -1,0 +1,194 @@
+package playbook
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+)
+
+// RunLabel labels a run's Job and pod with the run's id.
+const RunLabel = "kdiag.io/run"
+
+// JobExecutor is the Executor that runs each run as a Kubernetes Job: its
+// pod runs `kdiag run` with the run's runbook, params, labels and policy
+// and streams the transcript to its log (--stream-transcript), which the
+// executor follows and writes to the run's TranscriptPath. Cancelling a
+// run deletes its Job: the pod is terminated, and kdiag ends the
+// transcript with status cancelled and runs its cleanups. A finished
+// Job is deleted once its transcript is read.
+type JobExecutor struct {
+	// Config are the job: settings, defaults filled (Load does).
+	Config JobConfig
+	// Client creates, watches and deletes the Jobs and reads pod logs.
+	Client kubernetes.Interface
+	// Poll is how often the Job's pod is looked at while it starts and
+	// after it ends (default 500ms).
+	Poll time.Duration
+}
+
+// NewJobExecutor returns a JobExecutor with the config's job: settings.
+func NewJobExecutor(cfg *Config, client kubernetes.Interface) *JobExecutor {
+	j := &JobExecutor{Client: client, Poll: 500 * time.Millisecond}
+	if cfg.Job != nil {
+		j.Config = *cfg.Job
+	}
+	return j
+}
+
+// Name implements Executor.
+func (j *JobExecutor) Name() string { return "job" }
+
+// runbookChecker is implemented by executors that can run only some
+// runbooks; New checks every route's runbook with it.
+type runbookChecker interface {
+	CheckRunbook(module string) error
+}
+
+// CheckRunbook accepts the runbooks of the built-in library only: the
+// Job's pod has the image's kdiag, not the server's files or repositories.
+func (j *JobExecutor) CheckRunbook(module string) error {
+	if !strings.HasPrefix(module, "@kdiag//") {
+		return fmt.Errorf("executor job runs runbooks of kdiag's built-in library only (the Job's image has no access to %s); use executor: local for it", module)
+	}
+	return nil
+}
+
+// Start implements Executor: it creates the run's Job and follows it.
+func (j *JobExecutor) Start(ctx context.Context, req RunRequest) (RunHandle, error) {
+	job := j.job(req)
+	created, err := j.Client.BatchV1().Jobs(job.Namespace).Create(ctx, job, metav1.CreateOptions{})
+	if err != nil {
+		return nil, fmt.Errorf("create job %s/%s: %w", job.Namespace, job.Name, err)
+	}
+	h := &localHandle{done: make(chan struct{})}
+	go func() {
+		defer close(h.done)
+		h.out = j.follow(ctx, created, req)
+	}()
+	return h, nil
+}
+
+// jobName names a run's Job: the run id, lowercased.
+func jobName(id string) string { return "kdiag-run-" + strings.ToLower(id) }
+
+// Args returns the kdiag arguments that run req: the runbook, its params,
+// the labels, the policy as flags, the timeout and the transcript stream.
+func (j *JobExecutor) Args(req RunRequest) []string {
+	args := []string{"run", req.Runbook}
+	for _, k := range sortedKeys(req.Params) {
+		args = append(args, "-p", k+"="+fmt.Sprint(req.Params[k]))
+	}
+	for _, k := range sortedKeys(req.Labels) {
+		args = append(args, "--label", k+"="+req.Labels[k])
+	}
+	switch req.Policy.Mutations {
+	case MutationsDryRun:
+		args = append(args, "--dry-run=client")
+	case MutationsAllow:
+		args = append(args, "--allow-builtins="+strings.Join(req.Policy.AllowBuiltins, ","))
+	default:
+		args = append(args, "--allow-builtins=")
+	}
+	args = append(args, "--timeout="+req.Timeout.String(), "--stream-transcript", "--no-record")
+	c := j.Config
+	if c.NodeMode != "" {
+		args = append(args, "--node-mode="+c.NodeMode)
+	}
+	if c.NodeMode != "local" && c.AgentImage != "" {
+		args = append(args, "--agent-image="+c.AgentImage)
+	}
+	if c.NodeMode != "local" && c.AgentNamespace != "" {
+		args = append(args, "--agent-namespace="+c.AgentNamespace)
+	}
+	if c.RuntimeEndpoint != "" {
+		args = append(args, "--runtime-endpoint="+c.RuntimeEndpoint)
+	}
+	return args
+}
+
+// job builds the Job of req.
+func (j *JobExecutor) job(req RunRequest) *batchv1.Job {
+	c := j.Config
+	labels := map[string]string{RunLabel: req.ID, "app.kubernetes.io/name": "kdiag", "app.kubernetes.io/component": "run"}
+	if r := req.Labels["route"]; r != "" && len(r) <= 63 {
+		labels["kdiag.io/route"] = r
+	}
+	var env []corev1.EnvVar
+	for _, k := range sortedKeys(c.Env) {
+		env = append(env, corev1.EnvVar{Name: k, Value: c.Env[k]})
+	}
+	ctr := corev1.Container{
+		Name: "kdiag", Image: c.Image, ImagePullPolicy: corev1.PullPolicy(c.ImagePullPolicy),
+		Args: j.Args(req), Env: env,
+		TerminationMessagePolicy: corev1.TerminationMessageFallbackToLogsOnError,
+		Resources: corev1.ResourceRequirements{Requests: corev1.ResourceList{
+			corev1.ResourceCPU: resource.MustParse("50m"), corev1.ResourceMemory: resource.MustParse("64Mi")}},
+		SecurityContext: &corev1.SecurityContext{
+			RunAsNonRoot: ptr(true), RunAsUser: ptr(int64(65532)), RunAsGroup: ptr(int64(65532)),
+			AllowPrivilegeEscalation: ptr(false), ReadOnlyRootFilesystem: ptr(true),
+			Capabilities:   &corev1.Capabilities{Drop: []corev1.Capability{"ALL"}},
+			SeccompProfile: &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault},
+		},
+	}
+	spec := corev1.PodSpec{
+		RestartPolicy: corev1.RestartPolicyNever, ServiceAccountName: c.ServiceAccountName,
+		HostNetwork: c.HostNetwork, NodeSelector: c.NodeSelector,
+		TerminationGracePeriodSeconds: ptr(int64(c.TerminationGrace / time.Second)),
+	}
+	if c.HostNetwork {
+		spec.DNSPolicy = corev1.DNSClusterFirstWithHostNet
+	}
+	if c.NodeLocal {
+		nodeLocal(&spec, &ctr, c.RuntimeEndpoint)
+	}
+	spec.Containers = []corev1.Container{ctr}
+	job := &batchv1.Job{
+		ObjectMeta: metav1.ObjectMeta{Name: jobName(req.ID), Namespace: c.Namespace, Labels: labels},
+		Spec: batchv1.JobSpec{
+			BackoffLimit:            ptr(int32(0)),
+			TTLSecondsAfterFinished: ptr(int32(c.TTLAfterFinished / time.Second)),
+			Template:                corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: labels}, Spec: spec},
+		},
+	}
+	deadline := c.ActiveDeadline
+	if deadline == 0 && req.Timeout > 0 {
+		deadline = req.Timeout + DefaultJobStartAllowance
+	}
+	if deadline > 0 {
+		job.Spec.ActiveDeadlineSeconds = ptr(int64((deadline + time.Second - 1) / time.Second))
+	}
+	return job
+}
+
+// nodeLocal gives the pod what node built-ins need to run in it: root,
+// privileged, the host's PID namespace and the node's CRI socket.
+func nodeLocal(spec *corev1.PodSpec, ctr *corev1.Container, endpoint string) {
+	socket := strings.TrimPrefix(endpoint, "unix://")
+	spec.HostPID = true
+	spec.Volumes = append(spec.Volumes, corev1.Volume{Name: "cri", VolumeSource: corev1.VolumeSource{
+		HostPath: &corev1.HostPathVolumeSource{Path: socket, Type: ptr(corev1.HostPathSocket)}}})
+	ctr.VolumeMounts = append(ctr.VolumeMounts, corev1.VolumeMount{Name: "cri", MountPath: socket})
+	ctr.SecurityContext = &corev1.SecurityContext{
+		Privileged: ptr(true), RunAsUser: ptr(int64(0)), RunAsGroup: ptr(int64(0)), RunAsNonRoot: ptr(false),
+		ReadOnlyRootFilesystem: ptr(true),
+	}
+}
+
+func ptr[T any](v T) *T { return &v }
+
+// exitText describes a container's exit.
+func exitText(t *corev1.ContainerStateTerminated) string {
+	s := "exit code " + strconv.Itoa(int(t.ExitCode))
+	if t.Reason != "" && t.Reason != "Completed" && t.Reason != "Error" {
+		s += " (" + t.Reason + ")"
+	}
+	return s
+}

@@ -1,0 +1,292 @@
+package playbook
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/fields"
+)
+
+// stuckReasons are the reasons a container waits that no waiting fixes:
+// the run fails at once instead of at the Job's deadline.
+var stuckReasons = map[string]bool{
+	"ErrImageNeverPull": true, "InvalidImageName": true, "ImagePullBackOff": true,
+	"CreateContainerConfigError": true, "CreateContainerError": true,
+}
+
+// jobRun follows one run's Job.
+type jobRun struct {
+	j   *JobExecutor
+	job *batchv1.Job
+	req RunRequest
+
+	mu   sync.Mutex
+	live frameReader
+	sink *transcriptSink
+
+	pod        *corev1.Pod
+	pending    string // why the pod is not running yet, for messages
+	streamDone chan struct{}
+	stopStream context.CancelFunc
+	endSeen    bool // the stream's end was taken into account
+}
+
+// follow waits for the Job's pod, streams its log into the transcript and
+// maps how the run ended to an Outcome. The Job is deleted at the end.
+func (j *JobExecutor) follow(ctx context.Context, job *batchv1.Job, req RunRequest) Outcome {
+	r := &jobRun{j: j, job: job, req: req, sink: &transcriptSink{path: req.TranscriptPath}}
+	out := r.run(ctx)
+	if r.streamDone != nil {
+		r.stopStream()
+		<-r.streamDone
+	}
+	if err := r.sink.close(); err != nil && out.Message == "" {
+		out.Message = err.Error()
+	}
+	if err := j.deleteJob(job); err != nil && out.Message == "" {
+		out.Message = err.Error()
+	}
+	return out
+}
+
+func (r *jobRun) name() string { return r.job.Namespace + "/" + r.job.Name }
+
+// run polls the Job and its pod until the pod's container has ended, the
+// Job failed or ctx is cancelled.
+func (r *jobRun) run(ctx context.Context) Outcome {
+	poll := r.j.Poll
+	if poll <= 0 {
+		poll = 500 * time.Millisecond
+	}
+	t := time.NewTicker(poll)
+	defer t.Stop()
+	start := time.Now()
+	for tick := 0; ; tick++ {
+		// While the log streams, the stream's end is the news: look at
+		// the Job only every 20 polls (its deadline, its deletion).
+		if r.streamDone == nil || tick%20 == 0 || r.streamEnded() {
+			if out, done := r.check(ctx, time.Since(start)); done {
+				return out
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return r.cancel(ctx)
+		case <-t.C:
+		case <-r.streamDoneOrNil():
+		}
+	}
+}
+
+// check looks at the Job and its pod once.
+func (r *jobRun) check(ctx context.Context, elapsed time.Duration) (Outcome, bool) {
+	job, err := r.j.Client.BatchV1().Jobs(r.job.Namespace).Get(ctx, r.job.Name, metav1.GetOptions{})
+	switch {
+	case ctx.Err() != nil:
+		return Outcome{}, false
+	case apierrors.IsNotFound(err):
+		return r.ended(fmt.Sprintf("job %s was deleted while the run was going", r.name())), true
+	case err != nil:
+		return Outcome{}, false // a passing API error: look again
+	}
+	if why := deadlineText(job, r.name()); why != "" {
+		return r.ended(why + r.pendingText()), true
+	}
+	pods, err := r.j.Client.CoreV1().Pods(r.job.Namespace).List(ctx, metav1.ListOptions{LabelSelector: batchv1.JobNameLabel + "=" + r.job.Name})
+	if err != nil || len(pods.Items) == 0 {
+		if err == nil && r.pod == nil && elapsed > 5*time.Second {
+			if msg := r.failedCreate(ctx); msg != "" {
+				return Outcome{Status: StatusFailed, Message: fmt.Sprintf("job %s cannot create its pod: %s", r.name(), msg)}, true
+			}
+		}
+		if err == nil && r.pod != nil {
+			return r.ended(fmt.Sprintf("the pod %s of job %s was deleted while the run was going", r.pod.Name, r.name())), true
+		}
+		return Outcome{}, false
+	}
+	pod := &pods.Items[0]
+	r.pod = pod
+	st := containerStatus(pod)
+	switch {
+	case st == nil:
+		r.pending = podPending(pod)
+	case st.State.Waiting != nil:
+		w := st.State.Waiting
+		r.pending = strings.TrimSuffix(w.Reason+": "+w.Message, ": ")
+		if stuckReasons[w.Reason] {
+			return Outcome{Status: StatusFailed, Message: fmt.Sprintf("the pod %s of job %s cannot start kdiag: %s: %s", pod.Name, r.name(), w.Reason, w.Message)}, true
+		}
+	case st.State.Running != nil:
+		r.pending = ""
+		r.startStream(pod.Name)
+	case st.State.Terminated != nil:
+		return r.terminated(ctx, st.State.Terminated), true
+	}
+	return Outcome{}, false
+}
+
+// containerStatus returns the status of the pod's kdiag container.
+func containerStatus(pod *corev1.Pod) *corev1.ContainerStatus {
+	for i := range pod.Status.ContainerStatuses {
+		if pod.Status.ContainerStatuses[i].Name == "kdiag" {
+			return &pod.Status.ContainerStatuses[i]
+		}
+	}
+	return nil
+}
+
+// podPending says why a pod has no container status yet.
+func podPending(pod *corev1.Pod) string {
+	for _, c := range pod.Status.Conditions {
+		if c.Status != corev1.ConditionTrue && c.Message != "" {
+			return c.Reason + ": " + c.Message
+		}
+	}
+	return string(pod.Status.Phase)
+}
+
+func (r *jobRun) pendingText() string {
+	if r.pending == "" {
+		return ""
+	}
+	return "; the pod was " + r.pending
+}
+
+// failedCreate returns the message of a FailedCreate event of the Job
+// (no ServiceAccount, a policy refusing the pod), if any.
+func (r *jobRun) failedCreate(ctx context.Context) string {
+	sel := fields.Set{"involvedObject.kind": "Job", "involvedObject.name": r.job.Name, "reason": "FailedCreate"}.AsSelector().String()
+	evs, err := r.j.Client.CoreV1().Events(r.job.Namespace).List(ctx, metav1.ListOptions{FieldSelector: sel})
+	if err != nil || len(evs.Items) == 0 {
+		return ""
+	}
+	return evs.Items[len(evs.Items)-1].Message
+}
+
+// terminated reads the whole log of the ended container, keeps the more
+// complete of it and the streamed transcript, and maps the end.
+func (r *jobRun) terminated(ctx context.Context, t *corev1.ContainerStateTerminated) Outcome {
+	r.waitStream(10 * time.Second)
+	r.reread(ctx)
+	if why := r.deadline(ctx); why != "" {
+		return r.ended(why)
+	}
+	return r.outcome("kdiag in job " + r.name() + " ended with " + exitText(t))
+}
+
+// deadline says whether the Job failed for its deadline, which
+// terminates the pod before the Job's condition may be seen.
+func (r *jobRun) deadline(ctx context.Context) string {
+	job, err := r.j.Client.BatchV1().Jobs(r.job.Namespace).Get(ctx, r.job.Name, metav1.GetOptions{})
+	if err != nil {
+		return ""
+	}
+	return deadlineText(job, r.name())
+}
+
+// deadlineText describes a Job failed (or failing) for its deadline, or
+// returns "".
+func deadlineText(job *batchv1.Job, name string) string {
+	for _, c := range job.Status.Conditions {
+		if (c.Type == batchv1.JobFailed || c.Type == batchv1.JobFailureTarget) && c.Status == corev1.ConditionTrue && c.Reason == batchv1.JobReasonDeadlineExceeded {
+			return fmt.Sprintf("job %s exceeded its deadline (activeDeadlineSeconds %d)", name, *job.Spec.ActiveDeadlineSeconds)
+		}
+	}
+	return ""
+}
+
+// ended maps the end of a run whose pod ended without a terminated
+// container status (deadline, deletion).
+func (r *jobRun) ended(why string) Outcome {
+	r.waitStream(r.j.Config.TerminationGrace + 15*time.Second)
+	out := r.outcome(why)
+	if r.live.complete() && out.Status != StatusOK {
+		out.Status, out.Message = StatusFailed, why+"; "+out.Message
+	}
+	return out
+}
+
+// cancel deletes the Job, so that the pod is terminated and kdiag ends
+// the transcript with status cancelled, and waits for the transcript.
+func (r *jobRun) cancel(ctx context.Context) Outcome {
+	cause := context.Cause(ctx)
+	if err := r.j.deleteJob(r.job); err != nil {
+		return Outcome{Status: StatusCancelled, Message: fmt.Sprintf("%v; %v", cause, err)}
+	}
+	if r.streamDone == nil {
+		return Outcome{Status: StatusCancelled, Message: fmt.Sprintf("cancelled before kdiag started in job %s: %v", r.name(), cause)}
+	}
+	r.waitStream(r.j.Config.TerminationGrace + 15*time.Second)
+	if !r.live.complete() {
+		r.reread(context.Background())
+	}
+	out := r.outcome("")
+	if out.Status != StatusCancelled && !r.live.complete() {
+		out.Status = StatusCancelled
+	}
+	msg := fmt.Sprintf("%v (job %s deleted)", cause, r.name())
+	if !r.live.complete() {
+		msg += "; the transcript ends before its footer"
+	}
+	out.Message = strings.TrimPrefix(out.Message+"; "+msg, "; ")
+	return out
+}
+
+// outcome maps the transcript (its footer, when it has one) or, lacking
+// one, why the pod ended and its last lines of output, to an Outcome.
+func (r *jobRun) outcome(why string) Outcome {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := Outcome{Status: StatusFailed}
+	if ft := r.live.footer(); ft != nil && r.live.err == nil {
+		out.Status, out.Message = ft.Status, ft.Message
+		return out
+	}
+	var parts []string
+	if why != "" {
+		parts = append(parts, why)
+	}
+	if r.live.err != nil {
+		parts = append(parts, "transcript stream: "+r.live.err.Error())
+	}
+	if len(r.live.events) > 0 {
+		parts = append(parts, fmt.Sprintf("the transcript ends after %d events, without a footer", len(r.live.events)))
+	}
+	if last := lastLines(r.live.other, 3); last != "" {
+		parts = append(parts, last)
+	}
+	out.Message = strings.Join(parts, ": ")
+	return out
+}
+
+// lastLines returns the error kdiag printed last ("kdiag: ..." and the
+// lines after it), else the last n lines of output.
+func lastLines(lines []string, n int) string {
+	from := max(len(lines)-n, 0)
+	for i := len(lines) - 1; i >= 0; i-- {
+		if strings.HasPrefix(lines[i], "kdiag: ") {
+			from = i
+			break
+		}
+	}
+	return strings.TrimPrefix(strings.Join(lines[from:], " / "), "kdiag: ")
+}
+
+// deleteJob deletes a Job and, through background propagation, its pod.
+func (j *JobExecutor) deleteJob(job *batchv1.Job) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	bg := metav1.DeletePropagationBackground
+	err := j.Client.BatchV1().Jobs(job.Namespace).Delete(ctx, job.Name, metav1.DeleteOptions{PropagationPolicy: &bg})
+	if err != nil && !apierrors.IsNotFound(err) {
+		return fmt.Errorf("delete job %s/%s: %w", job.Namespace, job.Name, err)
+	}
+	return nil
+}

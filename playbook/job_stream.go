@@ -1,0 +1,186 @@
+package playbook
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"strconv"
+	"sync"
+	"unicode/utf8"
+
+	"github.com/kdiag/kdiag/engine/transcript"
+)
+
+// FramePrefix starts every line of a transcript streamed by
+// `kdiag run --stream-transcript`, the way a Job run sends its
+// transcript back to the server through the pod's log.
+const FramePrefix = "kdiag-transcript "
+
+// frameChunk bounds a frame's payload. Container runtimes split log lines
+// longer than 16 KiB into pieces, and the log the API server returns
+// interleaves stdout and stderr line by line: a longer line could come
+// back with a line of stderr inside it. Frames stay well below.
+const frameChunk = 8 << 10
+
+// FrameWriter writes a run's events as frames, one or more lines per
+// event: "kdiag-transcript SEQ I/N PAYLOAD", PAYLOAD being the I-th of N
+// pieces of the event's JSON line, the bytes a transcript file holds.
+// Its Event method is an engine Observer.
+type FrameWriter struct {
+	mu  sync.Mutex
+	w   io.Writer
+	err error
+	buf []byte
+}
+
+// NewFrameWriter returns a FrameWriter writing to w (kdiag run: stdout).
+func NewFrameWriter(w io.Writer) *FrameWriter { return &FrameWriter{w: w} }
+
+// Event writes e's frames, each with one Write. After a write error it
+// writes nothing more; Err returns the error.
+func (f *FrameWriter) Event(e *transcript.Event) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.err != nil {
+		return
+	}
+	line, err := json.Marshal(e)
+	if err != nil {
+		f.err = fmt.Errorf("stream transcript: encode %s event: %w", e.Type, err)
+		return
+	}
+	pieces := splitFrames(line, frameChunk)
+	for i, p := range pieces {
+		f.buf = append(f.buf[:0], FramePrefix...)
+		f.buf = strconv.AppendInt(f.buf, int64(e.Seq), 10)
+		f.buf = append(f.buf, ' ')
+		f.buf = strconv.AppendInt(f.buf, int64(i+1), 10)
+		f.buf = append(f.buf, '/')
+		f.buf = strconv.AppendInt(f.buf, int64(len(pieces)), 10)
+		f.buf = append(append(append(f.buf, ' '), p...), '\n')
+		if _, err := f.w.Write(f.buf); err != nil {
+			f.err = fmt.Errorf("stream transcript: %w", err)
+			return
+		}
+	}
+}
+
+// Err returns the first error met while writing.
+func (f *FrameWriter) Err() error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.err
+}
+
+// splitFrames cuts b into pieces of at most n bytes, never inside a UTF-8
+// sequence.
+func splitFrames(b []byte, n int) [][]byte {
+	var out [][]byte
+	for len(b) > n {
+		cut := n
+		for cut > n-utf8.UTFMax && !utf8.RuneStart(b[cut]) {
+			cut--
+		}
+		out = append(out, b[:cut])
+		b = b[cut:]
+	}
+	return append(out, b)
+}
+
+// frameReader reassembles events from the lines of a job's log. Lines
+// that are not frames (the report, errors) are kept, the last few, to
+// explain a run that failed before or outside its transcript.
+type frameReader struct {
+	events  [][]byte // complete JSON lines, in order
+	seq     int      // seq of the event being assembled
+	part, n int
+	buf     []byte
+	other   []string
+	err     error // the first protocol error
+}
+
+// maxOtherLines bounds the non-frame lines a frameReader keeps.
+const maxOtherLines = 20
+
+// line consumes one log line (without its newline) and returns the event
+// it completes, if any.
+func (r *frameReader) line(l []byte) []byte {
+	rest, ok := bytes.CutPrefix(l, []byte(FramePrefix))
+	if !ok {
+		if s := string(bytes.TrimSpace(l)); s != "" {
+			r.other = append(r.other, s)
+			if len(r.other) > maxOtherLines {
+				r.other = r.other[1:]
+			}
+		}
+		return nil
+	}
+	seq, i, n, payload, err := parseFrame(rest)
+	switch {
+	case err != nil:
+		r.fail(err)
+		return nil
+	case i == 1:
+		if r.part != 0 {
+			r.fail(fmt.Errorf("event %d: frame 1/%d while event %d has %d of %d frames", seq, n, r.seq, r.part, r.n))
+		}
+		r.seq, r.part, r.n, r.buf = seq, 0, n, r.buf[:0]
+	case seq != r.seq || i != r.part+1 || n != r.n:
+		r.fail(fmt.Errorf("event %d: frame %d/%d out of order", seq, i, n))
+		r.part = 0
+		return nil
+	}
+	r.buf = append(r.buf, payload...)
+	r.part = i
+	if i < n {
+		return nil
+	}
+	r.part = 0
+	if want := len(r.events); seq != want { // the header is 0, then 1, 2...
+		r.fail(fmt.Errorf("event %d arrived where event %d was due", seq, want))
+	}
+	ev := append([]byte(nil), r.buf...)
+	r.events = append(r.events, ev)
+	return ev
+}
+
+func (r *frameReader) fail(err error) {
+	if r.err == nil {
+		r.err = err
+	}
+}
+
+// parseFrame parses "SEQ I/N PAYLOAD".
+func parseFrame(b []byte) (seq, i, n int, payload []byte, err error) {
+	f := bytes.SplitN(b, []byte(" "), 3)
+	if len(f) != 3 {
+		return 0, 0, 0, nil, fmt.Errorf("malformed frame %.40q", b)
+	}
+	is, ns, ok := bytes.Cut(f[1], []byte("/"))
+	seq, err1 := strconv.Atoi(string(f[0]))
+	i, err2 := strconv.Atoi(string(is))
+	n, err3 := strconv.Atoi(string(ns))
+	if !ok || err1 != nil || err2 != nil || err3 != nil || seq < 0 || i < 1 || i > n {
+		return 0, 0, 0, nil, fmt.Errorf("malformed frame header %q", f[:2])
+	}
+	return seq, i, n, f[2], nil
+}
+
+// complete reports whether the reassembled transcript ends with a footer
+// and no frame was lost on the way.
+func (r *frameReader) complete() bool {
+	return r.err == nil && r.footer() != nil
+}
+
+// footer returns the reassembled transcript's footer, if it has one.
+func (r *frameReader) footer() *transcript.Event {
+	if len(r.events) == 0 {
+		return nil
+	}
+	ft := new(transcript.Event)
+	if json.Unmarshal(r.events[len(r.events)-1], ft) != nil || ft.Type != transcript.TypeFooter {
+		return nil
+	}
+	return ft
+}

@@ -1,0 +1,133 @@
+package playbook
+
+import (
+	"bytes"
+	"encoding/json"
+	"strings"
+	"testing"
+	"unicode/utf8"
+
+	"github.com/kdiag/kdiag/engine/transcript"
+)
+
+// events returns a small transcript whose call result is a line of n
+// bytes with multi-byte runes, longer than a container runtime's 16 KiB
+// log line.
+func events(n int) []*transcript.Event {
+	big := strings.Repeat("é€x", n/6)
+	return []*transcript.Event{
+		{Type: transcript.TypeHeader, Version: transcript.Version, Name: "t", Runbook: "@kdiag//t.star"},
+		{Type: transcript.TypeCall, Seq: 1, Builtin: "logs", Result: json.RawMessage(`{"text":"` + big + `"}`)},
+		{Type: transcript.TypePrint, Seq: 2, Message: "kdiag-transcript 9 1/1 not a frame when inside a message"},
+		{Type: transcript.TypeFooter, Seq: 3, Status: transcript.StatusOK},
+	}
+}
+
+// TestFramesRoundTrip writes events as frames, puts foreign lines (as
+// stderr lines interleaved by the API server) between every frame, and
+// reads back the exact JSON lines a transcript file holds.
+func TestFramesRoundTrip(t *testing.T) {
+	evs := events(40 << 10)
+	var out bytes.Buffer
+	fw := NewFrameWriter(&out)
+	for _, e := range evs {
+		fw.Event(e)
+	}
+	if fw.Err() != nil {
+		t.Fatal(fw.Err())
+	}
+	var r frameReader
+	var got [][]byte
+	frames := 0
+	for _, l := range bytes.Split(bytes.TrimSuffix(out.Bytes(), []byte("\n")), []byte("\n")) {
+		if len(l) > 16<<10-64 {
+			t.Fatalf("a frame of %d bytes would be split by the runtime", len(l))
+		}
+		frames++
+		for range 3 {
+			r.line([]byte("  ▶ a progress line on stderr"))
+		}
+		if ev := r.line(l); ev != nil {
+			got = append(got, ev)
+		}
+	}
+	if r.err != nil {
+		t.Fatal(r.err)
+	}
+	if frames < len(evs)+4 {
+		t.Fatalf("%d frames for %d events: the big event was not split", frames, len(evs))
+	}
+	for i, e := range evs {
+		want, _ := json.Marshal(e)
+		if !bytes.Equal(got[i], want) {
+			t.Fatalf("event %d differs:\n%.200s\n%.200s", i, got[i], want)
+		}
+	}
+	if !r.complete() || r.footer().Status != transcript.StatusOK {
+		t.Fatalf("complete=%v footer=%+v", r.complete(), r.footer())
+	}
+	if len(r.other) != maxOtherLines {
+		t.Fatalf("kept %d foreign lines, want the last %d", len(r.other), maxOtherLines)
+	}
+	// The reassembled lines form a transcript the strict reader accepts.
+	tr, err := transcript.Read("stream", bytes.NewReader(append(bytes.Join(got, []byte("\n")), '\n')))
+	if err != nil || tr.Footer == nil {
+		t.Fatalf("read: %v", err)
+	}
+}
+
+// TestFramesDamaged: a lost frame, a lost event and garbage are protocol
+// errors, never silently a shorter transcript.
+func TestFramesDamaged(t *testing.T) {
+	var out bytes.Buffer
+	fw := NewFrameWriter(&out)
+	for _, e := range events(40 << 10) {
+		fw.Event(e)
+	}
+	lines := bytes.Split(bytes.TrimSuffix(out.Bytes(), []byte("\n")), []byte("\n"))
+	for name, tc := range map[string]struct {
+		drop int
+		add  string
+		want string
+	}{
+		"middle frame lost": {drop: 2, want: "out of order"},
+		"header lost":       {drop: 0, want: "arrived where event 0 was due"},
+		"last event lost":   {drop: len(lines) - 1},
+		"garbage frame":     {drop: -1, add: FramePrefix + "x 1/1 {}", want: "malformed frame header"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			var r frameReader
+			for i, l := range lines {
+				if i != tc.drop {
+					r.line(l)
+				}
+			}
+			if tc.add != "" {
+				r.line([]byte(tc.add))
+			}
+			if r.complete() {
+				t.Fatal("complete after damage")
+			}
+			if tc.want != "" && (r.err == nil || !strings.Contains(r.err.Error(), tc.want)) {
+				t.Fatalf("err %v, want %q", r.err, tc.want)
+			}
+		})
+	}
+}
+
+// TestSplitFramesRunes: pieces are at most n bytes, never cut a UTF-8
+// sequence, and join back to the input.
+func TestSplitFramesRunes(t *testing.T) {
+	b := []byte(strings.Repeat("a€", 100))
+	for n := 4; n < 12; n++ {
+		pieces := splitFrames(b, n)
+		for _, p := range pieces {
+			if len(p) > n || !utf8.Valid(p) {
+				t.Fatalf("n=%d: bad piece %q", n, p)
+			}
+		}
+		if !bytes.Equal(bytes.Join(pieces, nil), b) {
+			t.Fatalf("n=%d: pieces do not join back", n)
+		}
+	}
+}

@@ -1,0 +1,146 @@
+package playbook
+
+import (
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/kdiag/kdiag/builtins/std"
+	corev1 "k8s.io/api/core/v1"
+)
+
+const jobYAML = `auth: {insecure: true}
+executor: job
+job:
+  namespace: diag-runs
+  host_network: true
+  env: {KUBERNETES_SERVICE_HOST: 127.0.0.1, KUBERNETES_SERVICE_PORT: "6443"}
+  node_local: true
+  runtime_endpoint: unix:///tmp/kdc/containerd/containerd.sock
+  node_selector: {kubernetes.io/hostname: kdiag-node}
+routes:
+  - {name: r, runbook: wait-and-log}
+`
+
+// TestJobSpec checks the Job built for a run: kdiag's arguments per
+// policy, labels, deadlines, and the node_local and host_network settings.
+func TestJobSpec(t *testing.T) {
+	cfg, err := Parse("playbooks.yaml", []byte(jobYAML))
+	if err != nil {
+		t.Fatal(err)
+	}
+	j := NewJobExecutor(cfg, nil)
+	req := RunRequest{
+		ID: "20260101T030405Z-1a2b3c4d", Runbook: "@kdiag//readiness-probe-failing.star",
+		Params:  map[string]any{"pod": "web-0", "namespace": "shop", "ephemeral": "false"},
+		Labels:  map[string]string{"route": "pod-not-ready", "alertname": "KubePodNotReady"},
+		Policy:  Policy{Route: "pod-not-ready", Mutations: MutationsAllow, AllowBuiltins: []string{"patch_configmap", "restart"}},
+		Timeout: 10 * time.Minute,
+	}
+	job := j.job(req)
+	want := []string{"run", "@kdiag//readiness-probe-failing.star",
+		"-p", "ephemeral=false", "-p", "namespace=shop", "-p", "pod=web-0",
+		"--label", "alertname=KubePodNotReady", "--label", "route=pod-not-ready",
+		"--allow-builtins=patch_configmap,restart", "--timeout=10m0s", "--stream-transcript", "--no-record",
+		"--node-mode=local", "--runtime-endpoint=unix:///tmp/kdc/containerd/containerd.sock"}
+	ps := job.Spec.Template.Spec
+	c := ps.Containers[0]
+	if d := cmp.Diff(want, c.Args); d != "" {
+		t.Errorf("args (-want +got):\n%s", d)
+	}
+	if job.Name != "kdiag-run-20260101t030405z-1a2b3c4d" || job.Namespace != "diag-runs" ||
+		job.Labels[RunLabel] != req.ID || ps.ServiceAccountName != DefaultJobServiceAccount || c.Image != DefaultJobImage {
+		t.Errorf("job %s/%s labels %v sa %s image %s", job.Namespace, job.Name, job.Labels, ps.ServiceAccountName, c.Image)
+	}
+	if *job.Spec.BackoffLimit != 0 || *job.Spec.ActiveDeadlineSeconds != 720 || *job.Spec.TTLSecondsAfterFinished != 3600 ||
+		ps.RestartPolicy != corev1.RestartPolicyNever || *ps.TerminationGracePeriodSeconds != 15 {
+		t.Errorf("job spec %+v", job.Spec)
+	}
+	if !ps.HostNetwork || ps.DNSPolicy != corev1.DNSClusterFirstWithHostNet || !ps.HostPID ||
+		!*c.SecurityContext.Privileged || ps.Volumes[0].HostPath.Path != "/tmp/kdc/containerd/containerd.sock" ||
+		c.VolumeMounts[0].MountPath != "/tmp/kdc/containerd/containerd.sock" || ps.NodeSelector["kubernetes.io/hostname"] != "kdiag-node" {
+		t.Errorf("node-local pod spec %+v", ps)
+	}
+	if len(c.Env) != 2 || c.Env[0].Name != "KUBERNETES_SERVICE_HOST" || c.Env[0].Value != "127.0.0.1" {
+		t.Errorf("env %+v", c.Env)
+	}
+
+	for _, tc := range []struct {
+		policy Policy
+		flag   string
+	}{
+		{Policy{Mutations: MutationsNever}, "--allow-builtins="},
+		{Policy{Mutations: MutationsDryRun}, "--dry-run=client"},
+	} {
+		req.Policy = tc.policy
+		if args := j.Args(req); !slices.Contains(args, tc.flag) || slices.ContainsFunc(args, func(a string) bool { return a == "--yes" }) {
+			t.Errorf("%s: args %v, want %s", tc.policy.Mutations, args, tc.flag)
+		}
+	}
+
+	// Without node_local the pod runs as non-root with no capabilities.
+	j.Config.NodeLocal, j.Config.NodeMode = false, "agent"
+	req.Timeout = 0
+	job = j.job(req)
+	sc := job.Spec.Template.Spec.Containers[0].SecurityContext
+	if job.Spec.Template.Spec.HostPID || sc.Privileged != nil || !*sc.RunAsNonRoot || *sc.AllowPrivilegeEscalation || job.Spec.ActiveDeadlineSeconds != nil {
+		t.Errorf("plain pod: hostPID %v security %+v deadline %v", job.Spec.Template.Spec.HostPID, sc, job.Spec.ActiveDeadlineSeconds)
+	}
+	args := job.Spec.Template.Spec.Containers[0].Args
+	if d := cmp.Diff([]string{"--node-mode=agent", "--agent-image=kdiag-local:v1", "--runtime-endpoint=unix:///tmp/kdc/containerd/containerd.sock"}, args[len(args)-3:]); d != "" {
+		t.Errorf("agent args (-want +got):\n%s", d)
+	}
+
+	// The defaults: node built-ins in an agent pod of the Job's image.
+	cfg, err = Parse("playbooks.yaml", []byte("auth: {insecure: true}\nexecutor: job\njob: {image: reg/kdiag:v2}\nroutes:\n  - {runbook: wait-and-log}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	args = NewJobExecutor(cfg, nil).Args(req)
+	if d := cmp.Diff([]string{"--node-mode=agent", "--agent-image=reg/kdiag:v2"}, args[len(args)-2:]); d != "" {
+		t.Errorf("default args (-want +got):\n%s", d)
+	}
+}
+
+// TestJobConfigErrors: bad job settings fail at load, naming the line.
+func TestJobConfigErrors(t *testing.T) {
+	for _, tc := range []struct{ yaml, want string }{
+		{"executor: jobs\n", `playbooks.yaml:2: executor: unknown "jobs" (want local or job)`},
+		{"job: {image: x:v1}\n", "playbooks.yaml:2: job: these settings are for executor: job, but the executor is local"},
+		{"executor: job\njob:\n  node_mode: remote\n", `playbooks.yaml:4: job.node_mode: unknown "remote"`},
+		{"executor: job\njob:\n  node_mode: agent\n  node_local: true\n", "playbooks.yaml:5: job.node_local runs node built-ins in the Job's pod"},
+		{"executor: job\njob:\n  namespace: Diag_Runs\n", `playbooks.yaml:4: job.namespace "Diag_Runs"`},
+		{"executor: job\njob:\n  env: {\"1X\": y}\n", `playbooks.yaml:4: job.env: "1X" is not a variable name`},
+		{"executor: job\njob:\n  active_deadline: 1500ms\n", "playbooks.yaml:4: job.active_deadline must be a positive number of whole seconds, got 1.5s"},
+		{"executor: job\njob:\n  runtime_endpoint: /run/containerd.sock\n", `playbooks.yaml:4: job.runtime_endpoint "/run/containerd.sock": want a unix:///path socket`},
+		{"executor: job\njob:\n  hostnetwork: true\n", `playbooks.yaml:4: unknown field "hostnetwork" in job (fields: namespace, image,`},
+	} {
+		y := "auth: {insecure: true}\n" + tc.yaml + "routes:\n  - {runbook: wait-and-log}\n"
+		_, err := Parse("playbooks.yaml", []byte(y))
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%q:\n got %v\nwant %s", tc.yaml, err, tc.want)
+		}
+	}
+}
+
+// TestJobRunbookFromFile: the Job's image has the built-in library only,
+// so a route with a runbook file is refused when the server starts.
+func TestJobRunbookFromFile(t *testing.T) {
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "mine.star"), []byte("runbook(name = \"mine\", summary = \"Mine.\")\ndef main(p):\n    pass\n"), 0o644)
+	y := "auth: {insecure: true}\nexecutor: job\nroutes:\n  - {runbook: wait-and-log}\n  - name: mine\n    runbook: mine.star\n"
+	os.WriteFile(filepath.Join(dir, "playbooks.yaml"), []byte(y), 0o644)
+	cfg, err := Load(filepath.Join(dir, "playbooks.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = New(cfg, Options{Specs: std.Specs(), Executor: NewJobExecutor(cfg, nil), StoreDir: dir})
+	want := filepath.Join(dir, "playbooks.yaml") + `:6: route "mine": executor job runs runbooks of kdiag's built-in library only`
+	if err == nil || !strings.HasPrefix(err.Error(), want) {
+		t.Fatalf("got %v\nwant %s", err, want)
+	}
+}
