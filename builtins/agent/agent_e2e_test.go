@@ -1,0 +1,222 @@
+package agent
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/kdiag/kdiag/builtins/cri"
+	"github.com/kdiag/kdiag/builtins/kube"
+	"github.com/kdiag/kdiag/builtins/node"
+	"github.com/kdiag/kdiag/test/harness"
+)
+
+// e2eImage is the agent image the package's cluster tests import.
+const e2eImage = "kdiag-local:v1"
+
+var e2eImageOnce struct {
+	sync.Once
+	err error
+	out string
+}
+
+// e2eCluster returns the local cluster with this kdiag imported as
+// e2eImage (built with CGO_ENABLED=0 once per test binary).
+func e2eCluster(tb testing.TB) *harness.Env {
+	tb.Helper()
+	env := harness.Cluster(tb)
+	o := &e2eImageOnce
+	o.Do(func() {
+		root, err := harness.RepoRoot()
+		if err != nil {
+			o.err = err
+			return
+		}
+		dir, err := os.MkdirTemp("", "kdiag-agent-image-")
+		if err != nil {
+			o.err = err
+			return
+		}
+		bin := filepath.Join(dir, "kdiag")
+		cmd := exec.Command("go", "build", "-o", bin, "./cmd/kdiag")
+		cmd.Dir, cmd.Env = root, append(os.Environ(), "CGO_ENABLED=0")
+		if b, err := cmd.CombinedOutput(); err != nil {
+			o.err, o.out = err, string(b)
+			return
+		}
+		env.ImportImage(tb, e2eImage, bin)
+	})
+	if o.err != nil {
+		tb.Fatalf("build kdiag for the agent image: %v\n%s", o.err, o.out)
+	}
+	return env
+}
+
+// e2eTarget starts an HTTP server pod (httpserver-local:v1, :8080) in a
+// fresh namespace and returns the namespace and pod name.
+func e2eTarget(tb testing.TB, env *harness.Env) (ns, pod string) {
+	tb.Helper()
+	b := make([]byte, 3)
+	rand.Read(b)
+	ns, pod = "agent-"+hex.EncodeToString(b), "web"
+	env.Kubectl(tb, "create", "namespace", ns)
+	tb.Cleanup(func() { env.RunKubectl("delete", "namespace", ns, "--wait=false") })
+	env.Kubectl(tb, "run", pod, "-n", ns, "--image=httpserver-local:v1", "--image-pull-policy=Never", "--restart=Never",
+		"--overrides", `{"spec":{"nodeName":"`+env.NodeName+`","terminationGracePeriodSeconds":1}}`)
+	env.Kubectl(tb, "wait", "-n", ns, "--for=condition=Ready", "pod/"+pod, "--timeout=90s")
+	return ns, pod
+}
+
+// agentPodsIn lists the names of the agent pods in ns.
+func agentPodsIn(tb testing.TB, env *harness.Env, ns string) []string {
+	out := env.Kubectl(tb, "get", "pods", "-n", ns, "-l", Selector, "-o", "jsonpath={.items[*].metadata.name}")
+	return strings.Fields(out)
+}
+
+// TestRouterModes drives a Router against a real pod: in agent mode
+// find_pid and http_probe go through an agent pod on the pod's node and
+// answer what node.Local answers, and Close deletes the pod; in auto mode,
+// on the pod's node, no agent pod is made.
+func TestRouterModes(t *testing.T) {
+	env := e2eCluster(t)
+	ns, pod := e2eTarget(t, env)
+	ctx := context.Background()
+	clients := kube.NewClients(env.Kubeconfig, "", "")
+	find := &cri.FindPIDRequest{Pod: pod, Namespace: ns, EnvEndpoint: env.RuntimeEndpoint}
+
+	r := New(Options{Mode: ModeAgent, Clients: clients, Image: e2eImage})
+	res, err := r.FindPID(ctx, find)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if pods := agentPodsIn(t, env, ns); len(pods) != 1 {
+		t.Fatalf("agent pods after find_pid in agent mode: %v", pods)
+	}
+	local, err := cri.Local{}.FindPID(ctx, find)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a, l := mustJSON(t, res), mustJSON(t, local); a != l {
+		t.Errorf("find_pid through the agent\n%s\nlocally\n%s", a, l)
+	}
+	probe := &node.HTTPProbeRequest{Target: &node.Target{PID: res.PID}, URL: "http://127.0.0.1:8080/healthz", Method: "GET", TimeoutMS: 5000}
+	ap, err := r.HTTPProbe(ctx, probe)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lp, err := node.Local{}.HTTPProbe(ctx, probe)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !ap.OK || ap.Status != lp.Status || ap.Body != lp.Body || ap.Address != lp.Address {
+		t.Errorf("http_probe through the agent %+v, locally %+v", ap, lp)
+	}
+	if err := r.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if pods := agentPodsIn(t, env, ns); len(pods) != 0 {
+		t.Fatalf("agent pods after Close: %v", pods)
+	}
+
+	auto := New(Options{Mode: ModeAuto, Clients: clients, Image: e2eImage})
+	res, err = auto.FindPID(ctx, find)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := auto.HTTPProbe(ctx, &node.HTTPProbeRequest{Target: &node.Target{PID: res.PID}, URL: probe.URL, Method: "GET", TimeoutMS: 5000}); err != nil {
+		t.Fatal(err)
+	}
+	if pods := agentPodsIn(t, env, ns); len(pods) != 0 {
+		t.Fatalf("auto mode on the pod's node made agent pods: %v", pods)
+	}
+}
+
+func mustJSON(t *testing.T, v any) string {
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+// BenchmarkHTTPProbe times one http_probe into a pod's network namespace
+// three ways, alternating call by call: through the node agent (one
+// pods/exec of `kdiag agent call` per probe), locally on the node
+// (node.Local), and the off-node standard, kubectl exec of busybox wget in
+// the pod.
+func BenchmarkHTTPProbe(b *testing.B) {
+	env := e2eCluster(b)
+	ns, pod := e2eTarget(b, env)
+	ctx := context.Background()
+	r := New(Options{Mode: ModeAgent, Clients: kube.NewClients(env.Kubeconfig, "", ""), Image: e2eImage})
+	b.Cleanup(func() { r.Close(context.Background()) })
+	res, err := r.FindPID(ctx, &cri.FindPIDRequest{Pod: pod, Namespace: ns, EnvEndpoint: env.RuntimeEndpoint})
+	if err != nil {
+		b.Fatal(err)
+	}
+	req := &node.HTTPProbeRequest{Target: &node.Target{PID: res.PID}, URL: "http://127.0.0.1:8080/healthz", Method: "GET", TimeoutMS: 5000}
+	var viaAgent, local, kubectl time.Duration
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		start := time.Now()
+		p, err := r.HTTPProbe(ctx, req)
+		if err != nil || !p.OK {
+			b.Fatalf("agent: %+v %v", p, err)
+		}
+		viaAgent += time.Since(start)
+
+		start = time.Now()
+		if p, err := (node.Local{}).HTTPProbe(ctx, req); err != nil || !p.OK {
+			b.Fatalf("local: %+v %v", p, err)
+		}
+		local += time.Since(start)
+
+		start = time.Now()
+		if out, _, err := env.RunKubectl("exec", "-n", ns, pod, "--", "wget", "-q", "-O", "-", req.URL); err != nil || out == "" {
+			b.Fatalf("kubectl exec wget: %q %v", out, err)
+		}
+		kubectl += time.Since(start)
+	}
+	n := float64(b.N)
+	b.ReportMetric(float64(viaAgent.Microseconds())/1e3/n, "agent-ms")
+	b.ReportMetric(float64(local.Microseconds())/1e3/n, "local-ms")
+	b.ReportMetric(float64(kubectl.Microseconds())/1e3/n, "kubectl-exec-ms")
+	b.ReportMetric(float64(viaAgent)/float64(local), "agent/local")
+	b.ReportMetric(float64(viaAgent)/float64(kubectl), "agent/kubectl-exec")
+}
+
+// BenchmarkAgentStart times the first request of a run in agent mode:
+// left-over collection, creating the agent pod, waiting until it runs and
+// find_pid through it; then the deletion at the end of the run (until the
+// pod is gone), reported separately.
+func BenchmarkAgentStart(b *testing.B) {
+	env := e2eCluster(b)
+	ns, pod := e2eTarget(b, env)
+	ctx := context.Background()
+	clients := kube.NewClients(env.Kubeconfig, "", "")
+	var start, stop time.Duration
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		r := New(Options{Mode: ModeAgent, Clients: clients, Image: e2eImage})
+		t0 := time.Now()
+		if _, err := r.FindPID(ctx, &cri.FindPIDRequest{Pod: pod, Namespace: ns, EnvEndpoint: env.RuntimeEndpoint}); err != nil {
+			b.Fatal(err)
+		}
+		t1 := time.Now()
+		if err := r.Close(ctx); err != nil {
+			b.Fatal(err)
+		}
+		start, stop = start+t1.Sub(t0), stop+time.Since(t1)
+	}
+	n := float64(b.N)
+	b.ReportMetric(float64(start.Milliseconds())/n, "first-call-ms")
+	b.ReportMetric(float64(stop.Milliseconds())/n, "delete-ms")
+}
