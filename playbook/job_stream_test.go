@@ -131,3 +131,51 @@ func TestSplitFramesRunes(t *testing.T) {
 		}
 	}
 }
+
+// seedEvents reads the committed seed transcript's events.
+func seedEvents(b *testing.B) []*transcript.Event {
+	tr, err := transcript.ReadFile("../examples/broken-pod/transcript.jsonl")
+	if err != nil {
+		b.Fatal(err)
+	}
+	return append(append([]*transcript.Event{tr.Header}, tr.Events...), tr.Footer)
+}
+
+// BenchmarkFramesSeed streams the seed transcript as frames and
+// reassembles it, as a Job run and the executor do (bytes: the JSON
+// lines).
+func BenchmarkFramesSeed(b *testing.B) {
+	evs := seedEvents(b)
+	var out bytes.Buffer
+	for b.Loop() {
+		out.Reset()
+		fw := NewFrameWriter(&out)
+		for _, e := range evs {
+			fw.Event(e)
+		}
+		var r frameReader
+		eachLine(bytes.NewReader(out.Bytes()), func(l []byte) { r.line(l) })
+		if !r.complete() {
+			b.Fatal(r.err)
+		}
+		b.SetBytes(int64(out.Len()))
+	}
+}
+
+// BenchmarkPlainSeed is the baseline: the same events as plain JSON
+// lines, written and parsed back with the transcript reader.
+func BenchmarkPlainSeed(b *testing.B) {
+	evs := seedEvents(b)
+	var out bytes.Buffer
+	for b.Loop() {
+		out.Reset()
+		for _, e := range evs {
+			line, _ := json.Marshal(e)
+			out.Write(append(line, '\n'))
+		}
+		if _, err := transcript.Read("seed", bytes.NewReader(out.Bytes())); err != nil {
+			b.Fatal(err)
+		}
+		b.SetBytes(int64(out.Len()))
+	}
+}
