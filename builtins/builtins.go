@@ -44,9 +44,9 @@ func (cfg Config) clients() kube.Clients {
 }
 
 // All returns every built-in: the standard ones, then the cluster's, the
-// CRI's and the node's. The node agent pods of one All's built-ins are
-// deleted at the end of the run that created them; build them per run.
-// An invalid NodeMode is taken as local (the CLI validates it).
+// CRI's and the node's. A node agent pod is deleted at the end of the run
+// that created it (runs sharing the built-ins make new ones as needed). An
+// invalid NodeMode is taken as local (the CLI validates it).
 func All(cfg Config) []*engine.Spec {
 	var specs []*engine.Spec
 	clients := cfg.clients()

@@ -220,3 +220,46 @@ func BenchmarkAgentStart(b *testing.B) {
 	b.ReportMetric(float64(start.Milliseconds())/n, "first-call-ms")
 	b.ReportMetric(float64(stop.Milliseconds())/n, "delete-ms")
 }
+
+// TestAgentStartFailures: an agent image that cannot be pulled fails the
+// call at once with the kubelet's reason; a CRI socket directory the node
+// does not have fails it at its deadline with the failed mount. Both pods
+// are deleted by Close.
+func TestAgentStartFailures(t *testing.T) {
+	env := e2eCluster(t)
+	ns, pod := e2eTarget(t, env)
+	clients := kube.NewClients(env.Kubeconfig, "", "")
+
+	r := New(Options{Mode: ModeAgent, Clients: clients, Image: "kdiag-no-such-image:v9"})
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	start := time.Now()
+	_, err := r.FindPID(ctx, &cri.FindPIDRequest{Pod: pod, Namespace: ns, EnvEndpoint: env.RuntimeEndpoint})
+	if err == nil || !strings.HasPrefix(err.Error(), "find_pid: node agent: agent pod "+ns+"/kdiag-agent-") ||
+		!strings.Contains(err.Error(), "cannot start: ErrImage") || !strings.Contains(err.Error(), "--agent-image must name an image of this kdiag, with kdiag at /kdiag") {
+		t.Errorf("bad image: %v", err)
+	}
+	t.Logf("bad image, after %s: %v", time.Since(start).Round(time.Millisecond), err)
+	if d := time.Since(start); d > 45*time.Second {
+		t.Errorf("bad image: failed after %s, want at once", d)
+	}
+	if err := r.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+
+	r = New(Options{Mode: ModeAgent, Clients: clients, Image: e2eImage})
+	ctx, cancel = context.WithTimeout(context.Background(), 8*time.Second)
+	defer cancel()
+	_, err = r.FindPID(ctx, &cri.FindPIDRequest{Pod: pod, Namespace: ns, RuntimeEndpoint: "unix:///kdiag-no-such-dir/containerd.sock"})
+	if err == nil || !strings.Contains(err.Error(), "did not start in time (waiting: ContainerCreating; last warning: FailedMount: ") ||
+		!strings.Contains(err.Error(), "/kdiag-no-such-dir") {
+		t.Errorf("missing socket directory: %v", err)
+	}
+	t.Logf("missing socket directory: %v", err)
+	if err := r.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if pods := agentPodsIn(t, env, ns); len(pods) != 0 {
+		t.Fatalf("agent pods after Close: %v", pods)
+	}
+}

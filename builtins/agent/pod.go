@@ -156,10 +156,31 @@ func waitRunning(ctx context.Context, cs kubernetes.Interface, ns, name string) 
 		}
 		select {
 		case <-ctx.Done():
+			if w := lastWarning(ctx, cs, ns, name); w != "" {
+				last += "; last warning: " + w
+			}
 			return fmt.Errorf("agent pod %s/%s did not start in time (%s): %w", ns, name, last, ctx.Err())
 		case <-time.After(pollEvery):
 		}
 	}
+}
+
+// lastWarning returns the newest Warning event of a pod (a failed mount, a
+// slow pull), "" when there is none or events cannot be read.
+func lastWarning(ctx context.Context, cs kubernetes.Interface, ns, name string) string {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 3*time.Second)
+	defer cancel()
+	evs, err := cs.CoreV1().Events(ns).List(ctx, metav1.ListOptions{FieldSelector: "involvedObject.name=" + name + ",type=Warning"})
+	if err != nil || len(evs.Items) == 0 {
+		return ""
+	}
+	newest := evs.Items[0]
+	for _, e := range evs.Items[1:] {
+		if e.LastTimestamp.After(newest.LastTimestamp.Time) || e.EventTime.After(newest.EventTime.Time) {
+			newest = e
+		}
+	}
+	return newest.Reason + ": " + newest.Message
 }
 
 // podState says why the agent container is not running ("" when it
