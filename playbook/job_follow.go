@@ -266,11 +266,11 @@ func (r *jobRun) outcome(why string) Outcome {
 	return out
 }
 
-// lastLines returns the error kdiag printed last ("kdiag: ..." and the
-// lines after it), else the last n lines of output.
+// lastLines returns the last n lines of output, from the last error
+// kdiag printed ("kdiag: ...") if it is among them.
 func lastLines(lines []string, n int) string {
 	from := max(len(lines)-n, 0)
-	for i := len(lines) - 1; i >= 0; i-- {
+	for i := len(lines) - 1; i >= from; i-- {
 		if strings.HasPrefix(lines[i], "kdiag: ") {
 			from = i
 			break

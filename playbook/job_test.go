@@ -1,6 +1,7 @@
 package playbook
 
 import (
+	"bytes"
 	"os"
 	"path/filepath"
 	"slices"
@@ -142,5 +143,50 @@ func TestJobRunbookFromFile(t *testing.T) {
 	want := filepath.Join(dir, "playbooks.yaml") + `:6: route "mine": executor job runs runbooks of kdiag's built-in library only`
 	if err == nil || !strings.HasPrefix(err.Error(), want) {
 		t.Fatalf("got %v\nwant %s", err, want)
+	}
+}
+
+// TestJobOutcome maps what came back from a Job's pod to outcomes: the
+// footer when the transcript is whole, else why the pod ended with
+// kdiag's last error, and a damaged stream is never a success.
+func TestJobOutcome(t *testing.T) {
+	var frames bytes.Buffer
+	fw := NewFrameWriter(&frames)
+	for _, e := range events(1 << 10) {
+		fw.Event(e)
+	}
+	lines := bytes.Split(bytes.TrimSpace(frames.Bytes()), []byte("\n"))
+	for name, tc := range map[string]struct {
+		log        [][]byte
+		why        string
+		status     string
+		wantPrefix string
+	}{
+		"whole": {log: lines, why: "kdiag ended with exit code 0", status: StatusOK},
+		"refused before the run": {
+			log:        [][]byte{[]byte("kdiag: running x"), []byte("kdiag: rbac: the current user \"u\" cannot \"get\" \"pods\"")},
+			why:        "kdiag in job j ended with exit code 1",
+			status:     StatusFailed,
+			wantPrefix: `kdiag in job j ended with exit code 1: rbac: the current user "u" cannot "get" "pods"`,
+		},
+		"killed mid-run": {
+			log: append(lines[:2:2], []byte("▶ step"), []byte("  logs → ok")), why: "kdiag in job j ended with exit code 137 (OOMKilled)",
+			status: StatusFailed, wantPrefix: "kdiag in job j ended with exit code 137 (OOMKilled): the transcript ends after 2 events, without a footer: ▶ step / logs → ok",
+		},
+		"damaged": {
+			log: append([][]byte{lines[0]}, lines[2:]...), why: "x", status: StatusFailed,
+			wantPrefix: "x: transcript stream: event 2 arrived where event 1 was due",
+		},
+	} {
+		t.Run(name, func(t *testing.T) {
+			r := &jobRun{}
+			for _, l := range tc.log {
+				r.live.line(l)
+			}
+			out := r.outcome(tc.why)
+			if out.Status != tc.status || !strings.HasPrefix(out.Message, tc.wantPrefix) {
+				t.Fatalf("got %s %q\nwant %s %q", out.Status, out.Message, tc.status, tc.wantPrefix)
+			}
+		})
 	}
 }

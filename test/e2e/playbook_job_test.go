@@ -1,10 +1,12 @@
 package e2e
 
 import (
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -166,6 +168,59 @@ func TestJobExecutorCancel(t *testing.T) {
 		t.Fatalf("cancelling took %s", took)
 	}
 	noRunsLeft(t, env, jobsNS)
+}
+
+// TestJobExecutorCancelAgent stops the server while a Job run of the seed
+// runbook is tracing the app through a node agent pod: kdiag in the Job's
+// pod ends the transcript cancelled, the app is running and untraced, and
+// neither the Job, its pod nor the agent pod is left.
+func TestJobExecutorCancelAgent(t *testing.T) {
+	env := seedCluster(t)
+	image := kdiagImage(t, env)
+	jobsNS := runnerNamespace(t, env, true)
+	ns := namespace(t, env, "pbjc")
+	applyIn(t, env, "examples/broken-pod/manifests.yaml", "default", ns)
+	waitRunningNotReady(t, env, ns, "my-broken-pod")
+	y := strings.Replace(routeYAML("pod-not-ready", "never", "", jobYAML(env, jobsNS, image, false)), "trace: 2s", "trace: 60s\n      ephemeral: \"false\"\n      fix: \"false\"", 1)
+	s := startServer(t, env, strings.Replace(y, "termination_grace: 10s", "termination_grace: 30s", 1), jobExecutor(t, env))
+	id := started(t, s, ns)
+	tp := s.Store().TranscriptPath(id)
+	deadline := time.Now().Add(2 * time.Minute)
+	for {
+		b, _ := os.ReadFile(tp)
+		if strings.Contains(string(b), `"builtin":"http_probe"`) { // strace_sample is next
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the run never reached strace_sample; transcript:\n%s", b)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	time.Sleep(2 * time.Second)
+	start := time.Now()
+	s.Stop()
+	t.Logf("cancelled during strace_sample in %s", time.Since(start).Round(time.Millisecond))
+	m, err := s.Store().Load(id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr := readTranscript(t, tp)
+	if m.Status != playbook.StatusCancelled || tr.Footer.Status != transcript.StatusCancelled {
+		t.Fatalf("run %s (%s), footer %+v", m.Status, m.Message, tr.Footer)
+	}
+	pid := ""
+	for _, e := range tr.Calls() {
+		if e.Builtin == "find_pid" {
+			var r struct{ PID int }
+			json.Unmarshal(e.Result, &r)
+			pid = strconv.Itoa(r.PID)
+		}
+	}
+	if state, tracer := statusOf(pid); state == "gone" || tracer != "0" {
+		t.Fatalf("app %s after the cancel: state %q, tracer %q", pid, state, tracer)
+	}
+	noRunsLeft(t, env, jobsNS)
+	noneLeft(t, env, ns, "pods", "app.kubernetes.io/managed-by=kdiag,kdiag.io/role=agent")
 }
 
 // TestJobExecutorFailures: runs whose pod cannot start (no image, no
