@@ -87,13 +87,11 @@ func (o *serveOptions) run(ctx context.Context) error {
 		Specs: specs, Loader: loader, StoreDir: o.store, Version: version,
 		Logger: slog.New(slog.NewTextHandler(o.errOut, nil)),
 	}
+	var jobs *playbook.JobExecutor
 	switch o.cfg.Executor {
 	case "job":
-		cs, _, err := kube.NewClients(bcfg.Kubeconfig, bcfg.Context, bcfg.Namespace).Kube()
-		if err != nil {
-			return fmt.Errorf("serve: executor job: %w", err)
-		}
-		opts.Executor = playbook.NewJobExecutor(o.cfg, cs)
+		jobs = playbook.NewJobExecutor(o.cfg, nil) // its client once the config checks out
+		opts.Executor = jobs
 	case "local":
 		opts.Executor = &playbook.Local{
 			Specs: specs, Loader: loader, Version: version, MaxSteps: 10_000_000,
@@ -106,6 +104,12 @@ func (o *serveOptions) run(ctx context.Context) error {
 	srv, err := playbook.New(o.cfg, opts)
 	if err != nil {
 		return &engine.UsageError{Err: err}
+	}
+	if jobs != nil {
+		if jobs.Client, _, err = kube.NewClients(bcfg.Kubeconfig, bcfg.Context, bcfg.Namespace).Kube(); err != nil {
+			srv.Close()
+			return fmt.Errorf("serve: executor job: %w", err)
+		}
 	}
 	ln, err := net.Listen("tcp", o.listen)
 	if err != nil {
