@@ -71,8 +71,9 @@ func All(cfg Config) []*engine.Spec {
 // the node agent needs: see agent.Needs); a denial names the verb, the
 // resource and the Role rule to add. Runbooks that call no Kubernetes
 // built-in connect to nothing. The namespace is the runbook's "namespace"
-// param when it has one.
-func Preflight(ctx context.Context, cfg Config, rb *engine.Runbook, params map[string]any) error {
+// param when it has one. mayWrite says which write built-ins can really be
+// sent (not refused, not only planned client-side); nil means all of them.
+func Preflight(ctx context.Context, cfg Config, rb *engine.Runbook, params map[string]any, mayWrite func(builtin string) bool) error {
 	if os.Getenv("KDIAG_NO_PREFLIGHT") == "1" {
 		return nil
 	}
@@ -80,9 +81,11 @@ func Preflight(ctx context.Context, cfg Config, rb *engine.Runbook, params map[s
 	if v, ok := params["namespace"].(string); ok && v != "" {
 		ns = v
 	}
-	var names []string
-	for _, eff := range []engine.Effect{engine.Read, engine.Write} {
-		names = append(names, rb.Builtins[eff]...)
+	names := append([]string{}, rb.Builtins[engine.Read]...)
+	for _, n := range rb.Builtins[engine.Write] {
+		if mayWrite == nil || mayWrite(n) {
+			names = append(names, n)
+		}
 	}
 	sort.Strings(names)
 	mode, _ := agent.ParseMode(cfg.NodeMode)

@@ -166,7 +166,7 @@ func (o *runOptions) run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if err := builtins.Preflight(ctx, cfg, rb, bound); err != nil {
+	if err := builtins.Preflight(ctx, cfg, rb, bound, o.mayWrite(approver)); err != nil {
 		return err
 	}
 	var w *transcript.Writer
@@ -221,6 +221,20 @@ func (o *runOptions) run(ctx context.Context) error {
 // approver returns the run's Approver and, when it is nil, the hint of
 // refusals: with --allow-builtins an allow-list (empty: nothing approved)
 // named after the route label if there is one, else the prompt or --yes.
+// mayWrite says which write built-ins this run can really send, so that
+// the preflight does not demand permissions a refused or client-side
+// planned write never uses.
+func (o *runOptions) mayWrite(a engine.Approver) func(string) bool {
+	ap, interactive := a.(*approver)
+	switch {
+	case o.dryRun == string(engine.DryRunClient) || a == nil || interactive && !ap.yes && !ap.tty:
+		return func(string) bool { return false }
+	case o.allowSet:
+		return func(b string) bool { return slices.Contains(o.allow, b) }
+	}
+	return nil
+}
+
 func (o *runOptions) approver(specs []*engine.Spec) (engine.Approver, string, error) {
 	if !o.allowSet {
 		return newApprover(o.yes, o.errOut), "", nil

@@ -97,7 +97,7 @@ func (o *serveOptions) run(ctx context.Context) error {
 			Specs: specs, Loader: loader, Version: version, MaxSteps: 10_000_000,
 			Target: transcript.Target{Kubeconfig: bcfg.Kubeconfig, Context: bcfg.Context, Namespace: bcfg.Namespace},
 			Preflight: func(ctx context.Context, rb *engine.Runbook, params map[string]any) error {
-				return builtins.Preflight(ctx, bcfg, rb, params)
+				return builtins.Preflight(ctx, bcfg, rb, params, nil)
 			},
 		}
 	}
