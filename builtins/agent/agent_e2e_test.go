@@ -16,6 +16,7 @@ import (
 	"github.com/kdiag/kdiag/builtins/cri"
 	"github.com/kdiag/kdiag/builtins/kube"
 	"github.com/kdiag/kdiag/builtins/node"
+	"github.com/kdiag/kdiag/engine"
 	"github.com/kdiag/kdiag/test/harness"
 )
 
@@ -64,15 +65,22 @@ func e2eCluster(tb testing.TB) *harness.Env {
 // fresh namespace and returns the namespace and pod name.
 func e2eTarget(tb testing.TB, env *harness.Env) (ns, pod string) {
 	tb.Helper()
-	b := make([]byte, 3)
-	rand.Read(b)
-	ns, pod = "agent-"+hex.EncodeToString(b), "web"
-	env.Kubectl(tb, "create", "namespace", ns)
-	tb.Cleanup(func() { env.RunKubectl("delete", "namespace", ns, "--wait=false") })
+	ns, pod = e2eNamespace(tb, env)
 	env.Kubectl(tb, "run", pod, "-n", ns, "--image=httpserver-local:v1", "--image-pull-policy=Never", "--restart=Never",
 		"--overrides", `{"spec":{"nodeName":"`+env.NodeName+`","terminationGracePeriodSeconds":1}}`)
 	env.Kubectl(tb, "wait", "-n", ns, "--for=condition=Ready", "pod/"+pod, "--timeout=90s")
 	return ns, pod
+}
+
+// e2eNamespace creates a fresh namespace, deleted after the test, and
+// returns it with the name of the test pod.
+func e2eNamespace(tb testing.TB, env *harness.Env) (ns, pod string) {
+	b := make([]byte, 3)
+	rand.Read(b)
+	ns = "agent-" + hex.EncodeToString(b)
+	env.Kubectl(tb, "create", "namespace", ns)
+	tb.Cleanup(func() { env.RunKubectl("delete", "namespace", ns, "--wait=false") })
+	return ns, "web"
 }
 
 // agentPodsIn lists the names of the agent pods in ns.
@@ -223,8 +231,10 @@ func BenchmarkAgentStart(b *testing.B) {
 
 // TestAgentStartFailures: an agent image that cannot be pulled fails the
 // call at once with the kubelet's reason; a CRI socket directory the node
-// does not have fails it at its deadline with the failed mount. Both pods
-// are deleted by Close.
+// does not have fails it at its deadline with the failed mount (both pods
+// are deleted by Close); a namespace whose Pod Security level refuses
+// privileged pods is a "forbidden" error pointing at --agent-namespace,
+// and the agent works from another namespace.
 func TestAgentStartFailures(t *testing.T) {
 	env := e2eCluster(t)
 	ns, pod := e2eTarget(t, env)
@@ -261,5 +271,27 @@ func TestAgentStartFailures(t *testing.T) {
 	}
 	if pods := agentPodsIn(t, env, ns); len(pods) != 0 {
 		t.Fatalf("agent pods after Close: %v", pods)
+	}
+
+	// Pod Security "baseline" refuses the privileged agent pod; the
+	// agent then goes in a namespace that allows it (--agent-namespace).
+	env.Kubectl(t, "label", "namespace", ns, "pod-security.kubernetes.io/enforce=baseline")
+	find := &cri.FindPIDRequest{Pod: pod, Namespace: ns, EnvEndpoint: env.RuntimeEndpoint}
+	r = New(Options{Mode: ModeAgent, Clients: clients, Image: e2eImage})
+	_, err = r.FindPID(context.Background(), find)
+	if engine.KindOf(err) != engine.KindForbidden || !strings.Contains(err.Error(), `violates PodSecurity "baseline:latest"`) ||
+		!strings.HasSuffix(err.Error(), "the agent pod is privileged: pass --agent-namespace a namespace whose pod-security.kubernetes.io/enforce level is privileged") {
+		t.Errorf("baseline namespace: %v", err)
+	}
+	other, _ := e2eNamespace(t, env)
+	r = New(Options{Mode: ModeAgent, Clients: clients, Image: e2eImage, Namespace: other})
+	if _, err := r.FindPID(context.Background(), find); err != nil {
+		t.Fatalf("agent in namespace %s: %v", other, err)
+	}
+	if pods := agentPodsIn(t, env, other); len(pods) != 1 {
+		t.Errorf("agent pods in %s: %v", other, pods)
+	}
+	if err := r.Close(context.Background()); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -3,6 +3,7 @@ package agent
 import (
 	"context"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 
@@ -128,6 +129,9 @@ func (a *agentPod) delete(ctx context.Context) error {
 // apiError classifies an API error of the agent's own requests: a
 // refusal names the Role rule to add.
 func apiError(op string, err error, what, resource, verbs string) error {
+	if apierrors.IsForbidden(err) && strings.Contains(err.Error(), "violates PodSecurity") {
+		return engine.Errorf(engine.KindForbidden, "%s: node agent: %s: %v; the agent pod is privileged: pass --agent-namespace a namespace whose pod-security.kubernetes.io/enforce level is privileged", op, what, err)
+	}
 	if apierrors.IsForbidden(err) {
 		return engine.Errorf(engine.KindForbidden, "%s: node agent: %s: forbidden: %v; add to a Role: - apiGroups: [\"\"] resources: [%q] verbs: [\"%s\"]", op, what, err, resource, verbs)
 	}
