@@ -69,7 +69,7 @@ type Local struct {
 	MaxSteps uint64
 	// Preflight, if set, checks before a run that the server may do what
 	// the runbook's built-ins need (builtins.Preflight).
-	Preflight func(ctx context.Context, rb *engine.Runbook, params map[string]any) error
+	Preflight func(ctx context.Context, rb *engine.Runbook, params map[string]any, mayWrite func(builtin string) bool) error
 }
 
 // Name implements Executor.
@@ -116,7 +116,7 @@ func (l *Local) run(ctx context.Context, req RunRequest) Outcome {
 		return Outcome{Status: StatusFailed, Message: err.Error()}
 	}
 	if l.Preflight != nil {
-		if err := l.Preflight(ctx, rb, bound); err != nil {
+		if err := l.Preflight(ctx, rb, bound, req.Policy.MayWrite); err != nil {
 			return Outcome{Status: StatusFailed, Message: "preflight: " + err.Error()}
 		}
 	}

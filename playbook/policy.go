@@ -55,3 +55,10 @@ func (a allowList) Approve(_ context.Context, req engine.Approval) error {
 	}
 	return fmt.Errorf("route %q allows only %s", a.Route, strings.Join(a.AllowBuiltins, ", "))
 }
+
+// MayWrite says which write built-ins a run under the policy can really
+// send, for the RBAC preflight: none under never and dry-run, the listed
+// ones under allow.
+func (p Policy) MayWrite(builtin string) bool {
+	return p.Mutations == MutationsAllow && slices.Contains(p.AllowBuiltins, builtin)
+}

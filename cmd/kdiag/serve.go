@@ -96,8 +96,8 @@ func (o *serveOptions) run(ctx context.Context) error {
 		opts.Executor = &playbook.Local{
 			Specs: specs, Loader: loader, Version: version, MaxSteps: 10_000_000,
 			Target: transcript.Target{Kubeconfig: bcfg.Kubeconfig, Context: bcfg.Context, Namespace: bcfg.Namespace},
-			Preflight: func(ctx context.Context, rb *engine.Runbook, params map[string]any) error {
-				return builtins.Preflight(ctx, bcfg, rb, params, nil)
+			Preflight: func(ctx context.Context, rb *engine.Runbook, params map[string]any, mayWrite func(string) bool) error {
+				return builtins.Preflight(ctx, bcfg, rb, params, mayWrite)
 			},
 		}
 	}
