@@ -99,7 +99,7 @@ func TestManifests(t *testing.T) {
 	dir := t.TempDir()
 	cfg.Auth.TokenFile = filepath.Join(dir, "token")
 	os.WriteFile(cfg.Auth.TokenFile, []byte("x"), 0o600)
-	srv, err := playbook.New(cfg, playbook.Options{Specs: builtins.All(builtins.Config{}), StoreDir: dir})
+	srv, err := playbook.New(cfg, playbook.Options{Specs: builtins.All(builtins.Config{}), StoreDir: dir, Executor: playbook.NewJobExecutor(cfg, nil)})
 	if err != nil {
 		t.Fatalf("the shipped playbooks.yaml: %v", err)
 	}

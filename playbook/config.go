@@ -175,7 +175,7 @@ func (c *Config) defaults() {
 		c.DedupeWindow = DefaultDedupeWindow
 	}
 	if c.Executor == "" {
-		c.Executor = "local"
+		c.Executor = DefaultExecutor()
 	}
 	if c.Auth.HMACHeader == "" {
 		c.Auth.HMACHeader = DefaultHMACHeader

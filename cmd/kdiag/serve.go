@@ -21,10 +21,11 @@ const defaultServeStore = ".kdiag/serve"
 
 // serveOptions are the options of kdiag serve.
 type serveOptions struct {
-	g      *globalFlags
-	config string
-	listen string
-	store  string
+	g        *globalFlags
+	config   string
+	listen   string
+	store    string
+	executor string
 
 	cfg    *playbook.Config
 	errOut io.Writer
@@ -52,6 +53,7 @@ transcripts end with status cancelled. See docs/playbooks.md.`,
 	}
 	fs := cmd.Flags()
 	fs.StringVar(&o.config, "config", "", "the playbooks.yaml file (required)")
+	fs.StringVar(&o.executor, "executor", "", "local (in-process) or job (a Kubernetes Job per run); default: the config's executor:, else job in a pod and local elsewhere")
 	fs.StringVar(&o.listen, "listen", "", "the address to serve on (default: the config's listen:, else :8080)")
 	fs.StringVar(&o.store, "store", "", "the directory runs are kept in (default: the config's store:, else "+defaultServeStore+")")
 	return cmd
@@ -67,6 +69,13 @@ func (o *serveOptions) complete(cmd *cobra.Command) error {
 		return &engine.UsageError{Err: err}
 	}
 	o.cfg = cfg
+	switch o.executor {
+	case "":
+	case "local", "job":
+		cfg.Executor = o.executor
+	default:
+		return usageErrorf("--executor=%s: want local or job", o.executor)
+	}
 	if o.listen == "" {
 		o.listen = cfg.Listen
 	}
