@@ -87,6 +87,17 @@ func (a Args) Map(name string) map[string]any {
 	return m
 }
 
+// ArgsOf returns v (any value that marshals to a JSON object: a result, a
+// struct, a map) in the JSON form a runbook passes to a built-in, as when a
+// runbook hands a record it got back to another built-in.
+func ArgsOf(v any) (Args, error) {
+	m, ok := copyJSON(v).(map[string]any)
+	if !ok {
+		return nil, fmt.Errorf("%T is not a JSON object", v)
+	}
+	return m, nil
+}
+
 // Decode fills the struct pointed to by v from the arguments through JSON,
 // using the struct's json tags.
 func (a Args) Decode(v any) error {

@@ -85,37 +85,11 @@ func wantErr(t testing.TB, err error, kind engine.Kind, contains string) {
 // arrives as a dict).
 func asArg(t testing.TB, v any) map[string]any {
 	t.Helper()
-	b, err := json.Marshal(v)
+	a, err := engine.ArgsOf(v)
 	if err != nil {
 		t.Fatal(err)
 	}
-	var m map[string]any
-	dec := json.NewDecoder(strings.NewReader(string(b)))
-	dec.UseNumber()
-	if err := dec.Decode(&m); err != nil {
-		t.Fatal(err)
-	}
-	return normalize(m).(map[string]any)
-}
-
-func normalize(v any) any {
-	switch x := v.(type) {
-	case json.Number:
-		if i, err := x.Int64(); err == nil {
-			return i
-		}
-		f, _ := x.Float64()
-		return f
-	case []any:
-		for i := range x {
-			x[i] = normalize(x[i])
-		}
-	case map[string]any:
-		for k := range x {
-			x[k] = normalize(x[k])
-		}
-	}
-	return v
+	return a
 }
 
 // start starts a target and returns it with an enter_ns handle on it.
