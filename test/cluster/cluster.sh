@@ -149,7 +149,7 @@ with_progress() {
 # ---------------------------------------------------------------------------------------------
 # deps
 
-DEP_CMDS=(containerd ctr runc busybox strace iptables conntrack socat ip nsenter flock openssl curl jq)
+DEP_CMDS=(containerd ctr runc busybox strace iptables conntrack socat ip nsenter flock openssl curl jq bc)
 DEP_FILES=(/usr/lib/cni/bridge /usr/lib/cni/host-local /usr/lib/cni/portmap /usr/lib/cni/loopback
   /etc/ssl/certs/ca-certificates.crt)
 
@@ -168,7 +168,7 @@ cmd_deps() {
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -q
   apt-get install -y -q --no-install-recommends containerd runc containernetworking-plugins \
-    busybox-static strace iptables conntrack socat iproute2 util-linux openssl curl ca-certificates jq
+    busybox-static strace iptables conntrack socat iproute2 util-linux openssl curl ca-certificates jq bc
   deps_present || die "deps still missing after apt-get install"
 }
 
