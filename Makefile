@@ -32,6 +32,7 @@ unit: build
 
 fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzRead -fuzztime $(FUZZTIME) ./engine/transcript
+	$(GO) test -run '^$$' -fuzz FuzzDecodeEvent -fuzztime $(FUZZTIME) ./engine/transcript
 	$(GO) test -run '^$$' -fuzz FuzzBindParams -fuzztime $(FUZZTIME) ./engine
 	$(GO) test -run '^$$' -fuzz FuzzDecodeJSON -fuzztime $(FUZZTIME) ./engine
 

@@ -193,24 +193,11 @@ func (d *jdec) str() (string, error) {
 
 func (d *jdec) number() (starlark.Value, error) {
 	start := d.i
-	integral := true
-	for d.i < len(d.b) {
-		c := d.b[d.i]
-		if c >= '0' && c <= '9' || c == '-' || c == '+' {
-			d.i++
-			continue
-		}
-		if c == '.' || c == 'e' || c == 'E' {
-			integral = false
-			d.i++
-			continue
-		}
-		break
+	integral, ok := d.scanNumber()
+	if !ok {
+		return nil, d.errorf("bad number %q", d.b[start:d.i])
 	}
 	s := string(d.b[start:d.i])
-	if !json.Valid(d.b[start:d.i]) {
-		return nil, d.errorf("bad number %q", s)
-	}
 	if integral {
 		if n, err := strconv.ParseInt(s, 10, 64); err == nil {
 			return starlark.MakeInt64(n), nil
@@ -224,4 +211,45 @@ func (d *jdec) number() (starlark.Value, error) {
 		return nil, d.errorf("bad number %q", s)
 	}
 	return starlark.Float(f), nil
+}
+
+// scanNumber passes a number in JSON's grammar and says whether it has
+// neither fraction nor exponent.
+func (d *jdec) scanNumber() (integral, ok bool) {
+	digits := func() int {
+		n := 0
+		for d.i < len(d.b) && d.b[d.i] >= '0' && d.b[d.i] <= '9' {
+			d.i++
+			n++
+		}
+		return n
+	}
+	if d.i < len(d.b) && d.b[d.i] == '-' {
+		d.i++
+	}
+	switch {
+	case d.i < len(d.b) && d.b[d.i] == '0':
+		d.i++
+	case digits() == 0:
+		return false, false
+	}
+	integral = true
+	if d.i < len(d.b) && d.b[d.i] == '.' {
+		d.i++
+		integral = false
+		if digits() == 0 {
+			return false, false
+		}
+	}
+	if d.i < len(d.b) && (d.b[d.i] == 'e' || d.b[d.i] == 'E') {
+		d.i++
+		integral = false
+		if d.i < len(d.b) && (d.b[d.i] == '+' || d.b[d.i] == '-') {
+			d.i++
+		}
+		if digits() == 0 {
+			return false, false
+		}
+	}
+	return integral, true
 }

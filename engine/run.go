@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"path"
+	"strconv"
 	"strings"
 	"time"
 
@@ -423,7 +424,7 @@ func callerPos(t *starlark.Thread, depth int) string {
 	for d := depth; d < t.CallStackDepth(); d++ {
 		fr := t.CallFrame(d)
 		if fr.Pos.Filename() != "<builtin>" {
-			return fr.Pos.String()
+			return fr.Pos.Filename() + ":" + strconv.Itoa(int(fr.Pos.Line)) + ":" + strconv.Itoa(int(fr.Pos.Col))
 		}
 	}
 	return ""

@@ -3,7 +3,6 @@ package transcript
 import (
 	"bufio"
 	"bytes"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -92,7 +91,7 @@ func Read(path string, r io.Reader) (*Transcript, error) {
 			continue
 		}
 		e := new(Event)
-		if jerr := json.Unmarshal(b, e); jerr != nil {
+		if jerr := decodeEvent(b, e); jerr != nil {
 			if partial {
 				return t, fmt.Errorf("%s:%d: %w: the last line is incomplete (the run was killed while writing)", path, line, ErrTruncated)
 			}
