@@ -155,18 +155,20 @@ func checkType(typ string, v any) error {
 		_, ok = v.(map[string]any)
 	case "duration":
 		if _, err := parseDuration(v); err != nil {
-			return fmt.Errorf("want a duration like \"2s\" or a number of seconds, got %s", describeJSON(v))
+			return fmt.Errorf("want a duration like \"2s\" or a number of seconds, got %s", TypeName(v))
 		}
 	default:
 		return fmt.Errorf("unknown parameter type %q", typ)
 	}
 	if !ok {
-		return fmt.Errorf("want %s, got %s", typ, describeJSON(v))
+		return fmt.Errorf("want %s, got %s", typ, TypeName(v))
 	}
 	return nil
 }
 
-func describeJSON(v any) string {
+// TypeName names the Starlark type of a JSON-form value (string, int,
+// float, bool, list, dict, None) for error messages.
+func TypeName(v any) string {
 	switch v.(type) {
 	case string:
 		return "string"

@@ -238,7 +238,7 @@ func coerceParam(d ParamDecl, v any) (any, error) {
 			return out, nil
 		}
 	}
-	return nil, fmt.Errorf("want %s, got %s", d.Type, describeJSON(v))
+	return nil, fmt.Errorf("want %s, got %s", d.Type, TypeName(v))
 }
 
 func validName(s string) bool {

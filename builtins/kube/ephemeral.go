@@ -97,11 +97,6 @@ func debugContainer(name, image, pullPolicy, target, profile string, command []s
 
 func (k *kube) runAttachEphemeral(ctx context.Context, c *engine.Call) (any, error) {
 	const op = "attach_ephemeral"
-	if d := c.Args.Duration("timeout"); d > 0 {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, d)
-		defer cancel()
-	}
 	cs, _, err := k.client(op)
 	if err != nil {
 		return nil, err

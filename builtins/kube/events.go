@@ -55,7 +55,7 @@ func (k *kube) eventsSpec() *engine.Spec {
 					ns, _ = md["namespace"].(string)
 				}
 			default:
-				return nil, engine.Errorf(engine.KindInvalid, "events: want a kind and a name, or an object, got %s", describe(v))
+				return nil, engine.Errorf(engine.KindInvalid, "events: want a kind and a name, or an object, got %s", engine.TypeName(v))
 			}
 			if kind == "" || name == "" {
 				return nil, engine.Errorf(engine.KindInvalid, "events: want a kind and a name, or an object with kind and metadata.name")
@@ -136,24 +136,4 @@ func rfc3339(t time.Time) string {
 		return ""
 	}
 	return t.UTC().Format(time.RFC3339)
-}
-
-func describe(v any) string {
-	switch v.(type) {
-	case nil:
-		return "None"
-	case string:
-		return "string"
-	case int64:
-		return "int"
-	case float64:
-		return "float"
-	case bool:
-		return "bool"
-	case []any:
-		return "list"
-	case map[string]any:
-		return "dict"
-	}
-	return "value"
 }

@@ -56,11 +56,6 @@ func (k *kube) execSpec() *engine.Spec {
 
 func (k *kube) runExec(ctx context.Context, c *engine.Call) (any, error) {
 	const op = "exec"
-	if d := c.Args.Duration("timeout"); d > 0 {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, d)
-		defer cancel()
-	}
 	cs, rc, err := k.client(op)
 	if err != nil {
 		return nil, err

@@ -62,7 +62,7 @@ func (k *kube) runPatchConfigMap(ctx context.Context, c *engine.Call) (any, erro
 	for key, v := range c.Args.Map("set") {
 		s, ok := v.(string)
 		if !ok {
-			return nil, engine.Errorf(engine.KindInvalid, "%s: set[%q] must be a string, got %s", op, key, describe(v))
+			return nil, engine.Errorf(engine.KindInvalid, "%s: set[%q] must be a string, got %s", op, key, engine.TypeName(v))
 		}
 		set[key] = s
 	}

@@ -62,11 +62,6 @@ func (k *kube) restartSpec() *engine.Spec {
 }
 
 func (k *kube) runRestart(ctx context.Context, c *engine.Call) (any, error) {
-	if d := c.Args.Duration("timeout"); d > 0 {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, d)
-		defer cancel()
-	}
 	ki, ok := lookupKind(c.Args.String("kind"))
 	switch {
 	case !ok:

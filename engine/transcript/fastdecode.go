@@ -27,12 +27,18 @@ type scanner struct {
 func fastDecode(b []byte, e *Event) bool {
 	s := &scanner{b: b}
 	s.space()
+	return s.object(func(key string) bool { return s.field(key, e) }) && s.end()
+}
+
+// object scans {"key": value, ...}, letting member read each value; keys
+// must be plain strings.
+func (s *scanner) object(member func(key string) bool) bool {
 	if !s.byte('{') {
 		return false
 	}
 	s.space()
 	if s.byte('}') {
-		return s.end()
+		return true
 	}
 	for {
 		s.space()
@@ -45,17 +51,14 @@ func fastDecode(b []byte, e *Event) bool {
 			return false
 		}
 		s.space()
-		if !s.field(key, e) {
+		if !member(key) {
 			return false
 		}
 		s.space()
 		if s.byte(',') {
 			continue
 		}
-		if s.byte('}') {
-			return s.end()
-		}
-		return false
+		return s.byte('}')
 	}
 }
 
@@ -107,44 +110,19 @@ func (s *scanner) field(key string, e *Event) bool {
 // callError decodes {"kind": "...", "message": "..."}, merging into an
 // existing error as encoding/json does for a repeated key.
 func (s *scanner) callError(e *Event) bool {
-	if !s.byte('{') {
-		return false
-	}
-	if e.Error == nil {
+	if s.i < len(s.b) && s.b[s.i] == '{' && e.Error == nil {
 		e.Error = &CallError{}
 	}
-	s.space()
-	if s.byte('}') {
-		return true
-	}
-	for {
-		s.space()
-		key, ok := s.plainString()
-		if !ok {
-			return false
-		}
-		s.space()
-		if !s.byte(':') {
-			return false
-		}
-		s.space()
+	return s.object(func(key string) bool {
+		var ok bool
 		switch key {
 		case "kind":
 			e.Error.Kind, ok = s.str()
 		case "message":
 			e.Error.Message, ok = s.str()
-		default:
-			return false
 		}
-		if !ok {
-			return false
-		}
-		s.space()
-		if s.byte(',') {
-			continue
-		}
-		return s.byte('}')
-	}
+		return ok
+	})
 }
 
 func (s *scanner) space() {
