@@ -15,6 +15,7 @@ import (
 	"github.com/kdiag/kdiag/builtins/kube"
 	"github.com/kdiag/kdiag/builtins/node"
 	"github.com/kdiag/kdiag/builtins/std"
+	"github.com/kdiag/kdiag/builtins/trace"
 	"github.com/kdiag/kdiag/engine"
 )
 
@@ -57,7 +58,7 @@ func All(cfg Config) []*engine.Spec {
 	if err != nil || mode == agent.ModeLocal {
 		specs = append(specs, cri.Specs(endpoint)...)
 		specs = append(specs, node.Specs()...)
-		return append(specs, node.StraceSpec())
+		return append(specs, trace.Spec())
 	}
 	r := agent.New(agent.Options{
 		Mode: mode, Clients: clients, Image: cfg.AgentImage, Namespace: cfg.AgentNamespace, RuntimeEndpoint: endpoint,

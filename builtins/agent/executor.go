@@ -5,12 +5,13 @@ import (
 
 	"github.com/kdiag/kdiag/builtins/cri"
 	"github.com/kdiag/kdiag/builtins/node"
+	"github.com/kdiag/kdiag/builtins/trace"
 	"github.com/kdiag/kdiag/engine"
 )
 
 var (
 	_ node.Executor = (*Router)(nil)
-	_ node.Tracer   = (*Router)(nil)
+	_ trace.Tracer  = (*Router)(nil)
 	_ cri.Finder    = (*Router)(nil)
 )
 
@@ -20,7 +21,7 @@ var (
 func (r *Router) Specs() []*engine.Spec {
 	specs := cri.SpecsFor(r, r.opts.RuntimeEndpoint)
 	specs = append(specs, node.SpecsFor(r)...)
-	specs = append(specs, node.StraceSpecFor(r))
+	specs = append(specs, trace.SpecFor(r))
 	for _, s := range specs {
 		run := s.Run
 		s.Run = func(ctx context.Context, c *engine.Call) (any, error) { return run(withCall(ctx, c), c) }
@@ -151,9 +152,9 @@ func (r *Router) Environ(ctx context.Context, req *node.ProcRequest) (*node.Envi
 	return route(ctx, r, "environ", req.Target.PID, req, node.Local{}.Environ)
 }
 
-// Strace implements node.Tracer.
-func (r *Router) Strace(ctx context.Context, req *node.StraceRequest) (*node.StraceResult, error) {
-	return route(ctx, r, "strace_sample", req.PID, req, node.Local{}.Strace)
+// Sample implements trace.Tracer.
+func (r *Router) Sample(ctx context.Context, req *trace.Request) (*trace.Result, error) {
+	return route(ctx, r, "strace_sample", req.PID, req, trace.Local{}.Sample)
 }
 
 // firstSet returns the first non-empty string.

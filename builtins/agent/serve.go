@@ -11,6 +11,7 @@ import (
 
 	"github.com/kdiag/kdiag/builtins/cri"
 	"github.com/kdiag/kdiag/builtins/node"
+	"github.com/kdiag/kdiag/builtins/trace"
 )
 
 // handler serves one op: it decodes the request and runs it on this node.
@@ -48,7 +49,7 @@ func handlers() map[string]handler {
 		"sockets":       handle("sockets", l.Sockets),
 		"mounts":        handle("mounts", l.Mounts),
 		"environ":       handle("environ", l.Environ),
-		"strace_sample": handle("strace_sample", l.Strace),
+		"strace_sample": handle("strace_sample", trace.Local{}.Sample),
 	}
 }
 

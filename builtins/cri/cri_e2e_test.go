@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/kdiag/kdiag/builtins/node"
+	"github.com/kdiag/kdiag/builtins/trace"
 	"github.com/kdiag/kdiag/engine"
 	"github.com/kdiag/kdiag/engine/transcript"
 	"github.com/kdiag/kdiag/test/harness"
@@ -219,13 +219,13 @@ func TestFindPIDThenStraceInCluster(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := node.StraceSpec()
+	s := trace.Spec()
 	v, err := s.Run(context.Background(), &engine.Call{Spec: s, Args: engine.Args{"pid": int64(res.PID), "duration": "1s", "follow_forks": true}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	tr := v.(*node.StraceResult)
-	var missing *node.StraceFile
+	tr := v.(*trace.Result)
+	var missing *trace.File
 	for i, f := range tr.Files {
 		if f.Path == "/etc/kdiag-missing.conf" {
 			missing = &tr.Files[i]

@@ -14,12 +14,14 @@
 //	sockets       the TCP and UDP sockets of the target's network namespace
 //	mounts        the target's mount table
 //	environ       a process's environment, secret-looking values redacted
-//	strace_sample a process's syscalls for a while, with ptrace (StraceSpec)
+//
+// strace_sample, a syscall sample of a process, lives in package
+// builtins/trace.
 //
 // Results always carry every field (empty strings, zeros, empty lists), so
 // that a runbook can write r.error or r.signal without checking first.
 //
-// The built-ins talk to an Executor (strace_sample to a Tracer), whose
+// The built-ins talk to an Executor, whose
 // requests and results are plain JSON-serialisable structs. Local executes
 // them on this node; the node agent (package builtins/agent) serves the
 // same requests remotely, so that running kdiag off-node is a transport,

@@ -1,6 +1,6 @@
 //go:build linux && (amd64 || arm64)
 
-package node
+package trace
 
 import (
 	"bufio"
@@ -80,13 +80,13 @@ func straceStart(t testing.TB, name string, args ...string) (*exec.Cmd, *bufio.S
 }
 
 // straceRunSpec runs strace_sample with args.
-func straceRunSpec(ctx context.Context, args engine.Args) (*StraceResult, error) {
-	s := StraceSpec()
+func straceRunSpec(ctx context.Context, args engine.Args) (*Result, error) {
+	s := Spec()
 	v, err := s.Run(ctx, &engine.Call{Spec: s, Args: args})
 	if err != nil {
 		return nil, err
 	}
-	return v.(*StraceResult), nil
+	return v.(*Result), nil
 }
 
 // straceAssertFree fails unless no thread of pid is traced or in a
@@ -148,7 +148,7 @@ func TestStraceSampleSeesMissingPath(t *testing.T) {
 	if !statENOENT || !openOK {
 		t.Errorf("stat ENOENT seen %v, openat /etc/hostname seen %v in %d events", statENOENT, openOK, len(res.Events))
 	}
-	var file *StraceFile
+	var file *File
 	for i := range res.Files {
 		if res.Files[i].Path == path {
 			file = &res.Files[i]
@@ -157,7 +157,7 @@ func TestStraceSampleSeesMissingPath(t *testing.T) {
 	if file == nil || !straceContains(file.Results, "ENOENT") || file.Calls < 10 {
 		t.Errorf("files entry for %s: %+v", path, file)
 	}
-	calls := map[string]StraceSummary{}
+	calls := map[string]SummaryRow{}
 	total := 0
 	for _, s := range res.Summary {
 		calls[s.Syscall] = s
@@ -336,7 +336,12 @@ func TestStraceSampleStoppedProcessStaysStopped(t *testing.T) {
 	cmd, _ := straceStart(t, straceTargetPath(t), "stat", straceMissingPath(t))
 	pid := cmd.Process.Pid
 	syscall.Kill(pid, syscall.SIGSTOP)
-	straceWaitState(t, pid, "T")
+	// Every thread, not only the leader, must be in the group-stop before
+	// attaching: a thread still running would stop after the attach.
+	tids, _ := ptraceTasks(pid)
+	for _, tid := range tids {
+		straceWaitState(t, tid, "T")
+	}
 	res, err := straceRunSpec(context.Background(), engine.Args{"pid": int64(pid), "duration": "200ms"})
 	if err != nil {
 		t.Fatal(err)

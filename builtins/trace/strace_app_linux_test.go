@@ -1,6 +1,6 @@
 //go:build linux && (amd64 || arm64)
 
-package node
+package trace
 
 import (
 	"context"
@@ -35,7 +35,7 @@ func TestStraceHelperProcess(t *testing.T) {
 		return // not the helper
 	}
 	res := engine.Run(context.Background(), "testdata/strace_app.star", engine.Options{
-		Specs:  []*engine.Spec{StraceSpec()},
+		Specs:  []*engine.Spec{Spec()},
 		Params: map[string]any{"pid": int64(pid)},
 	})
 	if res.Err != nil {
@@ -75,7 +75,7 @@ func straceInHelper(t *testing.T, pid int) []*transcript.Event {
 func TestStraceSampleSeesSeedAppStatx(t *testing.T) {
 	tg := nodetest.Start(t, nodetest.Options{})
 	var finding, verdict string
-	var res *StraceResult
+	var res *Result
 	for _, e := range straceInHelper(t, tg.PID) {
 		switch e.Type {
 		case transcript.TypeFinding:
@@ -95,7 +95,7 @@ func TestStraceSampleSeesSeedAppStatx(t *testing.T) {
 	if res == nil {
 		t.Fatal("no strace_sample call recorded")
 	}
-	var seen *StraceFile
+	var seen *File
 	for i, f := range res.Files {
 		if f.Path == nodetest.ConfigDir+"/additional_file" {
 			seen = &res.Files[i]
@@ -166,7 +166,7 @@ func TestStraceSampleForbiddenWithoutPrivilege(t *testing.T) {
 	}
 	defer os.RemoveAll(dir)
 	os.Chmod(dir, 0o755)
-	bin := filepath.Join(dir, "node.test")
+	bin := filepath.Join(dir, "trace.test")
 	b, err := os.ReadFile(os.Args[0])
 	if err != nil {
 		t.Fatal(err)

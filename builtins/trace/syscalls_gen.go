@@ -3,7 +3,7 @@
 // This program generates syscalls_table.go, the syscall number to name
 // tables for the architectures strace_sample decodes, from the syscall
 // numbers of golang.org/x/sys/unix (themselves generated from the kernel's
-// unistd.h). Run it with `go generate ./builtins/node`.
+// unistd.h). Run it with `go generate ./builtins/trace`.
 package main
 
 import (

@@ -1,4 +1,4 @@
-package node
+package trace
 
 import (
 	"context"
@@ -8,8 +8,8 @@ import (
 	"github.com/kdiag/kdiag/engine"
 )
 
-// StraceRequest asks for a syscall sample of a process.
-type StraceRequest struct {
+// Request asks for a syscall sample of a process.
+type Request struct {
 	// PID is the process, in the node's PID namespace.
 	PID int `json:"pid"`
 	// DurationNS is how long to trace, in nanoseconds.
@@ -26,14 +26,18 @@ type StraceRequest struct {
 // Tracer serves strace_sample's requests. Local traces on this node; a
 // node agent can serve the same requests remotely.
 type Tracer interface {
-	// Strace traces a process and its threads for a while, then detaches.
-	Strace(ctx context.Context, req *StraceRequest) (*StraceResult, error)
+	// Sample traces processes for a while, then detaches.
+	Sample(ctx context.Context, req *Request) (*Result, error)
 }
+
+// Local is the Tracer of this node. It needs Linux, and root or
+// CAP_SYS_PTRACE.
+type Local struct{}
 
 var _ Tracer = Local{}
 
-// Strace traces req.PID on this node with ptrace (Linux on amd64 or arm64).
-func (Local) Strace(ctx context.Context, req *StraceRequest) (*StraceResult, error) {
+// Sample traces req.PID on this node with ptrace (Linux on amd64 or arm64).
+func (Local) Sample(ctx context.Context, req *Request) (*Result, error) {
 	opts, err := straceOptionsOf(req)
 	if err != nil {
 		return nil, err
@@ -41,14 +45,14 @@ func (Local) Strace(ctx context.Context, req *StraceRequest) (*StraceResult, err
 	return straceSample(ctx, opts)
 }
 
-// StraceSpec returns the strace_sample built-in, traced on this node
+// Spec returns the strace_sample built-in, traced on this node
 // (Local): it traces the syscalls of a process and all its threads for a
 // short window with ptrace, natively (no strace binary), and always
 // detaches.
-func StraceSpec() *engine.Spec { return StraceSpecFor(Local{}) }
+func Spec() *engine.Spec { return SpecFor(Local{}) }
 
-// StraceSpecFor returns the strace_sample built-in, served by t.
-func StraceSpecFor(t Tracer) *engine.Spec {
+// SpecFor returns the strace_sample built-in, served by t.
+func SpecFor(t Tracer) *engine.Spec {
 	return &engine.Spec{
 		Name: "strace_sample",
 		Doc: `strace_sample traces the syscalls of process pid (a host PID, e.g. from find_pid) and all its threads for duration, then detaches.
@@ -83,7 +87,7 @@ detached: every traced thread was detached (or had exited) before returning`,
 			if _, err := straceOptionsOf(req); err != nil {
 				return nil, err
 			}
-			return t.Strace(ctx, req)
+			return t.Sample(ctx, req)
 		},
 	}
 }
@@ -98,8 +102,8 @@ type straceOptions struct {
 }
 
 // straceRequestOf reads strace_sample's arguments, defaults filled in.
-func straceRequestOf(a engine.Args) *StraceRequest {
-	req := &StraceRequest{
+func straceRequestOf(a engine.Args) *Request {
+	req := &Request{
 		PID:         int(a.Int("pid")),
 		DurationNS:  int64(a.Duration("duration")),
 		FollowForks: a.Bool("follow_forks"),
@@ -121,7 +125,7 @@ func straceRequestOf(a engine.Args) *StraceRequest {
 }
 
 // straceOptionsOf validates a request.
-func straceOptionsOf(req *StraceRequest) (straceOptions, error) {
+func straceOptionsOf(req *Request) (straceOptions, error) {
 	opts := straceOptions{
 		PID:         req.PID,
 		Duration:    time.Duration(req.DurationNS),

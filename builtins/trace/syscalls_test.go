@@ -1,4 +1,4 @@
-package node
+package trace
 
 import (
 	"encoding/binary"

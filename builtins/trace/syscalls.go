@@ -1,4 +1,4 @@
-package node
+package trace
 
 //go:generate go run syscalls_gen.go
 

@@ -1,6 +1,6 @@
 //go:build linux && (amd64 || arm64)
 
-package node
+package trace
 
 import (
 	"context"
@@ -22,6 +22,11 @@ import (
 // thread to stop (a thread in uninterruptible sleep cannot stop). The
 // tracer thread then exits, and the kernel detaches what it still traces.
 const ptraceDetachTimeout = 3 * time.Second
+
+// How long attaching waits for every seized thread to report its first
+// stop. A stop not reported by then was taken by another wait (or the
+// machine is very busy: 200 ms was seen to be too short at load 18).
+const ptraceFirstStopWait = 2 * time.Second
 
 // ptraceSyscallInfo is struct ptrace_syscall_info (PTRACE_GET_SYSCALL_INFO,
 // Linux 5.3), identical on every 64-bit architecture.
@@ -65,13 +70,13 @@ type ptraceSession struct {
 }
 
 // straceSample traces opts.PID for opts.Duration or until ctx is done.
-func straceSample(ctx context.Context, opts straceOptions) (*StraceResult, error) {
+func straceSample(ctx context.Context, opts straceOptions) (*Result, error) {
 	if err := ptraceCheckTarget(opts.PID); err != nil {
 		return nil, err
 	}
 	s := &ptraceSession{opts: opts, threads: map[int]*ptraceThread{}, self: os.Getpid()}
 	type outcome struct {
-		res *StraceResult
+		res *Result
 		err error
 	}
 	done := make(chan outcome, 1)
@@ -141,7 +146,7 @@ func straceSample(ctx context.Context, opts straceOptions) (*StraceResult, error
 
 // run attaches, traces until stopped, and detaches on every path,
 // including a panic.
-func (s *ptraceSession) run(started chan<- int) (res *StraceResult, err error) {
+func (s *ptraceSession) run(started chan<- int) (res *Result, err error) {
 	defer func() {
 		p := recover()
 		detached := s.detachAll()
@@ -227,7 +232,7 @@ func (s *ptraceSession) attach() error {
 // of that process's waits (kdiag waiting for a child it started).
 func (s *ptraceSession) awaitFirstStops() error {
 	heard := map[int]bool{}
-	deadline := time.Now().Add(200 * time.Millisecond)
+	deadline := time.Now().Add(ptraceFirstStopWait)
 	for len(heard) < len(s.threads) && time.Now().Before(deadline) {
 		var ws unix.WaitStatus
 		tid, err := unix.Wait4(-1, &ws, unix.WALL|unix.WNOTHREAD|unix.WNOHANG, nil)

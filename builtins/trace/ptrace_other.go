@@ -1,6 +1,6 @@
 //go:build !(linux && (amd64 || arm64))
 
-package node
+package trace
 
 import (
 	"context"
@@ -10,6 +10,6 @@ import (
 )
 
 // straceSample is only implemented on Linux x86_64 and aarch64.
-func straceSample(ctx context.Context, opts straceOptions) (*StraceResult, error) {
+func straceSample(ctx context.Context, opts straceOptions) (*Result, error) {
 	return nil, engine.Errorf(engine.KindInvalid, "strace_sample: not supported on %s/%s (Linux on amd64 or arm64 only)", runtime.GOOS, runtime.GOARCH)
 }

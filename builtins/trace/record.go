@@ -1,4 +1,4 @@
-package node
+package trace
 
 import (
 	"math"
@@ -6,8 +6,8 @@ import (
 	"time"
 )
 
-// StraceResult is the result of strace_sample.
-type StraceResult struct {
+// Result is the result of strace_sample.
+type Result struct {
 	// PID is the traced process.
 	PID int `json:"pid"`
 	// DurationMS is how long the sample actually lasted.
@@ -18,15 +18,15 @@ type StraceResult struct {
 	// counting those created during the sample.
 	Threads int `json:"threads"`
 	// Events are the syscalls in order of entry, at most max_events.
-	Events []StraceEvent `json:"events"`
+	Events []Event `json:"events"`
 	// Truncated is true when more events happened than max_events.
 	Truncated bool `json:"truncated"`
 	// TotalEvents counts all syscalls seen, kept or not.
 	TotalEvents int `json:"total_events"`
 	// Summary counts calls, errors and time per syscall, most time first.
-	Summary []StraceSummary `json:"summary"`
+	Summary []SummaryRow `json:"summary"`
 	// Files lists the distinct paths passed to syscalls, at most 2000.
-	Files []StraceFile `json:"files"`
+	Files []File `json:"files"`
 	// FilesTruncated is true when more distinct paths were seen.
 	FilesTruncated bool `json:"files_truncated"`
 	// Exited is true when the process exited during the sample.
@@ -36,8 +36,8 @@ type StraceResult struct {
 	Detached bool `json:"detached"`
 }
 
-// StraceEvent is one syscall.
-type StraceEvent struct {
+// Event is one syscall.
+type Event struct {
 	// TID is the calling thread.
 	TID int `json:"tid"`
 	// Name is the syscall name, e.g. "openat".
@@ -54,16 +54,16 @@ type StraceEvent struct {
 	DurUS int64 `json:"dur_us"`
 }
 
-// StraceSummary is one row of the strace -c style summary.
-type StraceSummary struct {
+// SummaryRow is one row of the strace -c style summary.
+type SummaryRow struct {
 	Syscall string `json:"syscall"`
 	Calls   int    `json:"calls"`
 	Errors  int    `json:"errors"`
 	TotalUS int64  `json:"total_us"`
 }
 
-// StraceFile is one path passed to syscalls.
-type StraceFile struct {
+// File is one path passed to syscalls.
+type File struct {
 	Path     string   `json:"path"`
 	Calls    int      `json:"calls"`
 	Syscalls []string `json:"syscalls"`
@@ -81,9 +81,9 @@ type straceRecorder struct {
 	start     time.Time
 	maxEvents int
 	filter    map[string]bool // nil: everything
-	res       StraceResult
-	summary   map[string]*StraceSummary
-	files     map[string]*StraceFile
+	res       Result
+	summary   map[string]*SummaryRow
+	files     map[string]*File
 }
 
 func newStraceRecorder(start time.Time, maxEvents int, filter map[string]bool) *straceRecorder {
@@ -91,8 +91,8 @@ func newStraceRecorder(start time.Time, maxEvents int, filter map[string]bool) *
 		start:     start,
 		maxEvents: maxEvents,
 		filter:    filter,
-		summary:   map[string]*StraceSummary{},
-		files:     map[string]*StraceFile{},
+		summary:   map[string]*SummaryRow{},
+		files:     map[string]*File{},
 	}
 }
 
@@ -123,7 +123,7 @@ func (r *straceRecorder) finish(c *straceCall, exit time.Time, rval int64, isErr
 	}
 	s := r.summary[c.name]
 	if s == nil {
-		s = &StraceSummary{Syscall: c.name}
+		s = &SummaryRow{Syscall: c.name}
 		r.summary[c.name] = s
 	}
 	s.Calls++
@@ -138,7 +138,7 @@ func (r *straceRecorder) finish(c *straceCall, exit time.Time, rval int64, isErr
 			continue
 		}
 		if f == nil {
-			f = &StraceFile{Path: p}
+			f = &File{Path: p}
 			r.files[p] = f
 		}
 		f.Calls++
@@ -158,7 +158,7 @@ func (r *straceRecorder) finish(c *straceCall, exit time.Time, rval int64, isErr
 		r.res.Truncated = true
 		return
 	}
-	ev := StraceEvent{
+	ev := Event{
 		TID:     c.tid,
 		Name:    c.name,
 		Args:    c.args,
@@ -177,13 +177,13 @@ func (r *straceRecorder) finish(c *straceCall, exit time.Time, rval int64, isErr
 }
 
 // result returns the accumulated result, events sorted by entry time.
-func (r *straceRecorder) result() *StraceResult {
+func (r *straceRecorder) result() *Result {
 	res := r.res
 	sort.SliceStable(res.Events, func(i, j int) bool { return res.Events[i].StartMS < res.Events[j].StartMS })
 	if res.Events == nil {
-		res.Events = []StraceEvent{}
+		res.Events = []Event{}
 	}
-	res.Summary = make([]StraceSummary, 0, len(r.summary))
+	res.Summary = make([]SummaryRow, 0, len(r.summary))
 	for _, s := range r.summary {
 		res.Summary = append(res.Summary, *s)
 	}
@@ -197,7 +197,7 @@ func (r *straceRecorder) result() *StraceResult {
 		}
 		return a.Syscall < b.Syscall
 	})
-	res.Files = make([]StraceFile, 0, len(r.files))
+	res.Files = make([]File, 0, len(r.files))
 	for _, f := range r.files {
 		res.Files = append(res.Files, *f)
 	}
