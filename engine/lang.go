@@ -25,6 +25,7 @@ var LanguageDoc = []struct{ Name, Signature, Doc string }{
 	{"log", "log(*args)", "Prints a line to the console and the transcript (print() does the same)."},
 	{"fail", "fail(msg)", "Stops the run with status failed and the message."},
 	{"struct", "struct(**kwargs)", "Makes an immutable struct."},
+	{"rollback", "rollback(reason)", "Reverts the changes this run made, newest first, through their recorded inverses (a fix that did not prove itself); irreversible ones (restarts) are skipped and named. Needs no approval of its own; kdiag undo skips what it reverted. Returns {reverted, changes: [{seq, builtin, target, reverted, note}]}."},
 	{"json", "json.encode(x) / json.decode(s) / json.indent(s)", "The Starlark JSON module."},
 }
 
@@ -39,6 +40,8 @@ func (r *run) predeclared() starlark.StringDict {
 		"struct":  starlark.NewBuiltin("struct", starlarkstruct.Make),
 		"json":    starjson.Module,
 	}
+	rb := r.rollbackSpec()
+	r.specs[rb.Name], d[rb.Name] = rb, r.wrap(rb)
 	for _, s := range r.opts.Specs {
 		r.specs[s.Name] = s
 		d[s.Name] = r.wrap(s)

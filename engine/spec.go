@@ -61,6 +61,9 @@ type Spec struct {
 	// plan without changing anything; other write built-ins are refused
 	// under --dry-run.
 	Plans bool
+	// Restores marks a write built-in that only puts back what the run's
+	// own, approved changes replaced (rollback): it needs no approval.
+	Restores bool
 	// Run performs the call. Its result must marshal to JSON; the runbook
 	// sees the value decoded from that JSON.
 	Run func(ctx context.Context, c *Call) (any, error)

@@ -29,10 +29,11 @@ func Undo(ctx context.Context, t *transcript.Transcript, specs []*Spec, approver
 		byName[s.Name] = s
 	}
 	calls := t.Calls()
+	reverted := revertedSeqs(calls)
 	var out []UndoResult
 	for i := len(calls) - 1; i >= 0; i-- {
 		e := calls[i]
-		if e.Effect != string(Write) || len(e.Mutation) == 0 {
+		if e.Effect != string(Write) || len(e.Mutation) == 0 || reverted[e.Seq] {
 			continue
 		}
 		var m Mutation

@@ -153,3 +153,22 @@ func debugImage(c Clients) string {
 	}
 	return DefaultDebugImage
 }
+
+// ContextNamespace returns the namespace the kubeconfig's context (the
+// current one, or context when set) names, "" when it names none or the
+// kubeconfig cannot be read.
+func ContextNamespace(kubeconfig, context string) string {
+	l := &lazyClients{kubeconfig: kubeconfig, context: context}
+	raw, err := l.clientConfig().RawConfig()
+	if err != nil {
+		return ""
+	}
+	name := context
+	if name == "" {
+		name = raw.CurrentContext
+	}
+	if c := raw.Contexts[name]; c != nil {
+		return c.Namespace
+	}
+	return ""
+}

@@ -25,6 +25,9 @@ type RestartResult struct {
 	Namespace   string         `json:"namespace"`
 	Action      string         `json:"action"`
 	Owner       string         `json:"owner,omitempty"`
+	Workload    string         `json:"workload,omitempty"`
+	Selector    string         `json:"selector,omitempty"`
+	NewPod      string         `json:"new_pod,omitempty"`
 	OldUID      string         `json:"old_uid,omitempty"`
 	NewUID      string         `json:"new_uid,omitempty"`
 	RestartedAt string         `json:"restarted_at,omitempty"`
@@ -49,7 +52,9 @@ func (k *kube) restartSpec() *engine.Spec {
 			{Name: "timeout", Type: "duration", Default: "2m", Doc: "how long to wait for a bare pod to be gone"},
 		},
 		Result: "kind, name, namespace: what was restarted\naction: deleted (controller recreates), recreated (bare pod) or rollout\n" +
-			"owner: the pod's controller\nold_uid, new_uid: the pod's uid before and after\nrestarted_at: the rollout annotation's value\n" +
+			"owner: the pod's controller (ReplicaSet/x); workload: what a person names (Deployment/x); selector: the controller's label selector\n" +
+			"new_pod: the pod that replaces it (its controller's new pod, or the recreated bare pod); empty if none appeared within 30s\n" +
+			"old_uid, new_uid: the pod's uid before and after\nrestarted_at: the rollout annotation's value\n" +
 			"dry_run: client or server under --dry-run\nplanned: the pod that would be created (bare pod, dry run)\nnote: what happens next",
 		Effect:  engine.Write,
 		Plans:   true,
@@ -145,9 +150,16 @@ func (k *kube) restartPod(ctx context.Context, c *engine.Call) (any, error) {
 	}
 	deleteNeed := podNeed("delete", "", ns)
 
-	if owner := controllerOf(pod); owner != nil {
+	if owner := metav1.GetControllerOf(pod); owner != nil {
 		res.Action, res.Owner = "deleted", owner.Kind+"/"+owner.Name
-		res.Note = fmt.Sprintf("%s/%s creates a replacement pod", owner.Kind, owner.Name)
+		res.Workload, res.Selector = workloadOf(ctx, cs, ns, owner)
+		res.Note = fmt.Sprintf("%s creates a replacement pod", res.Workload)
+		var existing map[types.UID]bool
+		if c.DryRun == engine.DryRunNone {
+			if existing, err = existingPods(ctx, cs, ns, res.Selector); err != nil {
+				return nil, apiError(op, err, "pods of "+res.Workload, podNeed("list", "", ns))
+			}
+		}
 		if c.DryRun != engine.DryRunClient {
 			if err := cs.CoreV1().Pods(ns).Delete(ctx, name, del); err != nil {
 				return nil, apiError(op, err, ref, deleteNeed)
@@ -155,6 +167,17 @@ func (k *kube) restartPod(ctx context.Context, c *engine.Call) (any, error) {
 		}
 		mut.Applied = c.DryRun == engine.DryRunNone
 		c.RecordMutation(mut)
+		if !mut.Applied {
+			return res, nil
+		}
+		repl, err := awaitReplacement(ctx, cs, pod, owner.UID, res.Selector, existing)
+		if err != nil {
+			return nil, err
+		}
+		if repl != nil {
+			res.NewPod, res.NewUID = repl.Name, string(repl.UID)
+		}
+		res.Note = replacementNote(res.Workload, repl)
 		return res, nil
 	}
 
@@ -189,7 +212,7 @@ func (k *kube) restartPod(ctx context.Context, c *engine.Call) (any, error) {
 		e := apiError(op, err, ref, podNeed("create", "", ns))
 		return nil, engine.Errorf(engine.KindOf(e), "%s; the old pod is deleted and its spec is in the transcript's before-state", e.Error())
 	}
-	res.NewUID = string(created.UID)
+	res.NewUID, res.NewPod = string(created.UID), created.Name
 	res.Note = fmt.Sprintf("%s was recreated from its own spec (it has no controller)", ref)
 	after, _ := decodeObject(mustJSON(created))
 	cleanObject(after, ki)

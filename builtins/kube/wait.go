@@ -17,7 +17,11 @@ import (
 
 // WaitResult is what wait_ready returns.
 type WaitResult struct {
-	Ready    bool        `json:"ready"`
+	Ready bool `json:"ready"`
+	// Failed is set when a pod got into a state it does not recover
+	// from by waiting (crash loop, image pull back-off, bad config):
+	// wait_ready stops early and Reason says which.
+	Failed   bool        `json:"failed"`
 	Pods     []PodStatus `json:"pods"`
 	WaitedMS int64       `json:"waited_ms"`
 	Reason   string      `json:"reason,omitempty"`
@@ -35,14 +39,17 @@ func (k *kube) waitReadySpec() *engine.Spec {
 	return &engine.Spec{
 		Name: "wait_ready",
 		Doc: "wait_ready waits until a pod, or every pod matching a label selector (at least one), is Ready. " +
-			"Running out of time is a result (ready=False with a reason), not an error, so a runbook can branch on it.",
+			"Running out of time is a result (ready=False with a reason), not an error, so a runbook can branch on it. " +
+			"With fail_fast (the default) it stops as soon as a pod gets worse in a way waiting does not mend " +
+			"(CrashLoopBackOff, ImagePullBackOff, ErrImagePull, CreateContainerConfigError, a failed pod): failed=True.",
 		Params: []engine.Param{
 			{Name: "pod", Type: "string", Doc: "pod name"},
 			{Name: "selector", Type: "string", Doc: "label selector, e.g. app=web (instead of pod)"},
 			{Name: "namespace", Type: "string", Doc: "namespace (default: the client's namespace)"},
 			{Name: "timeout", Type: "duration", Default: "2m", Doc: "how long to wait"},
+			{Name: "fail_fast", Type: "bool", Default: true, Doc: "stop early when a pod crash-loops, cannot pull its image or cannot start"},
 		},
-		Result: "ready: all matched pods are Ready\npods: [{name, ready (\"2/2\"), phase, reason}]\n" +
+		Result: "ready: all matched pods are Ready\nfailed: a pod got worse (fail_fast); reason says how\npods: [{name, ready (\"2/2\"), phase, reason}]\n" +
 			"waited_ms: time waited\nreason: why not ready, when ready is false",
 		Effect:  engine.Read,
 		Timeout: 2 * time.Minute,
@@ -84,6 +91,8 @@ func (k *kube) runWaitReady(ctx context.Context, c *engine.Call) (any, error) {
 	}
 	pods := map[string]*corev1.Pod{}
 	listed := false
+	failFast := !c.Args.Has("fail_fast") || c.Args.Bool("fail_fast")
+	worse := ""
 	err = watchPods(ctx, op, cs, ns, opts, func(t watch.EventType, p *corev1.Pod) (bool, error) {
 		switch {
 		case p == nil:
@@ -93,10 +102,18 @@ func (k *kube) runWaitReady(ctx context.Context, c *engine.Call) (any, error) {
 		default:
 			pods[p.Name] = p
 		}
+		if failFast && listed {
+			if worse = worseState(pods); worse != "" {
+				return true, nil
+			}
+		}
 		return listed && allReady(pods), nil
 	})
 	res := &WaitResult{Pods: podStatuses(pods), WaitedMS: time.Since(start).Milliseconds()}
 	switch {
+	case err == nil && worse != "":
+		res.Failed, res.Reason = true, worse
+		return res, nil
 	case err == nil:
 		res.Ready = true
 		return res, nil
@@ -181,4 +198,35 @@ func notReadyReason(pods map[string]*corev1.Pod, what string, timeout time.Durat
 		}
 	}
 	return fmt.Sprintf("timed out after %s: %s", timeout, strings.Join(parts, "; "))
+}
+
+// worseStates are the Waiting reasons that waiting does not mend.
+var worseStates = map[string]bool{
+	"CrashLoopBackOff": true, "ImagePullBackOff": true, "ErrImagePull": true, "InvalidImageName": true,
+	"CreateContainerConfigError": true, "CreateContainerError": true, "RunContainerError": true,
+}
+
+// worseState names the first pod (by name) in a state waiting does not
+// mend, or returns "".
+func worseState(pods map[string]*corev1.Pod) string {
+	names := make([]string, 0, len(pods))
+	for n := range pods {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		p := pods[n]
+		if p.DeletionTimestamp != nil {
+			continue
+		}
+		if p.Status.Phase == corev1.PodFailed {
+			return fmt.Sprintf("pod %s failed: %s %s", n, p.Status.Reason, p.Status.Message)
+		}
+		for _, st := range append(append([]corev1.ContainerStatus{}, p.Status.InitContainerStatuses...), p.Status.ContainerStatuses...) {
+			if w := st.State.Waiting; w != nil && worseStates[w.Reason] {
+				return fmt.Sprintf("pod %s container %s: %s: %s", n, st.Name, w.Reason, w.Message)
+			}
+		}
+	}
+	return ""
 }

@@ -24,8 +24,16 @@ type nsDialer struct {
 	// pid is the process netns belongs to.
 	pid int
 
-	mu   sync.Mutex
-	last string
+	mu    sync.Mutex
+	last  string
+	local string
+}
+
+// localAddress returns kdiag's end of the first connection made.
+func (d *nsDialer) localAddress() string {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.local
 }
 
 // address returns the last address dialled.
@@ -53,6 +61,11 @@ func (d *nsDialer) DialContext(ctx context.Context, network, address string) (ne
 		d.mu.Unlock()
 		conn, err := d.dialOne(ctx, network, addr)
 		if err == nil {
+			d.mu.Lock()
+			if d.local == "" {
+				d.local = conn.LocalAddr().String()
+			}
+			d.mu.Unlock()
 			return conn, nil
 		}
 		if first == nil {

@@ -50,6 +50,9 @@ type HTTPProbeResult struct {
 	LatencyMS float64 `json:"latency_ms"`
 	// Address is the address connected to (or last tried), ip:port.
 	Address string `json:"address"`
+	// LocalAddress is kdiag's end of the (first) connection, ip:port, as
+	// the server sees its peer; "" without a connection.
+	LocalAddress string `json:"local_address"`
 	// Error is the short reason of a failure: "connection refused",
 	// "timeout", "connection reset", "no route to host", "no such host"...
 	Error string `json:"error"`
@@ -81,6 +84,8 @@ type TCPProbeResult struct {
 	LatencyMS float64 `json:"latency_ms"`
 	// Address is the address connected to (or last tried), ip:port.
 	Address string `json:"address"`
+	// LocalAddress is kdiag's end of the connection, ip:port.
+	LocalAddress string `json:"local_address"`
 	// Error is the short reason of a failure, as in HTTPProbeResult.
 	Error string `json:"error"`
 	// Detail is the full error message.

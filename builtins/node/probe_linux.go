@@ -78,7 +78,7 @@ func (Local) HTTPProbe(ctx context.Context, req *HTTPProbeRequest) (*HTTPProbeRe
 		}
 	}
 	res.LatencyMS = sinceMS(t0)
-	res.Address = d.address()
+	res.Address, res.LocalAddress = d.address(), d.localAddress()
 	if err != nil {
 		if errors.Is(ctx.Err(), context.Canceled) {
 			return nil, fmt.Errorf("http_probe: %w", ctx.Err())
@@ -123,7 +123,7 @@ func (Local) TCPProbe(ctx context.Context, req *TCPProbeRequest) (*TCPProbeResul
 	defer cancel()
 	t0 := time.Now()
 	conn, err := d.DialContext(pctx, "tcp", req.HostPort)
-	res := &TCPProbeResult{LatencyMS: sinceMS(t0), Address: d.address()}
+	res := &TCPProbeResult{LatencyMS: sinceMS(t0), Address: d.address(), LocalAddress: d.localAddress()}
 	if err != nil {
 		if errors.Is(ctx.Err(), context.Canceled) {
 			return nil, fmt.Errorf("tcp_probe: %w", ctx.Err())

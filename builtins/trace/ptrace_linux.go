@@ -48,6 +48,7 @@ const (
 // ptraceThread is one traced thread.
 type ptraceThread struct {
 	tid     int
+	pid     int         // its thread group
 	call    *straceCall // entered, not yet returned
 	stopped bool        // in a ptrace-stop we have not resumed
 	sig     int         // signal of the signal-delivery-stop it is in
@@ -67,6 +68,9 @@ type ptraceSession struct {
 	poll      bool // no wake signal: poll wait4 instead of blocking
 	self      int
 	stop      atomic.Bool
+	scope     *scope
+	procs     map[int]*Process // by host PID
+	lastScan  time.Time
 }
 
 // straceSample traces opts.PID for opts.Duration or until ctx is done.
@@ -74,7 +78,11 @@ func straceSample(ctx context.Context, opts straceOptions) (*Result, error) {
 	if err := ptraceCheckTarget(opts.PID); err != nil {
 		return nil, err
 	}
-	s := &ptraceSession{opts: opts, threads: map[int]*ptraceThread{}, self: os.Getpid()}
+	sc, err := newScope(opts.Scope, opts.PID)
+	if err != nil {
+		return nil, err
+	}
+	s := &ptraceSession{opts: opts, threads: map[int]*ptraceThread{}, self: os.Getpid(), scope: sc, procs: map[int]*Process{}}
 	type outcome struct {
 		res *Result
 		err error
@@ -112,13 +120,33 @@ func straceSample(ctx context.Context, opts straceOptions) (*Result, error) {
 	}
 	timer := time.NewTimer(opts.Duration)
 	defer timer.Stop()
+	if opts.started != nil {
+		opts.started()
+	}
+	// A scope's new members are looked for every scopeRescan: wake the
+	// tracer's wait that often.
+	var rescan <-chan time.Time
+	if s.scope != nil {
+		t := time.NewTicker(scopeRescan)
+		defer t.Stop()
+		rescan = t.C
+	}
 	var cancelled error
-	select {
-	case o := <-done:
-		return o.res, o.err
-	case <-timer.C:
-	case <-ctx.Done():
-		cancelled = ctx.Err()
+wait:
+	for {
+		select {
+		case o := <-done:
+			return o.res, o.err
+		case <-timer.C:
+			break wait
+		case <-opts.stop:
+			break wait
+		case <-rescan:
+			ptraceWake(tracer)
+		case <-ctx.Done():
+			cancelled = ctx.Err()
+			break wait
+		}
 	}
 	s.stop.Store(true)
 	tick := time.NewTicker(5 * time.Millisecond)
@@ -160,11 +188,17 @@ func (s *ptraceSession) run(started chan<- int) (res *Result, err error) {
 			res.AttachedThreads = s.attached
 			res.Threads = s.traced
 			res.Exited = s.exited
-			res.Detached = detached && ptraceNoneTracedBy(s.opts.PID, s.self)
+			res.Detached = detached && s.noneTraced()
+			res.Processes = s.processes()
+			res.Scope, res.ScopeBy = ScopeProcess, "pid"
+			if s.scope != nil {
+				res.Scope, res.ScopeBy = s.scope.name, s.scope.by
+			}
 		}
 	}()
 	s.poll = !ptraceWakeSetup()
 	s.rec = newStraceRecorder(time.Now(), s.opts.MaxEvents, s.opts.Filter)
+	s.rec.keepAll = s.opts.keepAll
 	if err := s.attach(); err != nil {
 		return nil, err
 	}
@@ -177,16 +211,47 @@ func (s *ptraceSession) run(started chan<- int) (res *Result, err error) {
 	return nil, nil
 }
 
-// attach seizes every thread of the process, repeating until no new
-// thread shows up, and interrupts each so that it reports a first stop.
+// attach seizes every thread of the process (and, with a scope, of every
+// process in it), and interrupts each so that it reports a first stop.
 func (s *ptraceSession) attach() error {
+	if err := s.attachProcess(s.opts.PID, true); err != nil {
+		return err
+	}
+	if len(s.threads) == 0 {
+		return engine.Errorf(engine.KindGone, "strace_sample: process %d is gone", s.opts.PID)
+	}
+	s.scan()
+	s.attached = len(s.threads)
+	return nil
+}
+
+// scan attaches the scope's processes that are not traced yet: those
+// running at the start, and those that joined the container or pod since
+// without being created by a traced process (kubectl exec, for one).
+func (s *ptraceSession) scan() {
+	s.lastScan = time.Now()
+	if s.scope == nil {
+		return
+	}
+	for _, pid := range s.scope.members() {
+		if s.procs[pid] == nil {
+			_ = s.attachProcess(pid, false)
+		}
+	}
+}
+
+// attachProcess seizes every thread of pid, repeating until no new thread
+// shows up. Being refused the first process of the sample is an error;
+// later ones are skipped.
+func (s *ptraceSession) attachProcess(pid int, first bool) error {
 	options := unix.PTRACE_O_TRACESYSGOOD | unix.PTRACE_O_TRACECLONE | unix.PTRACE_O_TRACEEXEC | unix.PTRACE_O_TRACEEXIT
-	if s.opts.FollowForks {
+	if s.opts.FollowForks || s.scope != nil {
 		options |= unix.PTRACE_O_TRACEFORK | unix.PTRACE_O_TRACEVFORK
 	}
+	s.noteProcess(pid, 0, 0)
 	tried := map[int]bool{}
 	for round := 0; round < 50; round++ {
-		tids, err := ptraceTasks(s.opts.PID)
+		tids, err := ptraceTasks(pid)
 		if err != nil {
 			break
 		}
@@ -203,14 +268,16 @@ func (s *ptraceSession) attach() error {
 				continue
 			case e == unix.EPERM && ptraceTracerOf(tid) == s.self:
 				// Already ours: created by a seized thread and attached by the kernel.
-			case e == unix.EPERM && len(s.threads) == 0:
-				return ptraceForbidden(s.opts.PID)
+			case e == unix.EPERM && first && len(s.threads) == 0:
+				return ptraceForbidden(pid)
 			case e == unix.EPERM:
 				continue
+			case first:
+				return fmt.Errorf("strace_sample: PTRACE_SEIZE thread %d of process %d: %w", tid, pid, e)
 			default:
-				return fmt.Errorf("strace_sample: PTRACE_SEIZE thread %d of process %d: %w", tid, s.opts.PID, e)
+				continue
 			}
-			s.add(tid)
+			s.add(tid).pid = pid
 			_ = ptraceRequest(unix.PTRACE_INTERRUPT, tid, 0)
 			added++
 		}
@@ -218,10 +285,6 @@ func (s *ptraceSession) attach() error {
 			break
 		}
 	}
-	if len(s.threads) == 0 {
-		return engine.Errorf(engine.KindGone, "strace_sample: process %d is gone", s.opts.PID)
-	}
-	s.attached = len(s.threads)
 	return nil
 }
 
@@ -261,7 +324,7 @@ func (s *ptraceSession) add(tid int) *ptraceThread {
 	if t := s.threads[tid]; t != nil {
 		return t
 	}
-	t := &ptraceThread{tid: tid}
+	t := &ptraceThread{tid: tid, pid: ptraceTgid(tid, 0, false)}
 	s.threads[tid] = t
 	s.traced++
 	if s.detaching {
@@ -277,6 +340,9 @@ func (s *ptraceSession) loop() {
 		flags |= unix.WNOHANG
 	}
 	for !s.stop.Load() && len(s.threads) > 0 {
+		if s.scope != nil && time.Since(s.lastScan) >= scopeRescan {
+			s.scan()
+		}
 		var ws unix.WaitStatus
 		tid, err := unix.Wait4(-1, &ws, flags, nil)
 		switch {
@@ -331,9 +397,16 @@ func (s *ptraceSession) handle(tid int, ws unix.WaitStatus) {
 		}
 	case event == unix.PTRACE_EVENT_CLONE || event == unix.PTRACE_EVENT_FORK || event == unix.PTRACE_EVENT_VFORK:
 		if msg, err := unix.PtraceGetEventMsg(tid); err == nil {
-			s.add(int(msg))
+			child := s.add(int(msg))
+			child.pid = ptraceTgid(int(msg), t.pid, event != unix.PTRACE_EVENT_CLONE)
+			if child.pid == int(msg) {
+				s.noteProcess(child.pid, t.pid, tid)
+			}
 		}
 	case event == unix.PTRACE_EVENT_EXEC:
+		if p := s.procs[t.pid]; p != nil {
+			p.Comm = ptraceComm(t.pid)
+		}
 		// A non-leader thread that execs takes the leader's tid.
 		if msg, err := unix.PtraceGetEventMsg(tid); err == nil && int(msg) != tid {
 			if old := s.threads[int(msg)]; old != nil {
@@ -386,10 +459,13 @@ func (s *ptraceSession) syscallStop(t *ptraceThread) {
 			return
 		}
 		args, paths := syscallDecodeArgs(info.Arch, name, [6]uint64(info.Data[1:7]), ptraceMemory(t.tid))
-		t.call = &straceCall{tid: t.tid, name: name, args: args, paths: paths, entry: now}
+		t.call = &straceCall{pid: t.pid, tid: t.tid, name: name, raw: [6]uint64(info.Data[1:7]), args: args, paths: paths, entry: now}
 	case ptraceSyscallInfoExit:
 		if t.call == nil {
 			return // entered before we attached, or filtered out
+		}
+		if c := t.call; (c.name == "accept" || c.name == "accept4") && int64(info.Data[0]) >= 0 && len(c.args) > 1 {
+			c.args[1] = syscallAcceptedPeer(ptraceMemory(t.tid), c.raw[1], c.raw[2])
 		}
 		s.rec.finish(t.call, now, int64(info.Data[0]), uint8(info.Data[1]) != 0, true)
 		t.call = nil

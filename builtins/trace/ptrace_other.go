@@ -13,3 +13,8 @@ import (
 func straceSample(ctx context.Context, opts straceOptions) (*Result, error) {
 	return nil, engine.Errorf(engine.KindInvalid, "strace_sample: not supported on %s/%s (Linux on amd64 or arm64 only)", runtime.GOOS, runtime.GOARCH)
 }
+
+// sampleRequest is only implemented on Linux x86_64 and aarch64.
+func sampleRequest(ctx context.Context, opts straceOptions, p *Probe) (*Result, error) {
+	return straceSample(ctx, opts)
+}

@@ -34,10 +34,48 @@ type Result struct {
 	// Detached is true when every traced thread was detached (or had
 	// exited) before strace_sample returned.
 	Detached bool `json:"detached"`
+	// Scope is what was traced: "process" (the process and the children
+	// it creates), "container" or "pod" (every process in its cgroup, or
+	// in its PID namespace when it has no cgroup of its own).
+	Scope string `json:"scope"`
+	// ScopeBy says how the scope's processes were found, e.g.
+	// "cgroup pids:/kubepods/.../<id>" or "pid namespace pid:[4026532]".
+	ScopeBy string `json:"scope_by"`
+	// Processes are the processes traced, in order of their host PID.
+	Processes []Process `json:"processes"`
+	// Request is what one request sent by kdiag during the sample did
+	// (strace_sample with probe=); nil otherwise.
+	Request *RequestTrace `json:"request"`
+
+	// calls are every call seen, kept for the analysis of a request.
+	calls          []*straceCall
+	callsTruncated bool
+	start          time.Time
+}
+
+// Process is one process traced during a sample.
+type Process struct {
+	// PID is the host PID (the thread group id).
+	PID int `json:"pid"`
+	// NSPID is the PID inside the process's own PID namespace (the
+	// container's view), 0 when unknown.
+	NSPID int `json:"ns_pid"`
+	// PPID is the host PID of the parent.
+	PPID int `json:"ppid"`
+	// Comm is the command name (after an exec during the sample, the new one).
+	Comm string `json:"comm"`
+	// ForkedBy is the thread that created the process during the sample,
+	// 0 for a process already running when the sample started.
+	ForkedBy int `json:"forked_by"`
+	// StartMS is when the process was created, relative to the start of
+	// the sample; 0 for one already running.
+	StartMS float64 `json:"start_ms"`
 }
 
 // Event is one syscall.
 type Event struct {
+	// PID is the calling process (host thread group id).
+	PID int `json:"pid"`
 	// TID is the calling thread.
 	TID int `json:"tid"`
 	// Name is the syscall name, e.g. "openat".
@@ -84,6 +122,11 @@ type straceRecorder struct {
 	res       Result
 	summary   map[string]*SummaryRow
 	files     map[string]*File
+	// keepAll keeps every finished call in all, for the analysis of a
+	// request (bounded by requestMaxCalls), whatever the filter.
+	keepAll bool
+	all     []*straceCall
+	allFull bool
 }
 
 func newStraceRecorder(start time.Time, maxEvents int, filter map[string]bool) *straceRecorder {
@@ -96,23 +139,30 @@ func newStraceRecorder(start time.Time, maxEvents int, filter map[string]bool) *
 	}
 }
 
-// wants reports whether syscall name passes the filter.
+// wants reports whether syscall name is to be decoded: it passes the
+// filter, or a request is analysed.
 func (r *straceRecorder) wants(name string) bool {
-	return r.filter == nil || r.filter[name]
+	return r.filter == nil || r.filter[name] || r.keepAll
 }
 
 // straceCall is a syscall seen at entry, completed at exit.
 type straceCall struct {
+	pid   int
 	tid   int
 	name  string
+	raw   [6]uint64
 	args  []string
 	paths []string
 	entry time.Time
+	// exit, ret and finished are set by finish.
+	exit     time.Time
+	ret      int64
+	errno    string
+	finished bool
 }
 
 // finish records a call; finished is false when the call had not returned.
 func (r *straceRecorder) finish(c *straceCall, exit time.Time, rval int64, isError, finished bool) {
-	r.res.TotalEvents++
 	dur := int64(0)
 	if finished {
 		dur = exit.Sub(c.entry).Microseconds()
@@ -121,6 +171,18 @@ func (r *straceRecorder) finish(c *straceCall, exit time.Time, rval int64, isErr
 	if finished && isError {
 		errno = syscallErrnoName(-rval)
 	}
+	c.exit, c.ret, c.errno, c.finished = exit, rval, errno, finished
+	if r.keepAll {
+		if len(r.all) < requestMaxCalls {
+			r.all = append(r.all, c)
+		} else {
+			r.allFull = true
+		}
+	}
+	if r.filter != nil && !r.filter[c.name] {
+		return
+	}
+	r.res.TotalEvents++
 	s := r.summary[c.name]
 	if s == nil {
 		s = &SummaryRow{Syscall: c.name}
@@ -143,22 +205,14 @@ func (r *straceRecorder) finish(c *straceCall, exit time.Time, rval int64, isErr
 		}
 		f.Calls++
 		f.Syscalls = straceAddDistinct(f.Syscalls, c.name)
-		switch {
-		case !finished:
-			f.Results = straceAddDistinct(f.Results, "?")
-		case errno != "":
-			f.Results = straceAddDistinct(f.Results, errno)
-		case rval == 0:
-			f.Results = straceAddDistinct(f.Results, "0")
-		default:
-			f.Results = straceAddDistinct(f.Results, "ok")
-		}
+		f.Results = straceAddDistinct(f.Results, resultWord(c))
 	}
 	if len(r.res.Events) >= r.maxEvents {
 		r.res.Truncated = true
 		return
 	}
 	ev := Event{
+		PID:     c.pid,
 		TID:     c.tid,
 		Name:    c.name,
 		Args:    c.args,
@@ -179,6 +233,7 @@ func (r *straceRecorder) finish(c *straceCall, exit time.Time, rval int64, isErr
 // result returns the accumulated result, events sorted by entry time.
 func (r *straceRecorder) result() *Result {
 	res := r.res
+	res.calls, res.callsTruncated, res.start = r.all, r.allFull, r.start
 	sort.SliceStable(res.Events, func(i, j int) bool { return res.Events[i].StartMS < res.Events[j].StartMS })
 	if res.Events == nil {
 		res.Events = []Event{}

@@ -2,17 +2,23 @@ package trace
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"time"
 
 	"github.com/kdiag/kdiag/engine"
 )
 
-// Request asks for a syscall sample of a process.
+// Request asks for a syscall sample of a process, a container or a pod.
 type Request struct {
 	// PID is the process, in the node's PID namespace.
 	PID int `json:"pid"`
-	// DurationNS is how long to trace, in nanoseconds.
+	// Scope is process (default), container or pod: with container or
+	// pod, every process of pid's container or pod is traced, those
+	// running at the start and those that appear during the sample.
+	Scope string `json:"scope,omitempty"`
+	// DurationNS is how long to trace, in nanoseconds (with a Probe, the
+	// longest the sample may last).
 	DurationNS int64 `json:"duration_ns"`
 	// FollowForks also traces children created during the sample.
 	FollowForks bool `json:"follow_forks"`
@@ -21,6 +27,24 @@ type Request struct {
 	Syscalls []string `json:"syscalls"`
 	// MaxEvents caps the events kept (the summary counts all).
 	MaxEvents int `json:"max_events"`
+	// Probe, when set, is a request kdiag sends from pid's network
+	// namespace once tracing has started. The sample ends GraceMS after
+	// the answer, and Result.Request tells what serving it did.
+	Probe *Probe `json:"probe,omitempty"`
+}
+
+// Probe is the request strace_sample sends while tracing.
+type Probe struct {
+	// URL is an http or https URL (a GET, as the kubelet sends), or
+	// tcp://host:port for a bare connection.
+	URL string `json:"url"`
+	// Headers are extra HTTP request headers.
+	Headers map[string]string `json:"headers,omitempty"`
+	// TimeoutMS bounds the request.
+	TimeoutMS int64 `json:"timeout_ms"`
+	// GraceMS is how long tracing goes on after the answer, for the
+	// server's work after its response (closing, logging).
+	GraceMS int64 `json:"grace_ms"`
 }
 
 // Tracer serves strace_sample's requests. Local traces on this node; a
@@ -36,11 +60,15 @@ type Local struct{}
 
 var _ Tracer = Local{}
 
-// Sample traces req.PID on this node with ptrace (Linux on amd64 or arm64).
+// Sample traces req.PID (or its container or pod) on this node with
+// ptrace (Linux on amd64 or arm64), sending req.Probe while tracing.
 func (Local) Sample(ctx context.Context, req *Request) (*Result, error) {
 	opts, err := straceOptionsOf(req)
 	if err != nil {
 		return nil, err
+	}
+	if req.Probe != nil {
+		return sampleRequest(ctx, opts, req.Probe)
 	}
 	return straceSample(ctx, opts)
 }
@@ -60,26 +88,49 @@ func SpecFor(t Tracer) *engine.Spec {
 It attaches with PTRACE_SEIZE like strace -f -p, decodes syscall names, paths, flags,
 socket addresses, return values and errno names, and summarises like strace -c. The
 process is slowed down while traced. It always detaches, also on error, timeout and
-cancellation. Needs root or CAP_SYS_PTRACE.`,
+cancellation. Needs root or CAP_SYS_PTRACE.
+
+With scope="container" (or "pod") it traces every process of pid's container (or
+pod): found by cgroup (or, for a process with no cgroup of its own, by PID
+namespace), those running at the start and those that appear during the sample.
+Every event names its process (pid), and processes lists them with their PID in the
+container (ns_pid), parent and command.
+
+With probe=URL it sends that request itself from pid's network namespace once
+tracing has started (an HTTP GET like the kubelet's, or tcp://host:port), ends the
+sample grace after the answer (duration is then the longest it may last), and
+request says what serving that one request did: the syscalls from the server's
+accept of kdiag's connection to its last write on it, in the threads that handled
+the connection and in the processes created for it (a forked handler, a CGI
+script), apart from everything else the container did meanwhile. That is causal
+evidence: a file in request.files was touched by the failing request itself.`,
 		Params: []engine.Param{
 			{Name: "pid", Type: "int", Doc: "host PID of the process to trace", Required: true},
 			{Name: "duration", Type: "duration", Doc: "how long to trace", Default: "2s"},
 			{Name: "follow_forks", Type: "bool", Doc: "also trace child processes created during the sample", Default: true},
 			{Name: "syscalls", Type: "list", Doc: "only record these syscalls, e.g. [\"openat\", \"statx\"]"},
 			{Name: "max_events", Type: "int", Doc: "keep at most this many events (the summary counts all)", Default: int64(10000)},
+			{Name: "scope", Type: "string", Doc: "process, container (every process of pid's container) or pod", Default: "process"},
+			{Name: "probe", Type: "string", Doc: "a URL to request while tracing (http://..., https://... or tcp://host:port); the result's request says what serving it did"},
+			{Name: "headers", Type: "dict", Doc: "extra HTTP headers of the probe"},
+			{Name: "probe_timeout", Type: "duration", Doc: "how long the probe may take", Default: "5s"},
+			{Name: "grace", Type: "duration", Doc: "how long tracing goes on after the probe's answer", Default: "200ms"},
 		},
 		Result: `pid: the traced process
 duration_ms: how long the sample lasted
 attached_threads: threads attached at the start
 threads: threads and processes traced in all, including ones created during the sample
-events: syscalls [{tid, name, args, ret, errno, start_ms, dur_us}] in entry order; ret is None for a call that had not returned
+events: syscalls [{pid, tid, name, args, ret, errno, start_ms, dur_us}] in entry order; ret is None for a call that had not returned
 truncated: more events happened than max_events
 total_events: number of syscalls seen
 summary: [{syscall, calls, errors, total_us}] like strace -c, most time first
 files: distinct paths passed to syscalls [{path, calls, syscalls, results}]; results are errno names, "0" or "ok"
 files_truncated: more than 2000 distinct paths were seen
 exited: the process exited during the sample
-detached: every traced thread was detached (or had exited) before returning`,
+detached: every traced thread was detached (or had exited) before returning
+scope, scope_by: what was traced, and how its processes were found
+processes: [{pid, ns_pid, ppid, comm, forked_by, start_ms}] every process traced; forked_by is the thread that created it during the sample (0: it was running at the start)
+request: with probe, {url, http, tcp, client, found, server: {pid, tid, fd}, start_ms, end_ms, threads, processes, events, events_truncated, files, note}: what serving kdiag's own request did; found is False (note says why) when the server's accept of kdiag's connection was not seen; None without probe`,
 		Effect:  engine.Read,
 		Timeout: 0,
 		Run: func(ctx context.Context, c *engine.Call) (any, error) {
@@ -95,10 +146,18 @@ detached: every traced thread was detached (or had exited) before returning`,
 // straceOptions are the validated arguments of strace_sample.
 type straceOptions struct {
 	PID         int
+	Scope       string
 	Duration    time.Duration
 	FollowForks bool
 	Filter      map[string]bool
 	MaxEvents   int
+
+	// keepAll keeps every call for the analysis of a request.
+	keepAll bool
+	// started, if set, is called once tracing has started.
+	started func()
+	// stop, if set, ends the sample when it is closed.
+	stop <-chan struct{}
 }
 
 // straceRequestOf reads strace_sample's arguments, defaults filled in.
@@ -121,6 +180,24 @@ func straceRequestOf(a engine.Args) *Request {
 	if a.Has("syscalls") {
 		req.Syscalls = append([]string{}, a.Strings("syscalls")...)
 	}
+	if sc := a.String("scope"); sc != "" && sc != ScopeProcess {
+		req.Scope = sc
+	}
+	if u := a.String("probe"); u != "" {
+		req.Probe = &Probe{URL: u, TimeoutMS: 5000, GraceMS: 200}
+		if a.Has("probe_timeout") {
+			req.Probe.TimeoutMS = a.Duration("probe_timeout").Milliseconds()
+		}
+		if a.Has("grace") {
+			req.Probe.GraceMS = a.Duration("grace").Milliseconds()
+		}
+		for k, v := range a.Map("headers") {
+			if req.Probe.Headers == nil {
+				req.Probe.Headers = map[string]string{}
+			}
+			req.Probe.Headers[k] = fmt.Sprint(v)
+		}
+	}
 	return req
 }
 
@@ -128,6 +205,7 @@ func straceRequestOf(a engine.Args) *Request {
 func straceOptionsOf(req *Request) (straceOptions, error) {
 	opts := straceOptions{
 		PID:         req.PID,
+		Scope:       req.Scope,
 		Duration:    time.Duration(req.DurationNS),
 		FollowForks: req.FollowForks,
 		MaxEvents:   req.MaxEvents,
@@ -139,6 +217,14 @@ func straceOptionsOf(req *Request) (straceOptions, error) {
 		return opts, engine.Errorf(engine.KindInvalid, "strace_sample: duration must be positive, got %s", opts.Duration)
 	case opts.MaxEvents < 0:
 		return opts, engine.Errorf(engine.KindInvalid, "strace_sample: max_events must not be negative, got %d", opts.MaxEvents)
+	case req.Scope != "" && req.Scope != ScopeProcess && req.Scope != ScopeContainer && req.Scope != ScopePod:
+		return opts, engine.Errorf(engine.KindInvalid, "strace_sample: scope %q: want process, container or pod", req.Scope)
+	}
+	if req.Probe != nil {
+		if err := checkProbe(req.Probe); err != nil {
+			return opts, err
+		}
+		opts.keepAll = true
 	}
 	if req.Syscalls != nil {
 		known := syscallKnownNames()

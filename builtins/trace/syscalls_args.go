@@ -266,3 +266,16 @@ func syscallArgv(mem syscallMemory, addr uint64) string {
 	}
 	return "[" + strings.Join(words, ", ") + "]"
 }
+
+// syscallAcceptedPeer renders the peer address accept(2) wrote at addr,
+// whose length it wrote at lenAddr (a socklen_t), after the call returned.
+func syscallAcceptedPeer(mem syscallMemory, addr, lenAddr uint64) string {
+	if addr == 0 || lenAddr == 0 {
+		return "NULL"
+	}
+	b, ok := mem.read(lenAddr, 4)
+	if !ok {
+		return syscallPointer(addr)
+	}
+	return syscallSockaddr(mem, addr, uint64(binary.LittleEndian.Uint32(b)))
+}

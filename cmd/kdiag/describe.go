@@ -55,6 +55,9 @@ func writeDescription(w io.Writer, rb *engine.Runbook) {
 		} else if p.Default != nil {
 			req = fmt.Sprintf(", default %v", p.Default)
 		}
+		if p.Name == namespaceParam && p.Type == "string" {
+			req += " (-n, else the kubeconfig context's namespace, takes its place)"
+		}
 		fmt.Fprintf(w, "  %-14s %s%s\n  %-14s %s\n", p.Name, p.Type, req, "", p.Doc)
 	}
 	fmt.Fprintf(w, "\nBuilt-ins it may call:\n")

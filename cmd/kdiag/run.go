@@ -158,6 +158,7 @@ func (o *runOptions) run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	defaultNamespace(rb, o.raw, cfg)
 	bound, err := engine.BindParams(rb, o.raw)
 	if err != nil {
 		return err

@@ -1,0 +1,69 @@
+//go:build linux && (amd64 || arm64)
+
+package trace
+
+import (
+	"context"
+	"time"
+
+	"github.com/kdiag/kdiag/builtins/node"
+	"github.com/kdiag/kdiag/engine"
+)
+
+// sampleRequest traces while it sends the probe from the target's network
+// namespace, ends the sample p.GraceMS after the answer, and analyses what
+// serving the request did.
+func sampleRequest(ctx context.Context, opts straceOptions, p *Probe) (*Result, error) {
+	kind, hostport, err := probeTarget(p.URL)
+	if err != nil {
+		return nil, err
+	}
+	pctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	started, stop := make(chan struct{}), make(chan struct{})
+	opts.started = func() { close(started) }
+	opts.stop = stop
+	rt := &RequestTrace{URL: p.URL}
+	probed := make(chan error, 1)
+	go func() {
+		select {
+		case <-started:
+		case <-pctx.Done():
+			probed <- pctx.Err()
+			return
+		}
+		target := &node.Target{PID: opts.PID}
+		var err error
+		if kind == "http" {
+			rt.HTTP, err = node.Local{}.HTTPProbe(pctx, &node.HTTPProbeRequest{Target: target, URL: p.URL, Headers: p.Headers, TimeoutMS: p.TimeoutMS})
+			if rt.HTTP != nil {
+				rt.Client = rt.HTTP.LocalAddress
+			}
+		} else {
+			rt.TCP, err = node.Local{}.TCPProbe(pctx, &node.TCPProbeRequest{Target: target, HostPort: hostport, TimeoutMS: p.TimeoutMS})
+			if rt.TCP != nil {
+				rt.Client = rt.TCP.LocalAddress
+			}
+		}
+		probed <- err
+		select {
+		case <-time.After(time.Duration(p.GraceMS) * time.Millisecond):
+		case <-pctx.Done():
+		}
+		close(stop)
+	}()
+	res, err := straceSample(ctx, opts)
+	cancel()
+	perr := <-probed
+	if err != nil {
+		return nil, err
+	}
+	if perr != nil && ctx.Err() == nil {
+		return nil, engine.Errorf(engine.KindOf(perr), "strace_sample: probe %s: %v", p.URL, perr)
+	}
+	a := analyseRequest(res.calls, res.Processes, res.start, rt.Client, res.callsTruncated)
+	res.calls = nil
+	a.URL, a.HTTP, a.TCP = rt.URL, rt.HTTP, rt.TCP
+	res.Request = a
+	return res, nil
+}

@@ -1,0 +1,343 @@
+package trace
+
+import (
+	"fmt"
+	"math"
+	"net/netip"
+	"net/url"
+	"sort"
+	"time"
+
+	"github.com/kdiag/kdiag/builtins/node"
+	"github.com/kdiag/kdiag/engine"
+)
+
+// RequestTrace is what serving one request sent by kdiag did, told apart
+// from everything else the traced processes did meanwhile.
+type RequestTrace struct {
+	// URL is the probe's URL.
+	URL string `json:"url"`
+	// HTTP is the answer to an http(s) probe, nil for tcp://.
+	HTTP *node.HTTPProbeResult `json:"http"`
+	// TCP is the outcome of a tcp:// probe, nil for http(s).
+	TCP *node.TCPProbeResult `json:"tcp"`
+	// Client is kdiag's end of the connection, ip:port, as the server
+	// sees its peer.
+	Client string `json:"client"`
+	// Found reports that the server's accept of kdiag's connection was
+	// seen; Note says why not otherwise.
+	Found bool `json:"found"`
+	// Server is the process and thread that accepted the connection, and
+	// the connection's file descriptor there.
+	Server RequestServer `json:"server"`
+	// StartMS and EndMS bound the request: from the accept to the last
+	// write on the connection (or the last call of a process created for
+	// it), relative to the start of the sample.
+	StartMS float64 `json:"start_ms"`
+	EndMS   float64 `json:"end_ms"`
+	// Threads are the threads that used the connection.
+	Threads []int `json:"threads"`
+	// Processes are the processes created to serve the request (a forked
+	// handler, a CGI script), host PIDs.
+	Processes []int `json:"processes"`
+	// Events are the syscalls that served the request, in entry order, at
+	// most requestMaxEvents.
+	Events []Event `json:"events"`
+	// EventsTruncated reports that more events served it.
+	EventsTruncated bool `json:"events_truncated"`
+	// Files are the paths those syscalls touched.
+	Files []File `json:"files"`
+	// Note explains a request that could not be followed.
+	Note string `json:"note"`
+}
+
+// RequestServer names the accepting side of kdiag's connection.
+type RequestServer struct {
+	PID int `json:"pid"`
+	TID int `json:"tid"`
+	FD  int `json:"fd"`
+}
+
+const (
+	// requestMaxCalls bounds the calls kept for the analysis of a request.
+	requestMaxCalls = 200000
+	// requestMaxEvents bounds the events a RequestTrace lists.
+	requestMaxEvents = 2000
+)
+
+// requestFDCalls are the syscalls whose first argument is a file
+// descriptor that a connection's handler uses.
+var requestFDCalls = map[string]bool{
+	"read": true, "readv": true, "pread64": true, "recvfrom": true, "recvmsg": true, "recvmmsg": true,
+	"write": true, "writev": true, "pwrite64": true, "sendto": true, "sendmsg": true, "sendmmsg": true,
+	"sendfile": true, "splice": true, "close": true, "shutdown": true, "getpeername": true,
+	"getsockname": true, "setsockopt": true, "getsockopt": true, "fcntl": true, "ioctl": true, "fstat": true,
+}
+
+// requestWriteCalls are those that answer on the connection.
+var requestWriteCalls = map[string]bool{
+	"write": true, "writev": true, "pwrite64": true, "sendto": true, "sendmsg": true, "sendmmsg": true, "sendfile": true,
+}
+
+// requestReadCalls are those that receive the request.
+var requestReadCalls = map[string]bool{
+	"read": true, "readv": true, "pread64": true, "recvfrom": true, "recvmsg": true, "recvmmsg": true,
+}
+
+// thread is what one thread did on the connection: its first successful
+// read of it and its last write on it.
+type thread struct {
+	read, write time.Time
+}
+
+// analyseRequest finds, among all the calls of a sample, those that served
+// the connection whose client end is client:
+//
+//   - the accept, and every call on the connection's descriptors (dups
+//     included) in the process that accepted it;
+//   - in each thread that used the connection, the calls from its first
+//     successful read of the request to its last write of the response (a
+//     thread that only writes: from the first read of the request by any
+//     thread): the work done between receiving and answering;
+//   - every call of the processes created by a process holding the
+//     connection, or by one created for it (a forked handler, a CGI
+//     script), and of their descendants.
+//
+// Reads that return EAGAIN open nothing: an event loop or the Go runtime
+// goes off to other work after them.
+func analyseRequest(calls []*straceCall, procs []Process, start time.Time, client string, callsTruncated bool) *RequestTrace {
+	rt := &RequestTrace{Client: client, Threads: []int{}, Processes: []int{}, Events: []Event{}, Files: []File{}}
+	peer, err := netip.ParseAddrPort(client)
+	if err != nil {
+		rt.Note = fmt.Sprintf("no connection was made (%s), so no request was served", orNone(client))
+		return rt
+	}
+	sort.SliceStable(calls, func(i, j int) bool { return calls[i].entry.Before(calls[j].entry) })
+	acc := -1
+	for i, c := range calls {
+		if (c.name == "accept" || c.name == "accept4") && c.finished && c.ret >= 0 && len(c.args) > 1 && samePeer(c.args[1], peer) {
+			acc = i
+			break
+		}
+	}
+	if acc < 0 {
+		rt.Note = fmt.Sprintf("the server's accept of kdiag's connection from %s was not seen among %d calls "+
+			"(is the server in the traced scope? a server in another container needs scope=pod or its own pid)", client, len(calls))
+		if callsTruncated {
+			rt.Note += fmt.Sprintf("; only the first %d calls were kept", requestMaxCalls)
+		}
+		return rt
+	}
+	a := calls[acc]
+	rt.Found = true
+	rt.Server = RequestServer{PID: a.pid, TID: a.tid, FD: int(a.ret)}
+	fds := map[int]map[int]bool{a.pid: {int(a.ret): true}}
+	children := map[int]map[int]Process{} // forking thread -> PID in its namespace -> process
+	for _, p := range procs {
+		if p.ForkedBy != 0 {
+			if children[p.ForkedBy] == nil {
+				children[p.ForkedBy] = map[int]Process{}
+			}
+			children[p.ForkedBy][p.NSPID] = p
+		}
+	}
+	served := map[int]bool{} // processes created for the request
+	onConn := map[*straceCall]bool{a: true}
+	threads := map[int]*thread{}
+	var firstRead time.Time
+	end := a.exit
+	for _, c := range calls[acc+1:] {
+		held := fds[c.pid]
+		switch {
+		case served[c.pid]:
+			end = later(end, c.exit)
+		case len(held) == 0 || c.raw[0] > 1<<31 || !held[int(c.raw[0])] || !requestFDCalls[c.name] && !isDup(c.name):
+		default:
+			onConn[c] = true
+			th := threads[c.tid]
+			if th == nil {
+				th = &thread{}
+				threads[c.tid] = th
+			}
+			switch {
+			case requestReadCalls[c.name] && c.finished && c.ret > 0 && th.read.IsZero():
+				th.read = c.entry
+				if firstRead.IsZero() {
+					firstRead = c.entry
+				}
+			case requestWriteCalls[c.name] && c.finished && c.ret >= 0:
+				th.write = c.exit
+				end = later(end, c.exit)
+			case c.name == "close":
+				delete(held, int(c.raw[0]))
+			case isDup(c.name) && c.finished && c.ret >= 0:
+				held[dupTarget(c)] = true
+			}
+		}
+		if isFork(c.name) && c.finished && c.ret > 0 {
+			// A process forked by one that serves the request, or that
+			// holds the connection, serves it (and inherits the descriptors).
+			if child, ok := children[c.tid][int(c.ret)]; ok && (served[c.pid] || len(held) > 0) {
+				served[child.PID] = true
+				fds[child.PID] = copySet(held)
+			}
+		}
+	}
+	for tid, th := range threads {
+		rt.Threads = append(rt.Threads, tid)
+		if th.read.IsZero() && !th.write.IsZero() {
+			th.read = firstRead
+			if th.read.IsZero() {
+				th.read = a.exit
+			}
+		}
+	}
+	sort.Ints(rt.Threads)
+	for pid := range served {
+		rt.Processes = append(rt.Processes, pid)
+	}
+	sort.Ints(rt.Processes)
+	files := map[string]*File{}
+	for _, c := range calls[acc:] {
+		th := threads[c.tid]
+		in := onConn[c] || served[c.pid] ||
+			th != nil && !th.read.IsZero() && !th.write.IsZero() && !c.entry.Before(th.read) && !c.entry.After(th.write)
+		if !in {
+			continue
+		}
+		if len(rt.Events) < requestMaxEvents {
+			rt.Events = append(rt.Events, eventOf(c, start))
+		} else {
+			rt.EventsTruncated = true
+		}
+		for _, p := range c.paths {
+			addFile(files, p, c)
+		}
+	}
+	rt.StartMS, rt.EndMS = relMS(a.entry, start), relMS(end, start)
+	for _, f := range files {
+		rt.Files = append(rt.Files, *f)
+	}
+	sort.Slice(rt.Files, func(i, j int) bool { return rt.Files[i].Path < rt.Files[j].Path })
+	return rt
+}
+
+func isFork(name string) bool {
+	return name == "fork" || name == "vfork" || name == "clone" || name == "clone3"
+}
+
+// samePeer reports whether a decoded sockaddr is peer (IPv4-mapped
+// addresses compare equal to IPv4 ones).
+func samePeer(s string, peer netip.AddrPort) bool {
+	ap, err := netip.ParseAddrPort(s)
+	return err == nil && ap.Port() == peer.Port() && ap.Addr().Unmap() == peer.Addr().Unmap()
+}
+
+func isDup(name string) bool {
+	return name == "dup" || name == "dup2" || name == "dup3"
+}
+
+// dupTarget returns the new descriptor of a dup call.
+func dupTarget(c *straceCall) int {
+	if c.name == "dup" {
+		return int(c.ret)
+	}
+	return int(c.raw[1])
+}
+
+func copySet(m map[int]bool) map[int]bool {
+	out := make(map[int]bool, len(m))
+	for k, v := range m {
+		out[k] = v
+	}
+	return out
+}
+
+func later(a, b time.Time) time.Time {
+	if b.After(a) {
+		return b
+	}
+	return a
+}
+
+func relMS(t, start time.Time) float64 {
+	return math.Round(float64(t.Sub(start).Nanoseconds())/1e3) / 1e3
+}
+
+func orNone(s string) string {
+	if s == "" {
+		return "none"
+	}
+	return s
+}
+
+// eventOf renders a finished or unfinished call as an Event.
+func eventOf(c *straceCall, start time.Time) Event {
+	ev := Event{PID: c.pid, TID: c.tid, Name: c.name, Args: c.args, Errno: c.errno, StartMS: relMS(c.entry, start)}
+	if ev.Args == nil {
+		ev.Args = []string{}
+	}
+	if c.finished {
+		v := c.ret
+		ev.Ret = &v
+		ev.DurUS = c.exit.Sub(c.entry).Microseconds()
+	}
+	return ev
+}
+
+// addFile counts one call on path in files.
+func addFile(files map[string]*File, path string, c *straceCall) {
+	f := files[path]
+	if f == nil {
+		f = &File{Path: path}
+		files[path] = f
+	}
+	f.Calls++
+	f.Syscalls = straceAddDistinct(f.Syscalls, c.name)
+	f.Results = straceAddDistinct(f.Results, resultWord(c))
+}
+
+// resultWord is a call's outcome as File.Results lists it.
+func resultWord(c *straceCall) string {
+	switch {
+	case !c.finished:
+		return "?"
+	case c.errno != "":
+		return c.errno
+	case c.ret == 0:
+		return "0"
+	}
+	return "ok"
+}
+
+// checkProbe validates a probe request.
+func checkProbe(p *Probe) error {
+	if _, _, err := probeTarget(p.URL); err != nil {
+		return err
+	}
+	if p.TimeoutMS <= 0 {
+		return errInvalid("strace_sample: probe_timeout must be positive, got %dms", p.TimeoutMS)
+	}
+	if p.GraceMS < 0 {
+		return errInvalid("strace_sample: grace must not be negative, got %dms", p.GraceMS)
+	}
+	return nil
+}
+
+// probeTarget splits a probe URL: "http" for http(s) URLs, "tcp" and
+// host:port for tcp://host:port.
+func probeTarget(raw string) (kind, hostport string, err error) {
+	u, perr := url.Parse(raw)
+	switch {
+	case perr != nil || u.Host == "":
+	case u.Scheme == "http" || u.Scheme == "https":
+		return "http", u.Host, nil
+	case u.Scheme == "tcp" && u.Port() != "" && (u.Path == "" || u.Path == "/"):
+		return "tcp", u.Host, nil
+	}
+	return "", "", errInvalid("strace_sample: probe %q is not an http://, https:// or tcp://host:port URL", raw)
+}
+
+func errInvalid(format string, args ...any) error {
+	return engine.Errorf(engine.KindInvalid, format, args...)
+}
