@@ -70,7 +70,7 @@ func Needs(builtin, namespace string) []Need {
 		}
 	case "restart":
 		// The default kind, pod; restarting a workload needs "patch" on it.
-		return []Need{podNeed("get", "", ns), podNeed("delete", "", ns), podNeed("create", "", ns), podNeed("watch", "", ns)}
+		return []Need{podNeed("get", "", ns), podNeed("list", "", ns), podNeed("delete", "", ns), podNeed("create", "", ns), podNeed("watch", "", ns)}
 	case "wait_ready":
 		return []Need{podNeed("list", "", ns), podNeed("watch", "", ns)}
 	}

@@ -31,9 +31,15 @@ for i in $(seq 1 120); do
 done
 kubectl get pod my-broken-pod
 
-say "kdiag run readiness-probe-failing (unattended: --yes)"
+say "kdiag run readiness-probe-failing (diagnosis only: the evidence is correlational)"
 mkdir -p .kdiag
-"$KDIAG" run readiness-probe-failing -p pod=my-broken-pod -n default --yes \
+"$KDIAG" run readiness-probe-failing -p pod=my-broken-pod -n default -p ephemeral=false -p fix=false --no-record
+
+say "kdiag run readiness-probe-failing -p force=true (unattended: --yes; the fix is verified or rolled back)"
+# The seed app checks the file in a background loop, not while serving /readyz,
+# so the runbook calls it a suspect; force=true applies the fix as an experiment
+# that proves itself (the pod becomes Ready) or undoes itself.
+"$KDIAG" run readiness-probe-failing -p pod=my-broken-pod -n default -p force=true --yes \
   --record .kdiag/demo.jsonl
 
 say "the pod after the fix"

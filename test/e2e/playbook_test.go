@@ -43,7 +43,8 @@ max_body_bytes: 65536
     params:
       pod: "{{ .Labels.pod }}"
       namespace: "{{ .Labels.namespace }}"
-      trace: 2s
+      trace: 5s
+      force: "true"
     mutations: ` + mutations + "\n"
 	if allow != "" {
 		y += "    allow_builtins: [" + allow + "]\n"
@@ -143,7 +144,7 @@ func checkDryRun(t *testing.T, env *harness.Env, s *playbooktest.Server, m *play
 // checkFixed checks a run that was allowed to fix the seed incident.
 func checkFixed(t *testing.T, env *harness.Env, s *playbooktest.Server, m *playbook.Meta, ns string) *transcript.Transcript {
 	t.Helper()
-	if m.Status != playbook.StatusOK || !strings.Contains(m.Verdict, "key additional_file made /readyz fail; fixed: pod "+ns+"/my-broken-pod is Ready") || m.Changes < 2 {
+	if m.Status != playbook.StatusOK || !strings.Contains(m.Verdict, "key additional_file (suspect, correlational evidence) made /readyz fail; fixed and verified: pod "+ns+"/") || m.Changes < 2 {
 		t.Fatalf("allowed run: status %s (%s), verdict %q, %d changes\n%s", m.Status, m.Message, m.Verdict, m.Changes, report(t, s, m.ID))
 	}
 	if got := podReady(env, ns, "my-broken-pod"); got != "True" {

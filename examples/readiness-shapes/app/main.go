@@ -1,0 +1,65 @@
+// Command readiness-app is the server of the readiness-shapes reproductions:
+// its /readyz handler itself checks files (unlike the seed app, which checks
+// in a background loop), while a background goroutine keeps reading a decoy
+// configuration file many times a second.
+//
+//	--addr :3000          listen address
+//	--flag PATH           /readyz answers 500 while PATH exists (a maintenance flag)
+//	--require PATH        /readyz answers 500 while PATH does not exist
+//	--config PATH         /readyz reads PATH and answers 500 if it contains "invalid"
+//	--decoy PATH          read every 5 ms in the background, whatever it holds
+//
+// Every check is made while serving the request, in the handler.
+package main
+
+import (
+	"bytes"
+	"flag"
+	"fmt"
+	"log"
+	"net/http"
+	"os"
+	"time"
+)
+
+func main() {
+	addr := flag.String("addr", ":3000", "listen address")
+	flagPath := flag.String("flag", "", "readiness fails while this file exists")
+	require := flag.String("require", "", "readiness fails while this file is missing")
+	config := flag.String("config", "", "readiness fails while this file contains \"invalid\"")
+	decoy := flag.String("decoy", "", "a file read in the background every 5 ms")
+	flag.Parse()
+	if *decoy != "" {
+		go func() {
+			for {
+				_, _ = os.ReadFile(*decoy)
+				time.Sleep(5 * time.Millisecond)
+			}
+		}()
+	}
+	http.HandleFunc("/readyz", func(w http.ResponseWriter, r *http.Request) {
+		if *flagPath != "" {
+			if _, err := os.Stat(*flagPath); err == nil {
+				http.Error(w, "not ready: in maintenance", http.StatusServiceUnavailable)
+				return
+			}
+		}
+		if *require != "" {
+			if _, err := os.Stat(*require); err != nil {
+				http.Error(w, "not ready: "+err.Error(), http.StatusInternalServerError)
+				return
+			}
+		}
+		if *config != "" {
+			b, err := os.ReadFile(*config)
+			if err != nil || bytes.Contains(b, []byte("invalid")) {
+				http.Error(w, "not ready: configuration rejected", http.StatusInternalServerError)
+				return
+			}
+		}
+		fmt.Fprintln(w, "ok")
+	})
+	http.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) { fmt.Fprintln(w, "ok") })
+	log.Printf("listening on %s", *addr)
+	log.Fatal(http.ListenAndServe(*addr, nil))
+}

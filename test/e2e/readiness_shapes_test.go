@@ -1,0 +1,176 @@
+package e2e
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/kdiag/kdiag/test/harness"
+)
+
+// The readiness-shapes reproductions (examples/readiness-shapes): shapes
+// readiness-probe-failing was not written for. Each runs live; its verdict
+// must name the key the failing request touched and never the decoy the
+// container reads far more often. KDIAG_E2E_RECORDINGS=DIR keeps each
+// run's transcript as DIR/NAME.jsonl (how runbooks/testdata is refreshed).
+
+var (
+	shapesAppOnce sync.Once
+	shapesAppErr  error
+)
+
+// shapesCluster returns the cluster with the readiness app imported.
+func shapesCluster(t *testing.T) *harness.Env {
+	t.Helper()
+	env := harness.Cluster(t)
+	shapesAppOnce.Do(func() {
+		root, err := harness.RepoRoot()
+		if err != nil {
+			shapesAppErr = err
+			return
+		}
+		bin := filepath.Join(t.TempDir(), "readiness-app")
+		cmd := exec.Command("go", "build", "-o", bin, "./examples/readiness-shapes/app")
+		cmd.Dir = root
+		cmd.Env = append(cmd.Environ(), "CGO_ENABLED=0")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			shapesAppErr = fmt.Errorf("go build readiness-app: %v\n%s", err, out)
+			return
+		}
+		env.ImportImage(t, "kdiag-readiness-app:v1", bin)
+	})
+	if shapesAppErr != nil {
+		t.Fatal(shapesAppErr)
+	}
+	return env
+}
+
+// shapesRun applies a reproduction, waits until its pod runs unready and
+// diagnoses it; it returns the report.
+func shapesRun(t *testing.T, env *harness.Env, name, manifest, pod string, params ...string) (ns, out string) {
+	t.Helper()
+	ns = namespace(t, env, "shape")
+	applyIn(t, env, "examples/readiness-shapes/"+manifest, "shapes", ns)
+	if pod == "" {
+		pod = shapesPodOf(t, env, ns, name)
+	}
+	waitRunningNotReady(t, env, ns, pod)
+	tp := filepath.Join(t.TempDir(), name+".jsonl")
+	args := []string{"run", "readiness-probe-failing", "-n", ns, "-p", "pod=" + pod, "-p", "ephemeral=false", "--yes", "--record", tp}
+	for _, p := range params {
+		args = append(args, "-p", p)
+	}
+	out, errOut, code := kdiag(t, env, args...)
+	if code != 0 {
+		t.Fatalf("kdiag run exit %d\n%s\n%s", code, out, errOut)
+	}
+	rep, _, code := kdiag(t, env, "replay", "-q", "--kubeconfig", "/nonexistent", tp)
+	if code != 0 || rep != out {
+		t.Fatalf("replay exit %d, report differs:\n%s\n---\n%s", code, rep, out)
+	}
+	if dir := os.Getenv("KDIAG_E2E_RECORDINGS"); dir != "" {
+		b, _ := os.ReadFile(tp)
+		os.WriteFile(filepath.Join(dir, name+".jsonl"), b, 0o644)
+	}
+	t.Logf("%s:\n%s", name, out)
+	return ns, out
+}
+
+// shapesPodOf returns the name of the one pod of app label name.
+func shapesPodOf(t *testing.T, env *harness.Env, ns, app string) string {
+	t.Helper()
+	for i := 0; i < 120; i++ {
+		if out, _, err := env.RunKubectl("get", "pods", "-n", ns, "-l", "app="+app, "-o", "jsonpath={.items[*].metadata.name}"); err == nil && out != "" {
+			return strings.Fields(out)[0]
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+	t.Fatalf("no pod with app=%s in %s", app, ns)
+	return ""
+}
+
+func shapesWant(t *testing.T, out string, want ...string) {
+	t.Helper()
+	for _, w := range want {
+		if !strings.Contains(out, w) {
+			t.Errorf("report lacks %q:\n%s", w, out)
+		}
+	}
+}
+
+func shapesKeys(t *testing.T, env *harness.Env, ns, cm string) string {
+	return env.Kubectl(t, "get", "configmap", cm, "-n", ns, "-o", "jsonpath={.data}")
+}
+
+// TestShapeChildHandler: the handler is a CGI script forked by httpd, a
+// child of the container's shell; the shell reads app.conf all the time.
+func TestShapeChildHandler(t *testing.T) {
+	env := shapesCluster(t)
+	ns, out := shapesRun(t, env, "child-handler", "child-handler.yaml", "shop-web")
+	shapesWant(t, out,
+		"CRITICAL ConfigMap "+ns+"/shop-config key maintenance.flag, mounted at /etc/shop/maintenance.flag, makes /cgi-bin/ready fail: the failing request itself checks",
+		"key maintenance.flag (cause, causal evidence) made /cgi-bin/ready fail; fixed and verified: pod "+ns+"/shop-web is Ready 1/1")
+	if strings.Contains(out, "key app.conf") && strings.Contains(out, "CRITICAL ConfigMap "+ns+"/shop-config key app.conf") {
+		t.Errorf("the decoy app.conf was blamed:\n%s", out)
+	}
+	if data := shapesKeys(t, env, ns, "shop-config"); strings.Contains(data, "maintenance.flag") || !strings.Contains(data, "app.conf") {
+		t.Errorf("ConfigMap after the fix: %s", data)
+	}
+}
+
+// TestShapeDeployment: a Deployment's pod; the flag key is renamed by the
+// volume's items; the fix waits for the replacement pod (a new name).
+func TestShapeDeployment(t *testing.T) {
+	env := shapesCluster(t)
+	ns, out := shapesRun(t, env, "deployment", "deployment.yaml", "")
+	shapesWant(t, out,
+		"CRITICAL ConfigMap "+ns+"/checkout-config key maintenance, mounted at /etc/checkout/flags/maint, makes /readyz fail",
+		"key maintenance (cause, causal evidence) made /readyz fail; fixed and verified: pod "+ns+"/checkout-")
+	if got := env.Kubectl(t, "get", "deployment", "checkout", "-n", ns, "-o", "jsonpath={.status.readyReplicas}"); got != "1" {
+		t.Errorf("deployment ready replicas %q after the fix", got)
+	}
+}
+
+// TestShapeStatefulSet: a StatefulSet's replacement keeps the pod's name.
+func TestShapeStatefulSet(t *testing.T) {
+	env := shapesCluster(t)
+	ns, out := shapesRun(t, env, "statefulset", "statefulset.yaml", "ledger-0")
+	shapesWant(t, out,
+		"CRITICAL ConfigMap "+ns+"/ledger-config key maintenance.flag, mounted at /etc/ledger/maintenance.flag, makes /readyz fail",
+		"fixed and verified: pod "+ns+"/ledger-0 is Ready 1/1")
+}
+
+// TestShapeInvalidConfig: the request reads billing.conf and rejects it;
+// the cause is named, the decoy is not, and nothing is changed.
+func TestShapeInvalidConfig(t *testing.T) {
+	env := shapesCluster(t)
+	ns, out := shapesRun(t, env, "invalid-config", "invalid-config.yaml", "billing")
+	shapesWant(t, out,
+		"CRITICAL ConfigMap "+ns+"/billing-config key billing.conf, mounted at /etc/billing/billing.conf, makes /readyz fail: the failing request itself reads it",
+		"its content is the cause; kdiag does not rewrite configuration")
+	if strings.Contains(out, "key feature.conf,") {
+		t.Errorf("the decoy feature.conf was blamed:\n%s", out)
+	}
+	if data := shapesKeys(t, env, ns, "billing-config"); !strings.Contains(data, "billing.conf") || !strings.Contains(data, "feature.conf") {
+		t.Errorf("a configuration key was removed: %s", data)
+	}
+}
+
+// TestShapeFixThatDoesNotHelp: removing the flag leaves the handler
+// failing on a missing license.key; the change is rolled back.
+func TestShapeFixThatDoesNotHelp(t *testing.T) {
+	env := shapesCluster(t)
+	ns, out := shapesRun(t, env, "no-help", "no-help.yaml", "inventory", "ready_timeout=25s")
+	shapesWant(t, out,
+		"CRITICAL ConfigMap "+ns+"/inventory-config key maintenance.flag, mounted at /etc/inventory/maintenance.flag, makes /readyz fail",
+		"CRITICAL the fix did not work",
+		"and was rolled back: configmap "+ns+"/inventory-config restored")
+	if data := shapesKeys(t, env, ns, "inventory-config"); !strings.Contains(data, "maintenance.flag") {
+		t.Errorf("the rollback did not restore the key: %s", data)
+	}
+}
