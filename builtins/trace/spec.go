@@ -21,6 +21,8 @@ type Request struct {
 	Syscalls []string `json:"syscalls"`
 	// MaxEvents caps the events kept (the summary counts all).
 	MaxEvents int `json:"max_events"`
+	// Backend is "auto" (or ""), "ebpf" or "ptrace".
+	Backend string `json:"backend"`
 }
 
 // Tracer serves strace_sample's requests. Local traces on this node; a
@@ -36,13 +38,14 @@ type Local struct{}
 
 var _ Tracer = Local{}
 
-// Sample traces req.PID on this node with ptrace (Linux on amd64 or arm64).
+// Sample traces req.PID on this node (Linux on amd64 or arm64) with the
+// backend req.Backend selects: eBPF when it can run, else ptrace.
 func (Local) Sample(ctx context.Context, req *Request) (*Result, error) {
 	opts, err := straceOptionsOf(req)
 	if err != nil {
 		return nil, err
 	}
-	return straceSample(ctx, opts)
+	return sampleWith(ctx, opts)
 }
 
 // Spec returns the strace_sample built-in, traced on this node
@@ -60,13 +63,20 @@ func SpecFor(t Tracer) *engine.Spec {
 It attaches with PTRACE_SEIZE like strace -f -p, decodes syscall names, paths, flags,
 socket addresses, return values and errno names, and summarises like strace -c. The
 process is slowed down while traced. It always detaches, also on error, timeout and
-cancellation. Needs root or CAP_SYS_PTRACE.`,
+cancellation. Needs root or CAP_SYS_PTRACE.
+
+backend="auto" (the default) traces with eBPF instead when the kernel and privileges
+allow it (root or CAP_BPF and CAP_PERFMON, kernel BTF): raw tracepoints on sys_enter and
+sys_exit, paths and execve argv captured in the kernel, the summary from exact per-CPU
+counters, at a cost near zero to the process. The result says which backend ran and why;
+backend="ptrace" or "ebpf" forces one.`,
 		Params: []engine.Param{
 			{Name: "pid", Type: "int", Doc: "host PID of the process to trace", Required: true},
 			{Name: "duration", Type: "duration", Doc: "how long to trace", Default: "2s"},
 			{Name: "follow_forks", Type: "bool", Doc: "also trace child processes created during the sample", Default: true},
 			{Name: "syscalls", Type: "list", Doc: "only record these syscalls, e.g. [\"openat\", \"statx\"]"},
 			{Name: "max_events", Type: "int", Doc: "keep at most this many events (the summary counts all)", Default: int64(10000)},
+			{Name: "backend", Type: "string", Doc: "\"auto\" (eBPF when possible, else ptrace), \"ebpf\" or \"ptrace\"", Default: "auto"},
 		},
 		Result: `pid: the traced process
 duration_ms: how long the sample lasted
@@ -79,7 +89,10 @@ summary: [{syscall, calls, errors, total_us}] like strace -c, most time first
 files: distinct paths passed to syscalls [{path, calls, syscalls, results}]; results are errno names, "0" or "ok"
 files_truncated: more than 2000 distinct paths were seen
 exited: the process exited during the sample
-detached: every traced thread was detached (or had exited) before returning`,
+detached: every traced thread was detached (or had exited) before returning
+backend: "ebpf" or "ptrace", the backend that ran
+backend_reason: why that backend ran
+dropped: eBPF records the ring buffer had no room for (the summary still counts their calls)`,
 		Effect:  engine.Read,
 		Timeout: 0,
 		Run: func(ctx context.Context, c *engine.Call) (any, error) {
@@ -99,6 +112,7 @@ type straceOptions struct {
 	FollowForks bool
 	Filter      map[string]bool
 	MaxEvents   int
+	Backend     string
 }
 
 // straceRequestOf reads strace_sample's arguments, defaults filled in.
@@ -108,6 +122,7 @@ func straceRequestOf(a engine.Args) *Request {
 		DurationNS:  int64(a.Duration("duration")),
 		FollowForks: a.Bool("follow_forks"),
 		MaxEvents:   int(a.Int("max_events")),
+		Backend:     a.String("backend"),
 	}
 	if !a.Has("follow_forks") {
 		req.FollowForks = true
@@ -131,6 +146,7 @@ func straceOptionsOf(req *Request) (straceOptions, error) {
 		Duration:    time.Duration(req.DurationNS),
 		FollowForks: req.FollowForks,
 		MaxEvents:   req.MaxEvents,
+		Backend:     req.Backend,
 	}
 	switch {
 	case opts.PID <= 0:
@@ -139,6 +155,8 @@ func straceOptionsOf(req *Request) (straceOptions, error) {
 		return opts, engine.Errorf(engine.KindInvalid, "strace_sample: duration must be positive, got %s", opts.Duration)
 	case opts.MaxEvents < 0:
 		return opts, engine.Errorf(engine.KindInvalid, "strace_sample: max_events must not be negative, got %d", opts.MaxEvents)
+	case opts.Backend != "" && opts.Backend != "auto" && opts.Backend != "ebpf" && opts.Backend != "ptrace":
+		return opts, engine.Errorf(engine.KindInvalid, "strace_sample: backend must be \"auto\", \"ebpf\" or \"ptrace\", got %q", opts.Backend)
 	}
 	if req.Syscalls != nil {
 		known := syscallKnownNames()

@@ -72,6 +72,8 @@ struct inflight {
 	__u64 args[6];
 	__u32 nr;
 	__u32 tgid;
+	__u32 missed; /* reads of the capture that failed at entry */
+	__u32 pad;
 };
 
 struct count {
@@ -236,12 +238,14 @@ static __always_inline void item(struct strings_rec *s, __u32 off, __u8 kind, __
 	s->buf[off + 3] = len >> 8;
 }
 
-static __always_inline __u32 capture_path(struct strings_rec *s, __u32 off, __u8 arg, __u64 addr)
+static __always_inline __u32 capture_path(struct strings_rec *s, __u32 off, __u8 arg, __u64 addr, __u32 *missed)
 {
 	if (off > SCRATCH - 4 - PATH_CAP)
 		return off;
 	off &= SCRATCH - 1;
 	long n = bpf_probe_read_user_str(&s->buf[off + 4], PATH_CAP, (const void *)addr);
+	if (n < 0 && addr)
+		*missed += 1;
 	if (n <= 0)
 		return off;
 	__u32 len = (n - 1) & (PATH_CAP - 1);
@@ -291,7 +295,7 @@ static __always_inline __u32 capture_mem(struct strings_rec *s, __u32 off, __u8 
 
 /* arg returns argument i of a call, by a constant index (the verifier
  * refuses a variable index into the stack). */
-static __always_inline __u64 arg(struct inflight *in, __u8 i)
+static __always_inline __u64 arg(struct inflight *in, int i)
 {
 	switch (i) {
 	case 0: return in->args[0];
@@ -302,6 +306,50 @@ static __always_inline __u64 arg(struct inflight *in, __u8 i)
 	case 5: return in->args[5];
 	}
 	return 0;
+}
+
+/* capture sends the strings and structs the arguments of a call point to
+ * in a REC_STRINGS record, and returns how many reads failed (a page not
+ * yet faulted in: the kernel will have read it by the exit, where the
+ * capture is tried again). A global function: the verifier checks it once,
+ * not at each call site. */
+__attribute__((noinline)) int capture(struct inflight *in, __u32 tid)
+{
+	if (!in || in->nr >= MAX_NR)
+		return 0;
+	__u32 key = in->nr;
+	struct capture *c = bpf_map_lookup_elem(&captures, &key);
+	if (!c || (!c->path_mask && !c->argv_arg && !c->mem_arg) || calls_off())
+		return 0;
+	__u32 zero = 0;
+	struct strings_rec *s = bpf_map_lookup_elem(&scratch, &zero);
+	if (!s)
+		return 0;
+	s->kind = REC_STRINGS;
+	s->tid = tid;
+	s->ts = in->ts;
+	s->nr = key;
+	__u32 off = 0, missed = 0;
+#pragma unroll
+	for (int i = 0; i < 6; i++)
+		if (c->path_mask & (1 << i))
+			off = capture_path(s, off, i, arg(in, i), &missed);
+	__u8 a = c->argv_arg;
+	if (a >= 1 && a <= 6)
+		off = capture_argv(s, off, a - 1, arg(in, a - 1));
+	a = c->mem_arg;
+	if (a >= 1 && a <= 6) {
+		__u64 n = c->mem_len;
+		__u8 l = c->mem_len_arg;
+		if (l >= 1 && l <= 6)
+			n = arg(in, l - 1);
+		off = capture_mem(s, off, a - 1, arg(in, a - 1), n);
+	}
+	off &= SCRATCH - 1;
+	s->size = off;
+	if (bpf_ringbuf_output(&events, s, sizeof(*s) - sizeof(s->buf) + off, 0) < 0)
+		drop();
+	return missed;
 }
 
 SEC("raw_tracepoint/sys_enter")
@@ -328,40 +376,16 @@ int sys_enter(struct bpf_raw_tracepoint_args *ctx)
 #pragma unroll
 	for (int i = 0; i < 6; i++)
 		bpf_probe_read_kernel(&in.args[i], sizeof(in.args[i]), REG(regs, i));
+	in.missed = capture(&in, tid);
 	bpf_map_update_elem(&inflight, &tid, &in, BPF_ANY);
-
-	struct capture *c = bpf_map_lookup_elem(&captures, &key);
-	if (!c || (!c->path_mask && !c->argv_arg && !c->mem_arg) || calls_off())
-		return 0;
-	__u32 zero = 0;
-	struct strings_rec *s = bpf_map_lookup_elem(&scratch, &zero);
-	if (!s)
-		return 0;
-	s->kind = REC_STRINGS;
-	s->tid = tid;
-	s->ts = in.ts;
-	s->nr = key;
-	__u32 off = 0;
-#pragma unroll
-	for (int i = 0; i < 6; i++)
-		if (c->path_mask & (1 << i))
-			off = capture_path(s, off, i, in.args[i]);
-	__u8 a = c->argv_arg;
-	if (a >= 1 && a <= 6)
-		off = capture_argv(s, off, a - 1, arg(&in, a - 1));
-	a = c->mem_arg;
-	if (a >= 1 && a <= 6) {
-		__u64 n = c->mem_len;
-		__u8 l = c->mem_len_arg;
-		if (l >= 1 && l <= 6)
-			n = arg(&in, l - 1);
-		off = capture_mem(s, off, a - 1, arg(&in, a - 1), n);
-	}
-	off &= SCRATCH - 1;
-	s->size = off;
-	if (bpf_ringbuf_output(&events, s, sizeof(*s) - sizeof(s->buf) + off, 0) < 0)
-		drop();
 	return 0;
+}
+
+/* is_exec reports whether nr is execve or execveat, which capture argv. */
+static __always_inline int is_exec(__u32 nr)
+{
+	struct capture *c = bpf_map_lookup_elem(&captures, &nr);
+	return c && c->argv_arg;
 }
 
 SEC("raw_tracepoint/sys_exit")
@@ -375,6 +399,10 @@ int sys_exit(struct bpf_raw_tracepoint_args *ctx)
 	__u64 now = bpf_ktime_get_ns();
 	__s64 ret = ctx->args[1];
 	__u32 key = in->nr;
+	/* A path read failed at entry: the kernel has faulted its page in
+	 * since. Not after a successful execve, whose memory is gone. */
+	if (in->missed && !(ret == 0 && is_exec(key)))
+		capture(in, tid);
 	struct count *n = bpf_map_lookup_elem(&counts, &key);
 	if (n) {
 		n->calls++;

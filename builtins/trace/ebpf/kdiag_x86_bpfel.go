@@ -31,11 +31,13 @@ type kdiagCount struct {
 }
 
 type kdiagInflight struct {
-	_    structs.HostLayout
-	Ts   uint64
-	Args [6]uint64
-	Nr   uint32
-	Tgid uint32
+	_      structs.HostLayout
+	Ts     uint64
+	Args   [6]uint64
+	Nr     uint32
+	Tgid   uint32
+	Missed uint32
+	Pad    uint32
 }
 
 type kdiagStringsRec struct {

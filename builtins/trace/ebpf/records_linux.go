@@ -43,6 +43,7 @@ type collector struct {
 	res     *Result
 	pending map[int]pendingStrings // by thread
 	off     bool                   // call records were turned off
+	live    map[int]bool           // target processes not known to have exited
 	bad     int                    // malformed records
 }
 
@@ -82,6 +83,9 @@ func (c *collector) record(b []byte) {
 		f := Fork{ParentTGID: int(le.Uint32(b[4:])), ParentTID: int(le.Uint32(b[8:])),
 			ChildTGID: int(le.Uint32(b[12:])), ChildTID: int(le.Uint32(b[16:])), TimeNS: le.Uint64(b[24:])}
 		f.Thread = f.ChildTGID == f.ParentTGID
+		if !f.Thread && c.opts.FollowForks {
+			c.live[f.ChildTGID] = true
+		}
 		c.res.Forks = append(c.res.Forks, f)
 	case recExec:
 		if len(b) < execRecSize {
@@ -95,11 +99,20 @@ func (c *collector) record(b []byte) {
 			c.bad++
 			return
 		}
-		c.res.Exits = append(c.res.Exits, Exit{TGID: int(le.Uint32(b[4:])), TID: int(le.Uint32(b[8:])),
-			Code: int(int32(le.Uint32(b[12:]))), TimeNS: le.Uint64(b[16:])})
+		e := Exit{TGID: int(le.Uint32(b[4:])), TID: int(le.Uint32(b[8:])), Code: int(int32(le.Uint32(b[12:]))), TimeNS: le.Uint64(b[16:])}
+		if e.TID == e.TGID {
+			delete(c.live, e.TGID)
+		}
+		c.res.Exits = append(c.res.Exits, e)
 	default:
 		c.bad++
 	}
+}
+
+// gone reports whether every target process exited (never for a cgroup,
+// which new processes can join).
+func (c *collector) gone() bool {
+	return c.opts.CgroupID == 0 && len(c.live) == 0
 }
 
 // call decodes a call record and joins the strings captured at its entry.

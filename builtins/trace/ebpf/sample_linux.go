@@ -177,6 +177,16 @@ func setCallsOff(objs *kdiagObjects) error {
 	return nil
 }
 
+// alive reports whether process pid exists and is not a zombie.
+func alive(pid int) bool {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return false
+	}
+	i := strings.LastIndexByte(string(b), ')')
+	return i > 0 && i+2 < len(b) && b[i+2] != 'Z' && b[i+2] != 'X'
+}
+
 // monotonic returns CLOCK_MONOTONIC in nanoseconds, bpf_ktime_get_ns's clock.
 func monotonic() uint64 {
 	var ts unix.Timespec
@@ -184,8 +194,8 @@ func monotonic() uint64 {
 	return uint64(ts.Nano())
 }
 
-// Sample traces the processes opts selects for opts.Duration, or until ctx
-// is done, then detaches and unloads everything, on every path. A
+// Sample traces the processes opts selects for opts.Duration, until ctx
+// is done, or until every target process has exited, then detaches and unloads everything, on every path. A
 // cancelled or expired ctx returns what was seen with ctx's error.
 func Sample(ctx context.Context, opts Options) (res *Result, err error) {
 	if len(opts.TGIDs) == 0 && opts.CgroupID == 0 {
@@ -234,7 +244,12 @@ func Sample(ctx context.Context, opts Options) (res *Result, err error) {
 		links = append(links, l)
 	}
 	c := &collector{opts: opts, objs: objs, res: &Result{StartNS: monotonic(), Counts: map[uint32]Count{}},
-		pending: map[int]pendingStrings{}}
+		pending: map[int]pendingStrings{}, live: map[int]bool{}}
+	for _, tgid := range opts.TGIDs {
+		if alive(tgid) {
+			c.live[tgid] = true
+		}
+	}
 
 	end := time.Now().Add(opts.Duration)
 	if opts.ReadDelay > 0 {
@@ -244,7 +259,7 @@ func Sample(ctx context.Context, opts Options) (res *Result, err error) {
 		}
 	}
 	var rec ringbuf.Record
-	for ctx.Err() == nil && time.Now().Before(end) {
+	for ctx.Err() == nil && time.Now().Before(end) && !c.gone() {
 		next := time.Now().Add(50 * time.Millisecond)
 		if next.After(end) {
 			next = end
