@@ -158,7 +158,7 @@ func ebpfResult(s *ebpf.Result, opts straceOptions, attached int) *Result {
 			res.Exited = true
 		}
 	}
-	if _, err := os.Stat("/proc/" + strconv.Itoa(opts.PID)); err != nil {
+	if st := ptraceState(opts.PID); st == 0 || st == 'Z' || st == 'X' {
 		res.Exited = true
 	}
 	res.Detached = true

@@ -404,3 +404,21 @@ func TestSampleUnloadsOnPanic(t *testing.T) {
 type panicContext struct{ context.Context }
 
 func (panicContext) Err() error { panic("test panic") }
+
+// BenchmarkAttachDetach measures a whole 1ms sample of an idle process:
+// loading and verifying the programs, attaching, detaching, unloading.
+func BenchmarkAttachDetach(b *testing.B) {
+	cmd := exec.Command("sleep", "600")
+	if err := cmd.Start(); err != nil {
+		b.Fatal(err)
+	}
+	defer func() {
+		cmd.Process.Kill()
+		cmd.Wait()
+	}()
+	for i := 0; i < b.N; i++ {
+		if _, err := Sample(context.Background(), Options{TGIDs: []int{cmd.Process.Pid}, Duration: time.Millisecond, MaxEvents: 100}); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
