@@ -34,6 +34,13 @@ type Result struct {
 	// Detached is true when every traced thread was detached (or had
 	// exited) before strace_sample returned.
 	Detached bool `json:"detached"`
+	// Backend is the backend that ran: "ebpf" or "ptrace".
+	Backend string `json:"backend"`
+	// BackendReason says why that backend ran.
+	BackendReason string `json:"backend_reason"`
+	// Dropped counts eBPF records the ring buffer had no room for; the
+	// summary and total_events still count their calls.
+	Dropped int64 `json:"dropped"`
 	// Scope is what was traced: "process" (the process and the children
 	// it creates), "container" or "pod" (every process in its cgroup, or
 	// in its PID namespace when it has no cgroup of its own).

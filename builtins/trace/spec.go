@@ -27,6 +27,8 @@ type Request struct {
 	Syscalls []string `json:"syscalls"`
 	// MaxEvents caps the events kept (the summary counts all).
 	MaxEvents int `json:"max_events"`
+	// Backend is "auto" (or ""), "ebpf" or "ptrace".
+	Backend string `json:"backend"`
 	// Probe, when set, is a request kdiag sends from pid's network
 	// namespace once tracing has started. The sample ends GraceMS after
 	// the answer, and Result.Request tells what serving it did.
@@ -60,17 +62,30 @@ type Local struct{}
 
 var _ Tracer = Local{}
 
-// Sample traces req.PID (or its container or pod) on this node with
-// ptrace (Linux on amd64 or arm64), sending req.Probe while tracing.
+// Sample traces req.PID (or its container or pod) on this node (Linux on
+// amd64 or arm64) with the backend req.Backend selects: eBPF when it can
+// run, else ptrace; container scope and request tracing use ptrace.
 func (Local) Sample(ctx context.Context, req *Request) (*Result, error) {
 	opts, err := straceOptionsOf(req)
 	if err != nil {
 		return nil, err
 	}
-	if req.Probe != nil {
-		return sampleRequest(ctx, opts, req.Probe)
+	if req.Probe != nil || opts.Scope != "" && opts.Scope != ScopeProcess {
+		if opts.Backend == "ebpf" {
+			return nil, engine.Errorf(engine.KindInvalid, "strace_sample: backend \"ebpf\" does not serve scope=%s or probe= yet; use backend=\"auto\" or \"ptrace\"", orProcess(opts.Scope))
+		}
+		var res *Result
+		if req.Probe != nil {
+			res, err = sampleRequest(ctx, opts, req.Probe)
+		} else {
+			res, err = straceSample(ctx, opts)
+		}
+		if res != nil {
+			res.Backend, res.BackendReason = "ptrace", "scope="+orProcess(opts.Scope)+" and probe= are served by the ptrace backend"
+		}
+		return res, err
 	}
-	return straceSample(ctx, opts)
+	return sampleWith(ctx, opts)
 }
 
 // Spec returns the strace_sample built-in, traced on this node
@@ -103,7 +118,13 @@ request says what serving that one request did: the syscalls from the server's
 accept of kdiag's connection to its last write on it, in the threads that handled
 the connection and in the processes created for it (a forked handler, a CGI
 script), apart from everything else the container did meanwhile. That is causal
-evidence: a file in request.files was touched by the failing request itself.`,
+evidence: a file in request.files was touched by the failing request itself.
+
+backend="auto" (the default) traces with eBPF instead when the kernel and privileges
+allow it (root or CAP_BPF and CAP_PERFMON, kernel BTF): raw tracepoints on sys_enter and
+sys_exit, paths and execve argv captured in the kernel, the summary from exact per-CPU
+counters, at a cost near zero to the process. The result says which backend ran and why;
+backend="ptrace" or "ebpf" forces one.`,
 		Params: []engine.Param{
 			{Name: "pid", Type: "int", Doc: "host PID of the process to trace", Required: true},
 			{Name: "duration", Type: "duration", Doc: "how long to trace", Default: "2s"},
@@ -115,6 +136,7 @@ evidence: a file in request.files was touched by the failing request itself.`,
 			{Name: "headers", Type: "dict", Doc: "extra HTTP headers of the probe"},
 			{Name: "probe_timeout", Type: "duration", Doc: "how long the probe may take", Default: "5s"},
 			{Name: "grace", Type: "duration", Doc: "how long tracing goes on after the probe's answer", Default: "200ms"},
+			{Name: "backend", Type: "string", Doc: "\"auto\" (eBPF when possible, else ptrace), \"ebpf\" or \"ptrace\"", Default: "auto"},
 		},
 		Result: `pid: the traced process
 duration_ms: how long the sample lasted
@@ -130,7 +152,10 @@ exited: the process exited during the sample
 detached: every traced thread was detached (or had exited) before returning
 scope, scope_by: what was traced, and how its processes were found
 processes: [{pid, ns_pid, ppid, comm, forked_by, start_ms}] every process traced; forked_by is the thread that created it during the sample (0: it was running at the start)
-request: with probe, {url, http, tcp, client, found, server: {pid, tid, fd}, start_ms, end_ms, threads, processes, events, events_truncated, files, note}: what serving kdiag's own request did; found is False (note says why) when the server's accept of kdiag's connection was not seen; None without probe`,
+request: with probe, {url, http, tcp, client, found, server: {pid, tid, fd}, start_ms, end_ms, threads, processes, events, events_truncated, files, note}: what serving kdiag's own request did; found is False (note says why) when the server's accept of kdiag's connection was not seen; None without probe
+backend: "ebpf" or "ptrace", the backend that ran
+backend_reason: why that backend ran
+dropped: eBPF records the ring buffer had no room for (the summary still counts their calls)`,
 		Effect:  engine.Read,
 		Timeout: 0,
 		Run: func(ctx context.Context, c *engine.Call) (any, error) {
@@ -151,6 +176,7 @@ type straceOptions struct {
 	FollowForks bool
 	Filter      map[string]bool
 	MaxEvents   int
+	Backend     string
 
 	// keepAll keeps every call for the analysis of a request.
 	keepAll bool
@@ -167,6 +193,7 @@ func straceRequestOf(a engine.Args) *Request {
 		DurationNS:  int64(a.Duration("duration")),
 		FollowForks: a.Bool("follow_forks"),
 		MaxEvents:   int(a.Int("max_events")),
+		Backend:     a.String("backend"),
 	}
 	if !a.Has("follow_forks") {
 		req.FollowForks = true
@@ -209,6 +236,7 @@ func straceOptionsOf(req *Request) (straceOptions, error) {
 		Duration:    time.Duration(req.DurationNS),
 		FollowForks: req.FollowForks,
 		MaxEvents:   req.MaxEvents,
+		Backend:     req.Backend,
 	}
 	switch {
 	case opts.PID <= 0:
@@ -219,6 +247,8 @@ func straceOptionsOf(req *Request) (straceOptions, error) {
 		return opts, engine.Errorf(engine.KindInvalid, "strace_sample: max_events must not be negative, got %d", opts.MaxEvents)
 	case req.Scope != "" && req.Scope != ScopeProcess && req.Scope != ScopeContainer && req.Scope != ScopePod:
 		return opts, engine.Errorf(engine.KindInvalid, "strace_sample: scope %q: want process, container or pod", req.Scope)
+	case opts.Backend != "" && opts.Backend != "auto" && opts.Backend != "ebpf" && opts.Backend != "ptrace":
+		return opts, engine.Errorf(engine.KindInvalid, "strace_sample: backend must be \"auto\", \"ebpf\" or \"ptrace\", got %q", opts.Backend)
 	}
 	if req.Probe != nil {
 		if err := checkProbe(req.Probe); err != nil {
@@ -241,4 +271,11 @@ func straceOptionsOf(req *Request) (straceOptions, error) {
 		}
 	}
 	return opts, nil
+}
+
+func orProcess(scope string) string {
+	if scope == "" {
+		return ScopeProcess
+	}
+	return scope
 }

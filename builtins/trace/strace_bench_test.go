@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kdiag/kdiag/builtins/trace/ebpf"
 	"github.com/kdiag/kdiag/engine"
 )
 
@@ -45,7 +46,8 @@ func straceMedian(xs []float64) float64 {
 }
 
 // BenchmarkStraceOverhead measures the throughput of a syscall-heavy
-// target (getppid in a loop) untraced, under strace_sample and under
+// target (getppid in a loop) untraced, under strace_sample (ptrace, eBPF
+// with the default max_events, eBPF recording every call) and under
 // strace -f, in the same run, alternating. It reports the median ops/s of each and
 // kdiag/strace, the ratio of the slowdowns (below 1 means strace_sample
 // slows the target down less than strace).
@@ -66,19 +68,33 @@ func BenchmarkStraceOverhead(b *testing.B) {
 	}()
 	const window = time.Second
 	time.Sleep(200 * time.Millisecond)
-	var untracedRates, kdiagRates, straceRates []float64
+	var untracedRates, kdiagRates, ebpfRates, ebpfAllRates, straceRates []float64
 	for i := 0; i < b.N; i++ {
 		untracedRates = append(untracedRates, counter.rate(window))
 
-		done := make(chan error, 1)
-		go func() {
-			_, err := straceRunSpec(context.Background(), engine.Args{"pid": int64(pid), "duration": (window + 400*time.Millisecond).String()})
-			done <- err
-		}()
-		time.Sleep(200 * time.Millisecond)
-		kdiagRates = append(kdiagRates, counter.rate(window))
-		if err := <-done; err != nil {
-			b.Fatal(err)
+		// strace_sample on ptrace, on eBPF (max_events 10000, the default:
+		// past it the kernel only counts), and on eBPF sending every call
+		// through the ring buffer.
+		for _, run := range []struct {
+			backend   string
+			maxEvents int64
+			rates     *[]float64
+		}{{"ptrace", 10000, &kdiagRates}, {"ebpf", 10000, &ebpfRates}, {"ebpf", 1 << 40, &ebpfAllRates}} {
+			done := make(chan error, 1)
+			go func() {
+				_, err := straceRunSpec(context.Background(), engine.Args{"pid": int64(pid), "backend": run.backend,
+					"max_events": run.maxEvents, "duration": (window + 400*time.Millisecond).String()})
+				done <- err
+			}()
+			// Loading the eBPF programs takes ~0.3s (more on a busy machine).
+			time.Sleep(200 * time.Millisecond)
+			if run.backend == "ebpf" {
+				time.Sleep(300 * time.Millisecond)
+			}
+			*run.rates = append(*run.rates, counter.rate(window))
+			if err := <-done; err != nil {
+				b.Fatal(err)
+			}
 		}
 
 		tracer := exec.Command(strace, "-f", "-qq", "-o", "/dev/null", "-p", strconv.Itoa(pid))
@@ -95,10 +111,38 @@ func BenchmarkStraceOverhead(b *testing.B) {
 		time.Sleep(100 * time.Millisecond)
 	}
 	untraced, kdiag, straced := straceMedian(untracedRates), straceMedian(kdiagRates), straceMedian(straceRates)
+	ebpfOps, ebpfAll := straceMedian(ebpfRates), straceMedian(ebpfAllRates)
 	b.ReportMetric(untraced, "untraced-ops/s")
 	b.ReportMetric(kdiag, "kdiag-ops/s")
+	b.ReportMetric(ebpfOps, "ebpf-ops/s")
+	b.ReportMetric(ebpfAll, "ebpf-all-ops/s")
+	b.ReportMetric(ebpfOps/untraced, "ebpf/untraced")
+	b.ReportMetric(ebpfAll/untraced, "ebpf-all/untraced")
 	b.ReportMetric(straced, "strace-ops/s")
 	b.ReportMetric(untraced/kdiag, "kdiag-slowdown")
 	b.ReportMetric(untraced/straced, "strace-slowdown")
 	b.ReportMetric(straced/kdiag, "kdiag/strace")
+}
+
+// BenchmarkEBPFEventRate measures how many call records per second the
+// eBPF backend's ring buffer (4 MiB, read by one goroutine) delivers from
+// a getppid loop, and how many it drops, over 1s samples.
+func BenchmarkEBPFEventRate(b *testing.B) {
+	cmd, _ := straceStart(b, straceTargetPath(b), "getppid")
+	var kept, dropped, counted, secs float64
+	for i := 0; i < b.N; i++ {
+		s, err := ebpf.Sample(context.Background(), ebpf.Options{TGIDs: []int{cmd.Process.Pid}, Duration: time.Second, MaxEvents: 1 << 26})
+		if err != nil {
+			b.Fatal(err)
+		}
+		kept += float64(len(s.Calls))
+		dropped += float64(s.Dropped)
+		for _, n := range s.Counts {
+			counted += float64(n.Calls)
+		}
+		secs += float64(s.EndNS-s.StartNS) / 1e9
+	}
+	b.ReportMetric(kept/secs, "records/s")
+	b.ReportMetric(dropped/secs, "dropped/s")
+	b.ReportMetric(counted/secs, "calls/s")
 }

@@ -79,8 +79,12 @@ func straceStart(t testing.TB, name string, args ...string) (*exec.Cmd, *bufio.S
 	return cmd, sc
 }
 
-// straceRunSpec runs strace_sample with args.
+// straceRunSpec runs strace_sample with args, on the ptrace backend
+// unless args name another.
 func straceRunSpec(ctx context.Context, args engine.Args) (*Result, error) {
+	if !args.Has("backend") {
+		args["backend"] = "ptrace"
+	}
 	s := Spec()
 	v, err := s.Run(ctx, &engine.Call{Spec: s, Args: args})
 	if err != nil {

@@ -9,10 +9,15 @@
 //	getppid            call getppid as fast as possible, print the count every 50ms
 //	quiet              block in a read of stdin
 //	signals            print "usr1" for every SIGUSR1 received, stat in between
+//	http PATH          serve HTTP on 127.0.0.1 (each request stats PATH and reads
+//	                   /etc/hostname) and request itself every 5ms
 package main
 
 import (
 	"fmt"
+	"io"
+	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -89,5 +94,23 @@ func main() {
 	case "quiet":
 		var b [1]byte
 		os.Stdin.Read(b[:])
+	case "http":
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			panic(err)
+		}
+		go http.Serve(ln, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			os.Stat(os.Args[2])
+			b, _ := os.ReadFile("/etc/hostname")
+			w.Write(b)
+		}))
+		client := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}
+		for {
+			if resp, err := client.Get("http://" + ln.Addr().String() + "/"); err == nil {
+				io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
 	}
 }

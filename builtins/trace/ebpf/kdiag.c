@@ -1,0 +1,513 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+//go:build ignore
+
+// The kernel side of kdiag's eBPF syscall tracer. Raw tracepoints on
+// sys_enter and sys_exit keep the calls of the target processes (a set of
+// TGIDs, followed into children through sched_process_fork, and/or a
+// cgroup v2 id): per-CPU counters for every call, and records in a ring
+// buffer for each call (at exit) and for the strings a file syscall passes
+// (at entry, while the caller's memory still holds them).
+
+#include "common.h"
+#include "bpf_helpers.h"
+
+char __license[] SEC("license") = "Dual BSD/GPL";
+
+#define MAX_NR 512          /* syscall numbers counted (x86_64, arm64 < 512) */
+#define PATH_CAP 512        /* bytes kept of a path, NUL included */
+#define ARGV_WORDS 16       /* execve argv words kept */
+#define WORD_CAP 128        /* bytes kept of an argv word, NUL included */
+#define MEM_CAP 128         /* bytes kept of a struct argument (sockaddr, open_how) */
+#define SCRATCH 4096        /* bytes of captured data per call */
+
+/* Record kinds, the first u32 of every ring buffer record. */
+#define REC_CALL 1
+#define REC_STRINGS 2
+#define REC_FORK 3
+#define REC_EXEC 4
+#define REC_EXIT 5
+
+/* Item kinds inside a REC_STRINGS record. */
+#define ITEM_PATH 1         /* NUL-terminated string at an argument */
+#define ITEM_ARGV 2         /* next argv word of the argument */
+#define ITEM_ARGV_END 3     /* the argv array ended (NULL) here */
+#define ITEM_MEM 4          /* bytes at an argument */
+
+struct bpf_raw_tracepoint_args {
+	__u64 args[0];
+};
+
+#if defined(__TARGET_ARCH_x86)
+struct pt_regs {
+	unsigned long di, si, dx, r10, r8, r9;
+} __attribute__((preserve_access_index));
+#define REG(r, i) (i == 0 ? &r->di : i == 1 ? &r->si : i == 2 ? &r->dx : i == 3 ? &r->r10 : i == 4 ? &r->r8 : &r->r9)
+#elif defined(__TARGET_ARCH_arm64)
+struct pt_regs {
+	unsigned long regs[31];
+} __attribute__((preserve_access_index));
+#define REG(r, i) (&r->regs[i])
+#else
+#error "unsupported architecture"
+#endif
+
+struct task_struct {
+	int pid;
+	int tgid;
+	int exit_code;
+} __attribute__((preserve_access_index));
+
+struct linux_binprm {
+	const char *filename;
+} __attribute__((preserve_access_index));
+
+/* Configuration, set by the loader before loading. */
+volatile const __u64 target_cgroup = 0; /* cgroup v2 id, 0: none */
+volatile const __u8 use_targets = 0;     /* the targets map selects TGIDs */
+volatile const __u8 follow = 0;          /* add children to targets */
+volatile const __u8 use_filter = 0;      /* the sysfilter map selects syscalls */
+
+struct inflight {
+	__u64 ts;
+	__u64 args[6];
+	__u32 nr;
+	__u32 tgid;
+	__u32 missed; /* reads of the capture that failed at entry */
+	__u32 pad;
+};
+
+struct count {
+	__u64 calls;
+	__u64 errors;
+	__u64 ns;
+};
+
+/* capture says what to capture at the entry of a syscall. */
+struct capture {
+	__u8 path_mask;   /* bit i: argument i is a path */
+	__u8 argv_arg;    /* 1 + argument holding an argv array, 0: none */
+	__u8 mem_arg;     /* 1 + argument pointing to a struct, 0: none */
+	__u8 mem_len_arg; /* 1 + argument giving its length, 0: mem_len */
+	__u8 mem_len;
+	__u8 pad[3];
+};
+
+struct call_rec {
+	__u32 kind;
+	__u32 tgid;
+	__u32 tid;
+	__u32 nr;
+	__u64 args[6];
+	__s64 ret;
+	__u64 ts;
+	__u64 dur;
+	char comm[16];
+};
+
+struct strings_rec {
+	__u32 kind;
+	__u32 tid;
+	__u64 ts;
+	__u32 nr;
+	__u32 size; /* bytes of buf used */
+	__u8 buf[SCRATCH * 2];
+};
+
+struct fork_rec {
+	__u32 kind;
+	__u32 parent_tgid;
+	__u32 parent_tid;
+	__u32 child_tgid;
+	__u32 child_tid;
+	__u32 pad;
+	__u64 ts;
+};
+
+struct exec_rec {
+	__u32 kind;
+	__u32 tgid;
+	__u32 tid;
+	__u32 old_tid;
+	__u64 ts;
+	char comm[16];
+	char filename[256];
+};
+
+struct exit_rec {
+	__u32 kind;
+	__u32 tgid;
+	__u32 tid;
+	__s32 code;
+	__u64 ts;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 8192);
+	__type(key, __u32);
+	__type(value, __u8);
+} targets SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, MAX_NR);
+	__type(key, __u32);
+	__type(value, __u8);
+} sysfilter SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, MAX_NR);
+	__type(key, __u32);
+	__type(value, struct capture);
+} captures SEC(".maps");
+
+/* control[0] bit 0: stop sending call records (enough were kept). */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u32);
+} control SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 16384);
+	__type(key, __u32);
+	__type(value, struct inflight);
+} inflight SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, MAX_NR);
+	__type(key, __u32);
+	__type(value, struct count);
+} counts SEC(".maps");
+
+/* dropped[0]: records the ring buffer had no room for. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u64);
+} dropped SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct strings_rec);
+} scratch SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 1 << 22);
+} events SEC(".maps");
+
+static __always_inline int wanted(__u32 tgid)
+{
+	if (target_cgroup && bpf_get_current_cgroup_id() == target_cgroup)
+		return 1;
+	if (use_targets && bpf_map_lookup_elem(&targets, &tgid))
+		return 1;
+	return 0;
+}
+
+static __always_inline void drop(void)
+{
+	__u32 zero = 0;
+	__u64 *d = bpf_map_lookup_elem(&dropped, &zero);
+	if (d)
+		*d += 1;
+}
+
+static __always_inline int calls_off(void)
+{
+	__u32 zero = 0;
+	__u32 *c = bpf_map_lookup_elem(&control, &zero);
+	return c && (*c & 1);
+}
+
+/* item writes an item header at off and returns where its data goes. */
+static __always_inline void item(struct strings_rec *s, __u32 off, __u8 kind, __u8 arg, __u16 len)
+{
+	off &= SCRATCH - 1;
+	s->buf[off] = kind;
+	s->buf[off + 1] = arg;
+	s->buf[off + 2] = len & 0xff;
+	s->buf[off + 3] = len >> 8;
+}
+
+static __always_inline __u32 capture_path(struct strings_rec *s, __u32 off, __u8 arg, __u64 addr, __u32 *missed)
+{
+	if (off > SCRATCH - 4 - PATH_CAP)
+		return off;
+	off &= SCRATCH - 1;
+	long n = bpf_probe_read_user_str(&s->buf[off + 4], PATH_CAP, (const void *)addr);
+	if (n < 0 && addr)
+		*missed += 1;
+	if (n <= 0)
+		return off;
+	__u32 len = (n - 1) & (PATH_CAP - 1);
+	item(s, off, ITEM_PATH, arg, len);
+	return off + 4 + len;
+}
+
+static __always_inline __u32 capture_argv(struct strings_rec *s, __u32 off, __u8 arg, __u64 addr)
+{
+#pragma unroll
+	for (int i = 0; i <= ARGV_WORDS; i++) {
+		__u64 p = 0;
+		if (bpf_probe_read_user(&p, sizeof(p), (const void *)(addr + i * 8)) < 0)
+			return off;
+		if (off > SCRATCH - 4 - WORD_CAP)
+			return off;
+		off &= SCRATCH - 1;
+		if (p == 0) {
+			item(s, off, ITEM_ARGV_END, arg, 0);
+			return off + 4;
+		}
+		if (i == ARGV_WORDS)
+			return off;
+		long n = bpf_probe_read_user_str(&s->buf[off + 4], WORD_CAP, (const void *)p);
+		__u32 len = 0;
+		if (n > 0)
+			len = (n - 1) & (WORD_CAP - 1);
+		item(s, off, ITEM_ARGV, arg, len);
+		off += 4 + len;
+	}
+	return off;
+}
+
+static __always_inline __u32 capture_mem(struct strings_rec *s, __u32 off, __u8 arg, __u64 addr, __u64 n)
+{
+	if (n == 0 || n > MEM_CAP || off > SCRATCH - 4 - MEM_CAP)
+		return off;
+	off &= SCRATCH - 1;
+	__u32 len = n & (MEM_CAP * 2 - 1);
+	if (len > MEM_CAP)
+		return off;
+	if (bpf_probe_read_user(&s->buf[off + 4], len, (const void *)addr) < 0)
+		return off;
+	item(s, off, ITEM_MEM, arg, len);
+	return off + 4 + len;
+}
+
+/* arg returns argument i of a call, by a constant index (the verifier
+ * refuses a variable index into the stack). */
+static __always_inline __u64 arg(struct inflight *in, int i)
+{
+	switch (i) {
+	case 0: return in->args[0];
+	case 1: return in->args[1];
+	case 2: return in->args[2];
+	case 3: return in->args[3];
+	case 4: return in->args[4];
+	case 5: return in->args[5];
+	}
+	return 0;
+}
+
+/* capture sends the strings and structs the arguments of a call point to
+ * in a REC_STRINGS record, and returns how many reads failed (a page not
+ * yet faulted in: the kernel will have read it by the exit, where the
+ * capture is tried again). A global function: the verifier checks it once,
+ * not at each call site. */
+__attribute__((noinline)) int capture(struct inflight *in, __u32 tid)
+{
+	if (!in || in->nr >= MAX_NR)
+		return 0;
+	__u32 key = in->nr;
+	struct capture *c = bpf_map_lookup_elem(&captures, &key);
+	if (!c || (!c->path_mask && !c->argv_arg && !c->mem_arg) || calls_off())
+		return 0;
+	__u32 zero = 0;
+	struct strings_rec *s = bpf_map_lookup_elem(&scratch, &zero);
+	if (!s)
+		return 0;
+	s->kind = REC_STRINGS;
+	s->tid = tid;
+	s->ts = in->ts;
+	s->nr = key;
+	__u32 off = 0, missed = 0;
+#pragma unroll
+	for (int i = 0; i < 6; i++)
+		if (c->path_mask & (1 << i))
+			off = capture_path(s, off, i, arg(in, i), &missed);
+	__u8 a = c->argv_arg;
+	if (a >= 1 && a <= 6)
+		off = capture_argv(s, off, a - 1, arg(in, a - 1));
+	a = c->mem_arg;
+	if (a >= 1 && a <= 6) {
+		__u64 n = c->mem_len;
+		__u8 l = c->mem_len_arg;
+		if (l >= 1 && l <= 6)
+			n = arg(in, l - 1);
+		off = capture_mem(s, off, a - 1, arg(in, a - 1), n);
+	}
+	off &= SCRATCH - 1;
+	s->size = off;
+	if (bpf_ringbuf_output(&events, s, sizeof(*s) - sizeof(s->buf) + off, 0) < 0)
+		drop();
+	return missed;
+}
+
+SEC("raw_tracepoint/sys_enter")
+int sys_enter(struct bpf_raw_tracepoint_args *ctx)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	__u32 tgid = id >> 32, tid = (__u32)id;
+	if (!wanted(tgid))
+		return 0;
+	long nr = ctx->args[1];
+	if (nr < 0 || nr >= MAX_NR)
+		return 0;
+	__u32 key = nr;
+	if (use_filter) {
+		__u8 *f = bpf_map_lookup_elem(&sysfilter, &key);
+		if (!f || !*f)
+			return 0;
+	}
+	struct pt_regs *regs = (struct pt_regs *)ctx->args[0];
+	struct inflight in = {};
+	in.ts = bpf_ktime_get_ns();
+	in.nr = key;
+	in.tgid = tgid;
+#pragma unroll
+	for (int i = 0; i < 6; i++)
+		bpf_probe_read_kernel(&in.args[i], sizeof(in.args[i]), REG(regs, i));
+	in.missed = capture(&in, tid);
+	bpf_map_update_elem(&inflight, &tid, &in, BPF_ANY);
+	return 0;
+}
+
+/* is_exec reports whether nr is execve or execveat, which capture argv. */
+static __always_inline int is_exec(__u32 nr)
+{
+	struct capture *c = bpf_map_lookup_elem(&captures, &nr);
+	return c && c->argv_arg;
+}
+
+SEC("raw_tracepoint/sys_exit")
+int sys_exit(struct bpf_raw_tracepoint_args *ctx)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	__u32 tid = (__u32)id;
+	struct inflight *in = bpf_map_lookup_elem(&inflight, &tid);
+	if (!in)
+		return 0;
+	__u64 now = bpf_ktime_get_ns();
+	__s64 ret = ctx->args[1];
+	__u32 key = in->nr;
+	/* A path read failed at entry: the kernel has faulted its page in
+	 * since. Not after a successful execve, whose memory is gone. */
+	if (in->missed && !(ret == 0 && is_exec(key)))
+		capture(in, tid);
+	struct count *n = bpf_map_lookup_elem(&counts, &key);
+	if (n) {
+		n->calls++;
+		if (ret < 0 && ret >= -4095)
+			n->errors++;
+		n->ns += now - in->ts;
+	}
+	if (!calls_off()) {
+		struct call_rec *r = bpf_ringbuf_reserve(&events, sizeof(*r), 0);
+		if (r) {
+			r->kind = REC_CALL;
+			r->tgid = id >> 32;
+			r->tid = tid;
+			r->nr = key;
+			__builtin_memcpy(r->args, in->args, sizeof(r->args));
+			r->ret = ret;
+			r->ts = in->ts;
+			r->dur = now - in->ts;
+			bpf_get_current_comm(r->comm, sizeof(r->comm));
+			bpf_ringbuf_submit(r, 0);
+		} else {
+			drop();
+		}
+	}
+	bpf_map_delete_elem(&inflight, &tid);
+	return 0;
+}
+
+SEC("raw_tracepoint/sched_process_fork")
+int process_fork(struct bpf_raw_tracepoint_args *ctx)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	__u32 ptgid = id >> 32;
+	if (!wanted(ptgid))
+		return 0;
+	struct task_struct *child = (struct task_struct *)ctx->args[1];
+	int cpid = 0, ctgid = 0;
+	bpf_probe_read_kernel(&cpid, sizeof(cpid), &child->pid);
+	bpf_probe_read_kernel(&ctgid, sizeof(ctgid), &child->tgid);
+	__u32 ct = ctgid;
+	if (follow && use_targets && ct != ptgid) {
+		__u8 one = 1;
+		bpf_map_update_elem(&targets, &ct, &one, BPF_NOEXIST);
+	}
+	struct fork_rec *r = bpf_ringbuf_reserve(&events, sizeof(*r), 0);
+	if (!r) {
+		drop();
+		return 0;
+	}
+	r->kind = REC_FORK;
+	r->parent_tgid = ptgid;
+	r->parent_tid = (__u32)id;
+	r->child_tgid = ctgid;
+	r->child_tid = cpid;
+	r->pad = 0;
+	r->ts = bpf_ktime_get_ns();
+	bpf_ringbuf_submit(r, 0);
+	return 0;
+}
+
+SEC("raw_tracepoint/sched_process_exec")
+int process_exec(struct bpf_raw_tracepoint_args *ctx)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	if (!wanted(id >> 32))
+		return 0;
+	struct exec_rec *r = bpf_ringbuf_reserve(&events, sizeof(*r), 0);
+	if (!r) {
+		drop();
+		return 0;
+	}
+	r->kind = REC_EXEC;
+	r->tgid = id >> 32;
+	r->tid = (__u32)id;
+	r->old_tid = (__u32)ctx->args[1];
+	r->ts = bpf_ktime_get_ns();
+	bpf_get_current_comm(r->comm, sizeof(r->comm));
+	struct linux_binprm *b = (struct linux_binprm *)ctx->args[2];
+	const char *fn = 0;
+	bpf_probe_read_kernel(&fn, sizeof(fn), &b->filename);
+	if (bpf_probe_read_kernel_str(r->filename, sizeof(r->filename), fn) < 0)
+		r->filename[0] = 0;
+	bpf_ringbuf_submit(r, 0);
+	return 0;
+}
+
+SEC("raw_tracepoint/sched_process_exit")
+int process_exit(struct bpf_raw_tracepoint_args *ctx)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	if (!wanted(id >> 32))
+		return 0;
+	struct task_struct *t = (struct task_struct *)ctx->args[0];
+	int code = 0;
+	bpf_probe_read_kernel(&code, sizeof(code), &t->exit_code);
+	struct exit_rec *r = bpf_ringbuf_reserve(&events, sizeof(*r), 0);
+	if (!r) {
+		drop();
+		return 0;
+	}
+	r->kind = REC_EXIT;
+	r->tgid = id >> 32;
+	r->tid = (__u32)id;
+	r->code = code;
+	r->ts = bpf_ktime_get_ns();
+	bpf_ringbuf_submit(r, 0);
+	return 0;
+}
