@@ -35,6 +35,9 @@ type Outcome struct {
 	Status string
 	// Message says why a run failed or was cancelled.
 	Message string
+	// Damaged, when set, says why the run's transcript cannot be trusted
+	// (a protocol error while streaming it, a corrupt file).
+	Damaged string
 }
 
 // RunHandle is a started run.

@@ -2,6 +2,7 @@ package playbook
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 
@@ -102,10 +103,13 @@ func (s *Server) finish(m *Meta, out Outcome) {
 		if terr != nil && out.Message == "" {
 			out.Message = terr.Error()
 		}
+		if terr != nil && !errors.Is(terr, transcript.ErrTruncated) && out.Damaged == "" {
+			out.Damaged = terr.Error()
+		}
 	}
 	s.mu.Lock()
 	ended := s.now().UTC()
-	m.Status, m.Message, m.Ended = out.Status, out.Message, &ended
+	m.Status, m.Message, m.Ended, m.Damaged = out.Status, out.Message, &ended, out.Damaged
 	if rep != nil {
 		m.Verdict, m.Findings, m.Changes = rep.Verdict, len(rep.Findings), len(rep.Changes)
 	}

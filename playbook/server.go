@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"net"
 	"net/http"
@@ -190,17 +191,28 @@ func (s *Server) Close() {
 // recover loads the stored runs: the dedupe window survives restarts, and
 // runs left queued or running by a killed server are marked interrupted.
 func (s *Server) recover() error {
-	metas, err := s.store.List()
+	metas, bad, err := s.store.list()
 	if err != nil {
 		return err
 	}
+	for _, err := range bad {
+		s.log.Error("damaged run skipped", "err", err)
+	}
 	for _, m := range metas {
+		t, terr := transcript.ReadFile(s.store.TranscriptPath(m.ID))
+		damaged := terr != nil && !errors.Is(terr, transcript.ErrTruncated) && !errors.Is(terr, fs.ErrNotExist)
+		if damaged && m.Damaged == "" {
+			m.Damaged = terr.Error()
+			s.log.Error("damaged run", "run", m.ID, "err", terr)
+		}
 		if !m.Done() {
 			now := s.now().UTC()
 			m.Status, m.Message, m.Ended = StatusInterrupted, "the server stopped during this run", &now
-			if t, _ := transcript.ReadFile(s.store.TranscriptPath(m.ID)); t != nil {
+			if t != nil {
 				s.store.WriteReports(m.ID, t)
 			}
+		}
+		if !m.Done() || damaged {
 			if err := s.store.Save(m); err != nil {
 				return err
 			}

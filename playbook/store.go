@@ -43,9 +43,13 @@ type Meta struct {
 	Findings    int            `json:"findings"`
 	Changes     int            `json:"changes"`
 	Executor    string         `json:"executor,omitempty"`
-	Received    time.Time      `json:"received"`
-	Started     *time.Time     `json:"started,omitempty"`
-	Ended       *time.Time     `json:"ended,omitempty"`
+	// Damaged says why the run's transcript cannot be trusted (corrupt,
+	// or a protocol error while it was streamed); kdiag never offers a
+	// damaged transcript to undo.
+	Damaged  string     `json:"damaged,omitempty"`
+	Received time.Time  `json:"received"`
+	Started  *time.Time `json:"started,omitempty"`
+	Ended    *time.Time `json:"ended,omitempty"`
 }
 
 // Done reports whether the run has ended.
@@ -105,21 +109,32 @@ func (s *Store) Load(id string) (*Meta, error) {
 // List returns every stored run, oldest first. Unreadable entries are
 // skipped.
 func (s *Store) List() ([]*Meta, error) {
+	out, _, err := s.list()
+	return out, err
+}
+
+// list returns the stored runs, oldest first, and an error for each run
+// directory whose run.json cannot be read.
+func (s *Store) list() ([]*Meta, []error, error) {
 	entries, err := os.ReadDir(filepath.Join(s.dir, "runs"))
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return nil, fmt.Errorf("store: %w", err)
+		return nil, nil, fmt.Errorf("store: %w", err)
 	}
 	var out []*Meta
+	var bad []error
 	for _, e := range entries {
 		if !e.IsDir() || !validID(e.Name()) {
 			continue
 		}
-		if m, err := s.Load(e.Name()); err == nil {
-			out = append(out, m)
+		m, err := s.Load(e.Name())
+		if err != nil {
+			bad = append(bad, err)
+			continue
 		}
+		out = append(out, m)
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
-	return out, nil
+	return out, bad, nil
 }
 
 // WriteReports renders t as report.txt, report.md and report.json in run

@@ -67,9 +67,17 @@ type Change struct {
 	Detail  string `json:"detail,omitempty"`
 }
 
-// Build assembles the report of a transcript.
+// Build assembles the report of a transcript. It never panics: a
+// transcript without a header (which Read never returns) reports as an
+// empty, incomplete run.
 func Build(t *transcript.Transcript) *Report {
+	if t == nil {
+		t = &transcript.Transcript{}
+	}
 	h := t.Header
+	if h == nil {
+		h = &transcript.Event{Type: transcript.TypeHeader}
+	}
 	r := &Report{Runbook: h.Name, Path: h.Runbook, Params: h.Params, Mode: h.Mode, Status: "incomplete",
 		Steps: []Step{}, Findings: []Finding{}, Changes: []Change{}}
 	if h.Start != nil {
@@ -86,6 +94,9 @@ func Build(t *transcript.Transcript) *Report {
 		return &r.Steps[i]
 	}
 	for _, e := range t.Events {
+		if e == nil {
+			continue
+		}
 		switch e.Type {
 		case transcript.TypeStepStart:
 			stepOf(e.Step)

@@ -92,6 +92,9 @@ func Read(path string, r io.Reader) (*Transcript, error) {
 		}
 		e := new(Event)
 		if jerr := decodeEvent(b, e); jerr != nil {
+			if partial && t.Header == nil {
+				return nil, &CorruptError{Path: path, Line: line, Err: fmt.Errorf("the header is cut short (%d bytes; the disk was full or the run was killed while writing it): %v", len(b), jerr)}
+			}
 			if partial {
 				return t, fmt.Errorf("%s:%d: %w: the last line is incomplete (the run was killed while writing)", path, line, ErrTruncated)
 			}
