@@ -283,7 +283,7 @@ func (r *run) execModule(name string) (starlark.StringDict, error) {
 // load implements Starlark's load statement.
 func (r *run) load(_ *starlark.Thread, module string) (starlark.StringDict, error) {
 	from := r.loadStack[len(r.loadStack)-1]
-	name, err := r.opts.Loader.Resolve(from, module)
+	name, err := r.opts.Loader.resolveFor(r.loadStack[0], from, module)
 	if err != nil {
 		return nil, err
 	}
