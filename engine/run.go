@@ -39,6 +39,8 @@ type Approval struct {
 	Builtin string
 	Pos     string
 	Args    Args
+	// Target names the object the change is made to, when known (undo).
+	Target string
 	// Plan is the built-in's dry-run result (the planned change), if it
 	// can plan.
 	Plan any
