@@ -66,7 +66,6 @@ func (s *Server) execute(m *Meta, req RunRequest) {
 		s.finish(m, Outcome{Status: StatusCancelled, Message: "cancelled while queued: " + context.Cause(ctx).Error()})
 		return
 	}
-	defer func() { <-s.slots }()
 	s.mu.Lock()
 	s.waiting--
 	s.inflight++
@@ -85,6 +84,7 @@ func (s *Server) execute(m *Meta, req RunRequest) {
 	s.mu.Lock()
 	s.inflight--
 	s.mu.Unlock()
+	<-s.slots // the next run may start while this one is stored and notified
 	s.finish(m, out)
 }
 

@@ -2,6 +2,7 @@ package playbook
 
 import (
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"io"
@@ -65,6 +66,11 @@ type Server struct {
 	lastRun  map[string]string // alert fingerprint → id of its latest run
 	waiting  int
 	inflight int
+
+	conns     *connLimiter  // set by Serve
+	preAuth   chan struct{} // slots for bodies read before authentication
+	readToken [32]byte      // sha256 of the read token
+	hasRead   bool
 }
 
 // Loader returns a loader over base's library and repositories plus the
@@ -98,7 +104,8 @@ func New(cfg *Config, opts Options) (*Server, error) {
 		opts.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
 	s := &Server{cfg: cfg, log: opts.Logger, now: opts.Now, exec: opts.Executor,
-		runs: map[string]*Meta{}, lastRun: map[string]string{}, slots: make(chan struct{}, cfg.Concurrency)}
+		runs: map[string]*Meta{}, lastRun: map[string]string{}, slots: make(chan struct{}, cfg.Concurrency),
+		preAuth: make(chan struct{}, max(1, cfg.MaxUnauthenticatedBodies))}
 	if s.exec == nil {
 		if cfg.Executor != "local" {
 			return nil, cfg.errorf(p("executor"), "executor %s needs a Kubernetes client: set Options.Executor (NewJobExecutor; kdiag serve does)", cfg.Executor)
@@ -118,6 +125,11 @@ func New(cfg *Config, opts Options) (*Server, error) {
 	}
 	if s.auth, err = newAuthenticator(cfg); err != nil {
 		return nil, err
+	}
+	if tok, err := readSecret(cfg, "auth", "read_token", cfg.Auth.ReadTokenFile, cfg.Auth.ReadTokenEnv); err != nil {
+		return nil, err
+	} else if tok != nil {
+		s.readToken, s.hasRead = sha256.Sum256(tok), true
 	}
 	if s.notifier, err = newNotifier(cfg, s.log); err != nil {
 		return nil, err
@@ -147,12 +159,12 @@ func (s *Server) Store() *Store { return s.store }
 func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /alerts", s.handleAlerts)
-	mux.HandleFunc("GET /runs", s.handleRuns)
-	mux.HandleFunc("GET /runs/{id}", s.handleRun)
-	mux.HandleFunc("GET /runs/{id}/transcript", s.handleTranscript)
+	mux.HandleFunc("GET /runs", s.reader(s.handleRuns))
+	mux.HandleFunc("GET /runs/{id}", s.reader(s.handleRun))
+	mux.HandleFunc("GET /runs/{id}/transcript", s.reader(s.handleTranscript))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "ok\n") })
 	mux.HandleFunc("GET /metrics", s.handleMetrics)
-	mux.HandleFunc("GET /{$}", s.handleIndex)
+	mux.HandleFunc("GET /{$}", s.reader(s.handleIndex))
 	return mux
 }
 
@@ -161,7 +173,7 @@ func (s *Server) Handler() http.Handler {
 // running and queued runs (their transcripts end with status cancelled)
 // and waits for them to be stored.
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
-	hs := &http.Server{Handler: s.Handler(), ReadHeaderTimeout: 10 * time.Second}
+	hs, ln := s.httpServer(ln)
 	errc := make(chan error, 1)
 	go func() { errc <- hs.Serve(ln) }()
 	select {

@@ -56,7 +56,7 @@ type Meta struct {
 func (m *Meta) Done() bool { return m.Status != StatusQueued && m.Status != StatusRunning }
 
 // Store keeps runs under DIR/runs/ID: run.json, transcript.jsonl and
-// report.{txt,md,json}.
+// report.{txt,md,json}, all 0600 in 0700 directories.
 type Store struct {
 	dir string
 }
@@ -66,7 +66,7 @@ func OpenStore(dir string) (*Store, error) {
 	if dir == "" {
 		return nil, errors.New("store: no directory (set store: in the config or --store)")
 	}
-	if err := os.MkdirAll(filepath.Join(dir, "runs"), 0o755); err != nil {
+	if err := os.MkdirAll(filepath.Join(dir, "runs"), 0o700); err != nil {
 		return nil, fmt.Errorf("store: %w", err)
 	}
 	return &Store{dir: dir}, nil
@@ -83,7 +83,7 @@ func (s *Store) TranscriptPath(id string) string {
 // Save writes m's run.json atomically.
 func (s *Store) Save(m *Meta) error {
 	dir := s.Dir(m.ID)
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return fmt.Errorf("store: %w", err)
 	}
 	b, err := json.MarshalIndent(m, "", "  ")
@@ -141,7 +141,7 @@ func (s *Store) list() ([]*Meta, []error, error) {
 // id's directory.
 func (s *Store) WriteReports(id string, t *transcript.Transcript) error {
 	for _, f := range []struct{ name, format string }{{"report.txt", "text"}, {"report.md", "markdown"}, {"report.json", "json"}} {
-		out, err := os.Create(filepath.Join(s.Dir(id), f.name))
+		out, err := os.OpenFile(filepath.Join(s.Dir(id), f.name), os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600)
 		if err != nil {
 			return fmt.Errorf("store: %w", err)
 		}
