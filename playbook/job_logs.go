@@ -100,7 +100,7 @@ func (r *jobRun) reread(ctx context.Context) {
 		return
 	}
 	defer rc.Close()
-	var full frameReader
+	full := frameReader{key: r.key}
 	eachLine(rc, func(l []byte) { full.line(l) })
 	r.mu.Lock()
 	defer r.mu.Unlock()

@@ -186,3 +186,24 @@ func newID(now time.Time) string {
 	rand.Read(b[:])
 	return now.UTC().Format("20060102T150405Z") + "-" + hex.EncodeToString(b[:])
 }
+
+// DamagedTranscript returns why the transcript at path cannot be trusted
+// when it is a run store's transcript whose run.json marks the run
+// damaged (a protocol error, forged frames, a corrupt file), or "".
+// kdiag undo refuses such a transcript.
+func DamagedTranscript(path string) string {
+	if filepath.Base(path) != "transcript.jsonl" {
+		return ""
+	}
+	b, err := os.ReadFile(filepath.Join(filepath.Dir(path), "run.json"))
+	if err != nil {
+		return ""
+	}
+	var m struct {
+		Damaged string `json:"damaged"`
+	}
+	if json.Unmarshal(b, &m) != nil {
+		return "its run.json is unreadable"
+	}
+	return m.Damaged
+}

@@ -38,6 +38,7 @@ type runOptions struct {
 	labelArgs  []string
 	allow      []string
 	stream     bool
+	frameKey   string
 
 	module   string
 	raw      map[string]any
@@ -79,6 +80,7 @@ func newRunCmd(g *globalFlags) *cobra.Command {
 	fs.Uint64Var(&o.maxSteps, "max-steps", 10_000_000, "stop a runbook after this many Starlark computation steps (0: no limit)")
 	fs.StringArrayVar(&o.labelArgs, "label", nil, "a label recorded in the transcript header, key=value (repeatable)")
 	fs.StringSliceVar(&o.allow, "allow-builtins", nil, "approve only these write built-ins (comma-separated; empty: none) and refuse the others, without asking")
+	fs.StringVar(&o.frameKey, "frame-key-file", "", "sign every --stream-transcript frame with the HMAC key in this file (kdiag serve's Job executor passes a per-run key)")
 	fs.BoolVar(&o.stream, "stream-transcript", false, "also write every event to stdout as it is recorded, as kdiag-transcript frames (kdiag serve's Job executor reads them); the report goes to stderr")
 	return cmd
 }
@@ -184,6 +186,13 @@ func (o *runOptions) run(ctx context.Context) error {
 	var frames *playbook.FrameWriter
 	if o.stream {
 		frames = playbook.NewFrameWriter(o.out)
+		if o.frameKey != "" {
+			key, err := os.ReadFile(o.frameKey)
+			if err != nil || len(key) < 16 {
+				return &engine.UsageError{Err: fmt.Errorf("--frame-key-file: want a key of at least 16 bytes: %v", err)}
+			}
+			frames = playbook.NewSignedFrameWriter(o.out, key)
+		}
 		observe = func(e *transcript.Event) { frames.Event(e); con.event(e) }
 		o.out = o.errOut
 	}

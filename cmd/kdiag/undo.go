@@ -7,6 +7,7 @@ import (
 	"github.com/kdiag/kdiag/builtins"
 	"github.com/kdiag/kdiag/engine"
 	"github.com/kdiag/kdiag/engine/transcript"
+	"github.com/kdiag/kdiag/playbook"
 	"github.com/spf13/cobra"
 )
 
@@ -17,6 +18,9 @@ func newUndoCmd(g *globalFlags) *cobra.Command {
 		Short: "Revert the changes a recorded run applied, newest first, refusing if an object changed since",
 		Args:  exactArgs(1, "one transcript"),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if why := playbook.DamagedTranscript(args[0]); why != "" {
+				return fmt.Errorf("undo: %s: the run is marked damaged (%s); its transcript cannot be trusted to say what to revert, so nothing was changed", args[0], why)
+			}
 			t, err := readTranscript(args[0])
 			if err != nil && !errors.Is(err, transcript.ErrTruncated) {
 				return err

@@ -131,7 +131,40 @@ func Build(t *transcript.Transcript) *Report {
 	if f := t.Footer; f != nil {
 		r.Status, r.Message, r.DurationMS, r.Cleanups = f.Status, f.Message, f.DurationMS, f.Cleanups
 	}
+	r.escape()
 	return r
+}
+
+// escape makes every string a runbook or workload controls printable
+// (Printable): a report never carries terminal control sequences or
+// line breaks that fake lines of its own.
+func (r *Report) escape() {
+	for _, s := range []*string{&r.Runbook, &r.Path, &r.Mode, &r.Status, &r.Message, &r.Verdict} {
+		*s = Printable(*s)
+	}
+	for i := range r.Steps {
+		s := &r.Steps[i]
+		s.Name, s.Status, s.Message = Printable(s.Name), Printable(s.Status), Printable(s.Message)
+		for j := range s.Calls {
+			c := &s.Calls[j]
+			c.Builtin, c.Pos, c.Args, c.Outcome, c.Error = Printable(c.Builtin), Printable(c.Pos), Printable(c.Args), Printable(c.Outcome), Printable(c.Error)
+		}
+	}
+	for i := range r.Findings {
+		f := &r.Findings[i]
+		f.Severity, f.Summary, f.Step = Printable(f.Severity), Printable(f.Summary), Printable(f.Step)
+	}
+	for i := range r.Changes {
+		c := &r.Changes[i]
+		c.Builtin, c.Target, c.State, c.Detail = Printable(c.Builtin), Printable(c.Target), Printable(c.State), Printable(c.Detail)
+	}
+	for i, l := range r.Log {
+		r.Log[i] = Printable(l)
+	}
+	for i := range r.Cleanups {
+		c := &r.Cleanups[i]
+		c.Name, c.Error = Printable(c.Name), Printable(c.Error)
+	}
 }
 
 func change(e *transcript.Event) Change {
