@@ -138,6 +138,9 @@ func (r *frameReader) line(l []byte) []byte {
 	rest, ok := bytes.CutPrefix(l, []byte(FramePrefix))
 	if !ok {
 		if s := string(bytes.TrimSpace(l)); s != "" {
+			if len(s) > 512 {
+				s = s[:512] + "…"
+			}
 			r.other = append(r.other, s)
 			if len(r.other) > maxOtherLines {
 				r.other = r.other[1:]

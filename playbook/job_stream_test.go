@@ -236,3 +236,16 @@ func TestForgedFrameRejected(t *testing.T) {
 		t.Errorf("frames under another key: %d events kept, %d refused", len(r.events), r.forged)
 	}
 }
+
+// TestLogLinesBounded: a 40 MiB line in a Job's log (a workload printing
+// into it) reaches the frame reader cut at maxLogLine, and the lines
+// around it arrive whole.
+func TestLogLinesBounded(t *testing.T) {
+	log := "before\n" + strings.Repeat("x", 40<<20) + "\nafter\n"
+	var got []int
+	var last string
+	eachLine(strings.NewReader(log), func(l []byte) { got = append(got, len(l)); last = string(l) })
+	if len(got) != 3 || got[0] != 6 || got[1] > maxLogLine || got[1] < maxLogLine-(64<<10) || last != "after" {
+		t.Errorf("line lengths %v (last %q), want 6, about %d, 5", got, last, maxLogLine)
+	}
+}
