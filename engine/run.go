@@ -346,6 +346,7 @@ func (r *run) footer(err error, res *Result) {
 			res.Backtrace = ee.Backtrace()
 		}
 	}
+	res.Err, res.Backtrace = redactError(res.Err), RedactString(res.Backtrace)
 	f.Cleanups = r.cleanupResults
 	f.DurationMS = r.elapsed()
 	if r.replay != nil && r.replay.t.Footer != nil && f.Status == r.replay.t.Footer.Status {
@@ -371,6 +372,7 @@ func (r *run) emit(e *transcript.Event, sync bool) {
 }
 
 func (r *run) write(e *transcript.Event, sync bool) {
+	redactEvent(e)
 	if r.opts.Writer != nil && r.writerErr == nil {
 		r.writerErr = r.opts.Writer.Append(e, sync)
 	}

@@ -2,10 +2,12 @@ package playbook
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
 
+	"github.com/kdiag/kdiag/engine"
 	"github.com/kdiag/kdiag/engine/report"
 	"github.com/kdiag/kdiag/engine/transcript"
 )
@@ -33,7 +35,7 @@ func (s *Server) admit(rt *route, a Alert, params map[string]any) (string, strin
 		return "", OutcomeRejected, fmt.Sprintf("%d runs in flight and %d queued (concurrency %d, queue %d)", s.inflight, s.waiting, s.cfg.Concurrency, s.cfg.Queue)
 	}
 	m := &Meta{ID: newID(now), Status: StatusQueued, Route: rt.name, Runbook: rt.module, RunbookName: rt.runbook.Name,
-		Params: params, Policy: rt.policy, Alert: a, Executor: s.exec.Name(), Received: now}
+		Params: redactParams(params), Policy: rt.policy, Alert: redactAlert(a), Executor: s.exec.Name(), Received: now}
 	if err := s.store.Save(m); err != nil {
 		return "", OutcomeError, err.Error()
 	}
@@ -132,4 +134,30 @@ func (s *Server) gauges() (inflight, queued int) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.inflight, s.waiting
+}
+
+// redactAlert returns the alert as run.json, GET /runs and notifications
+// show it: labels, annotations and the generator URL through the
+// engine's redaction rules (the fingerprint is kept: it dedupes).
+func redactAlert(a Alert) Alert {
+	a.Labels, a.Annotations = engine.RedactMap(a.Labels), engine.RedactMap(a.Annotations)
+	a.GeneratorURL = engine.RedactString(a.GeneratorURL)
+	return a
+}
+
+// redactParams returns a redacted copy of a run's params for run.json;
+// the run itself gets the real values.
+func redactParams(p map[string]any) map[string]any {
+	if p == nil {
+		return nil
+	}
+	b, err := json.Marshal(p)
+	if err != nil {
+		return nil
+	}
+	var c map[string]any
+	if json.Unmarshal(b, &c) != nil {
+		return nil
+	}
+	return engine.Redact(c).(map[string]any)
 }
