@@ -68,6 +68,10 @@ type Options struct {
 	Observer func(*transcript.Event)
 	// MaxSteps bounds the Starlark computation steps; 0 means no bound.
 	MaxSteps uint64
+	// MaxHeapBytes, if set, stops the runbook (status failed, with a
+	// message saying why, the transcript complete) when the process's
+	// heap grows past it: a watchdog against runaway allocations.
+	MaxHeapBytes uint64
 	// Replay, if set, answers every call from this transcript instead of
 	// running the built-ins.
 	Replay *transcript.Transcript
@@ -131,8 +135,13 @@ func Run(ctx context.Context, runbookPath string, opts Options) *Result {
 		return res
 	}
 	stop := context.AfterFunc(r.ctx, func() { r.thread.Cancel(cancelReason(r.ctx)) })
+	stopWatch := func() bool { return false }
+	if opts.MaxHeapBytes > 0 {
+		stopWatch = watchHeap(r.thread, opts.MaxHeapBytes)
+	}
 	_, callErr := starlark.Call(r.thread, mainFn, starlark.Tuple{pv}, nil)
 	stop()
+	stopWatch()
 	if callErr == nil && r.replay != nil {
 		callErr = r.replay.finish()
 	}
