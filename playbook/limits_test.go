@@ -179,6 +179,9 @@ func TestIdleConnectionsCapped(t *testing.T) {
 		t.Errorf("alert while the cap is full: %+v", res)
 	}
 	t.Logf("alert answered in %s with the cap full of idle connections", time.Since(start).Round(time.Millisecond))
+	if ev := metric(t, s, `kdiag_connections_refused_total{how="evicted_idle"}`); ev == "0" {
+		t.Errorf("no idle connection was evicted at the cap")
+	}
 	http.DefaultClient.CloseIdleConnections()
 	waitFor(t, "idle_timeout to close the idle connections", 10*time.Second, func() bool { return serverConns(t, s.URL) == 0 })
 	for _, c := range conns {
