@@ -86,6 +86,11 @@ type Config struct {
 	Job *JobConfig `yaml:"job"`
 	// Repos are runbook repositories by name, in addition to --repo.
 	Repos map[string]string `yaml:"repos"`
+	// TranscriptKeyFile or TranscriptKeyEnv, if set, holds the key
+	// finished runs' transcripts are signed with (transcript.jsonl.sig,
+	// HMAC-SHA256); kdiag undo --transcript-key-file verifies it.
+	TranscriptKeyFile string `yaml:"transcript_key_file"`
+	TranscriptKeyEnv  string `yaml:"transcript_key_env"`
 	// Notify, if set, receives a summary of every finished run.
 	Notify *NotifyConfig `yaml:"notify"`
 	// Routes map alerts to runbooks; the first matching route wins.
@@ -332,7 +337,7 @@ func yamlError(path string, err error) error {
 func sectionFields(typ string) string {
 	switch typ {
 	case "playbook.Config":
-		return "the config (fields: listen, store, external_url, auth, max_body_bytes, read_timeout, body_timeout, idle_timeout, max_header_bytes, max_connections, max_unauthenticated_bodies, concurrency, queue, dedupe_window, executor, job, repos, notify, routes)"
+		return "the config (fields: listen, store, external_url, auth, max_body_bytes, read_timeout, body_timeout, idle_timeout, max_header_bytes, max_connections, max_unauthenticated_bodies, transcript_key_file, transcript_key_env, concurrency, queue, dedupe_window, executor, job, repos, notify, routes)"
 	case "playbook.AuthConfig":
 		return "auth (fields: token_file, token_env, hmac_secret_file, hmac_secret_env, hmac_header, require, insecure, read_token_file, read_token_env)"
 	case "playbook.NotifyConfig":

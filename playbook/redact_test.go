@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kdiag/kdiag/engine/transcript"
 	"github.com/kdiag/kdiag/playbook"
 )
 
@@ -69,5 +70,28 @@ func TestAlertSecretsRedacted(t *testing.T) {
 	json.Unmarshal(outputs["run.json"], &m)
 	if m.Alert.Labels["pod"] != "web-0" || m.Alert.Fingerprint == "" || m.Params["pod"] != "web-0" {
 		t.Errorf("run.json lost what is not secret: %+v", m)
+	}
+}
+
+// TestTranscriptSigned: with transcript_key_file, a finished run's
+// transcript is signed (transcript.jsonl.sig, 0600) and verifies under
+// the key; an edit breaks it.
+func TestTranscriptSigned(t *testing.T) {
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "tkey"), []byte("sign-me\n"), 0o600)
+	s, _ := start(t, config(t, dir, "transcript_key_file: tkey\n", podRoute(t, "")))
+	id := s.Alerts(t, podAlerts("web-0"), http.StatusOK)[0].Run
+	s.Wait(t, id, 10*time.Second)
+	path := s.Store().TranscriptPath(id)
+	if err := transcript.Verify(path, []byte("sign-me")); err != nil {
+		t.Fatalf("verify: %v", err)
+	}
+	if st, err := os.Stat(transcript.SignaturePath(path)); err != nil || st.Mode().Perm() != 0o600 {
+		t.Errorf("signature file: %v %v", st, err)
+	}
+	b, _ := os.ReadFile(path)
+	os.WriteFile(path, bytes.Replace(b, []byte("web-0"), []byte("web-9"), 1), 0o600)
+	if err := transcript.Verify(path, []byte("sign-me")); err == nil {
+		t.Error("an edited transcript still verifies")
 	}
 }

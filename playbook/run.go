@@ -108,6 +108,11 @@ func (s *Server) finish(m *Meta, out Outcome) {
 		if terr != nil && !errors.Is(terr, transcript.ErrTruncated) && out.Damaged == "" {
 			out.Damaged = terr.Error()
 		}
+		if s.signKey != nil {
+			if err := transcript.Sign(s.store.TranscriptPath(m.ID), s.signKey); err != nil {
+				s.log.Error("sign transcript", "run", m.ID, "err", err)
+			}
+		}
 	}
 	s.mu.Lock()
 	ended := s.now().UTC()

@@ -71,6 +71,7 @@ type Server struct {
 	preAuth   chan struct{} // slots for bodies read before authentication
 	readToken [32]byte      // sha256 of the read token
 	hasRead   bool
+	signKey   []byte // signs finished transcripts, if set
 }
 
 // Loader returns a loader over base's library and repositories plus the
@@ -130,6 +131,9 @@ func New(cfg *Config, opts Options) (*Server, error) {
 		return nil, err
 	} else if tok != nil {
 		s.readToken, s.hasRead = sha256.Sum256(tok), true
+	}
+	if s.signKey, err = readSecret(cfg, "transcript", "key", cfg.TranscriptKeyFile, cfg.TranscriptKeyEnv); err != nil {
+		return nil, err
 	}
 	if s.notifier, err = newNotifier(cfg, s.log); err != nil {
 		return nil, err
