@@ -38,13 +38,97 @@ type Loader struct {
 }
 
 // Resolve returns the canonical name of module as loaded from the file
-// named from ("" for the main runbook).
+// named from ("" for the main runbook). A module loaded from a file may
+// not leave that file's repository (the nearest ancestor directory holding
+// RepoManifest, or the file's own directory when there is none), nor a
+// named repository's directory, symlinks included.
 func (l *Loader) Resolve(from, module string) (string, error) {
+	return l.resolveFor("", from, module)
+}
+
+// resolveFor is Resolve within the run of the runbook named main: with no
+// repository, loads are confined to main's directory.
+func (l *Loader) resolveFor(main, from, module string) (string, error) {
 	if l.Loads != nil {
 		if name, ok := l.Loads[from+"|"+module]; ok {
+			if _, recorded := l.Recorded[name]; recorded || from == "" {
+				return name, nil
+			}
+			if err := l.confine(main, from, module, name); err != nil {
+				return "", err
+			}
 			return name, nil
 		}
 	}
+	name, err := l.resolve(from, module)
+	if err != nil || from == "" {
+		return name, err
+	}
+	if err := l.confine(main, from, module, name); err != nil {
+		return "", err
+	}
+	return name, nil
+}
+
+// confine checks that name, which load(module) in from resolved to, lies
+// inside the repository it may read: a named repository's directory (the
+// embedded library is an fs.FS and cannot be left), or from's repository
+// root, or main's directory when there is no repository.
+func (l *Loader) confine(main, from, module, name string) error {
+	what := fmt.Sprintf("load(%q) in %s", module, from)
+	var root, kind string
+	switch {
+	case strings.HasPrefix(name, "@"):
+		repo, rest, _ := strings.Cut(name[1:], "//")
+		if rest == ".." || strings.HasPrefix(rest, "../") || path.IsAbs(rest) {
+			return fmt.Errorf("%s: %s leaves the repository @%s; loads may not leave their repository", what, name, repo)
+		}
+		if repo == BuiltinRepo {
+			return nil
+		}
+		root, kind = l.Repos[repo], "repository @"+repo
+		name = filepath.Join(root, filepath.FromSlash(rest))
+	default:
+		var ok bool
+		root, ok = findRepoRoot(from)
+		kind = "repository root " + root + " (it holds " + RepoManifest + ")"
+		if !ok {
+			base := from
+			if main != "" && !strings.HasPrefix(main, "@") {
+				base = main
+			}
+			root, kind = filepath.Dir(base), "runbook directory "+filepath.Dir(base)+" (no "+RepoManifest+" above it)"
+		}
+	}
+	absRoot, err1 := filepath.Abs(root)
+	absName, err2 := filepath.Abs(name)
+	if err1 != nil || err2 != nil {
+		return fmt.Errorf("%s: cannot make %s absolute", what, name)
+	}
+	if !inside(absRoot, absName) {
+		return fmt.Errorf("%s: %s is outside the %s; loads may not leave it (copy the module into it, or add its repository with --repo and load @NAME//path)", what, absName, kind)
+	}
+	realRoot, err := filepath.EvalSymlinks(absRoot)
+	if err != nil {
+		return nil // no root on disk: reading the module fails with its own error
+	}
+	realName, err := filepath.EvalSymlinks(absName)
+	if err != nil {
+		return nil // a missing module: Read says so
+	}
+	if !inside(realRoot, realName) {
+		return fmt.Errorf("%s: %s is a symlink to %s, outside the %s; loads may not leave it", what, absName, realName, kind)
+	}
+	return nil
+}
+
+// inside reports whether the absolute, clean path p is root or below it.
+func inside(root, p string) bool {
+	rel, err := filepath.Rel(root, p)
+	return err == nil && rel != ".." && !strings.HasPrefix(rel, ".."+string(filepath.Separator)) && !filepath.IsAbs(rel)
+}
+
+func (l *Loader) resolve(from, module string) (string, error) {
 	if !strings.HasSuffix(module, ".star") {
 		return "", fmt.Errorf("load: module %q must name a .star file", module)
 	}
@@ -112,20 +196,29 @@ func (l *Loader) Read(name string) ([]byte, error) {
 // repoRoot returns the nearest ancestor of the file holding RepoManifest,
 // or the file's own directory.
 func (l *Loader) repoRoot(from string) string {
-	dir := filepath.Dir(from)
-	abs, err := filepath.Abs(dir)
+	d, ok := findRepoRoot(from)
+	if !ok {
+		return filepath.Dir(from)
+	}
+	if rel, err := filepath.Rel(mustGetwd(), d); err == nil && !strings.HasPrefix(rel, "..") {
+		return rel
+	}
+	return d
+}
+
+// findRepoRoot returns the absolute nearest ancestor directory of the file
+// from that holds RepoManifest.
+func findRepoRoot(from string) (string, bool) {
+	abs, err := filepath.Abs(filepath.Dir(from))
 	if err != nil {
-		return dir
+		return "", false
 	}
 	for d := abs; ; d = filepath.Dir(d) {
 		if _, err := os.Stat(filepath.Join(d, RepoManifest)); err == nil {
-			if rel, err := filepath.Rel(mustGetwd(), d); err == nil && !strings.HasPrefix(rel, "..") {
-				return rel
-			}
-			return d
+			return d, true
 		}
 		if filepath.Dir(d) == d {
-			return dir
+			return "", false
 		}
 	}
 }

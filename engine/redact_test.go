@@ -5,7 +5,8 @@ import "testing"
 func TestMayHoldSecret(t *testing.T) {
 	for s, want := range map[string]bool{
 		`{"Password":"x"}`: true, `{"API_KEY":"x"}`: true, `{"api-key":1}`: true, `DB_TOKEN=1`: true,
-		`{"key":"additional_file"}`: false, `{"status":200,"body":"ready"}`: false, `apixkey`: false,
+		`{"key":"additional_file"}`: true, `MYSQL_PWD=1`: true, `x https://u:p@h`: true,
+		`{"status":200,"body":"ready"}`: false, `{"name":"web-0","ready":true,"restarts":3}`: false,
 	} {
 		if got := mayHoldSecret([]byte(s)); got != want {
 			t.Errorf("mayHoldSecret(%s) = %v, want %v", s, got, want)

@@ -39,6 +39,8 @@ type Approval struct {
 	Builtin string
 	Pos     string
 	Args    Args
+	// Target names the object the change is made to, when known (undo).
+	Target string
 	// Plan is the built-in's dry-run result (the planned change), if it
 	// can plan.
 	Plan any
@@ -66,6 +68,10 @@ type Options struct {
 	Observer func(*transcript.Event)
 	// MaxSteps bounds the Starlark computation steps; 0 means no bound.
 	MaxSteps uint64
+	// MaxHeapBytes, if set, stops the runbook (status failed, with a
+	// message saying why, the transcript complete) when the process's
+	// heap grows past it: a watchdog against runaway allocations.
+	MaxHeapBytes uint64
 	// Replay, if set, answers every call from this transcript instead of
 	// running the built-ins.
 	Replay *transcript.Transcript
@@ -129,8 +135,13 @@ func Run(ctx context.Context, runbookPath string, opts Options) *Result {
 		return res
 	}
 	stop := context.AfterFunc(r.ctx, func() { r.thread.Cancel(cancelReason(r.ctx)) })
+	stopWatch := func() bool { return false }
+	if opts.MaxHeapBytes > 0 {
+		stopWatch = watchHeap(r.thread, opts.MaxHeapBytes)
+	}
 	_, callErr := starlark.Call(r.thread, mainFn, starlark.Tuple{pv}, nil)
 	stop()
+	stopWatch()
 	if callErr == nil && r.replay != nil {
 		callErr = r.replay.finish()
 	}
@@ -283,7 +294,7 @@ func (r *run) execModule(name string) (starlark.StringDict, error) {
 // load implements Starlark's load statement.
 func (r *run) load(_ *starlark.Thread, module string) (starlark.StringDict, error) {
 	from := r.loadStack[len(r.loadStack)-1]
-	name, err := r.opts.Loader.Resolve(from, module)
+	name, err := r.opts.Loader.resolveFor(r.loadStack[0], from, module)
 	if err != nil {
 		return nil, err
 	}
@@ -344,6 +355,7 @@ func (r *run) footer(err error, res *Result) {
 			res.Backtrace = ee.Backtrace()
 		}
 	}
+	res.Err, res.Backtrace = redactError(res.Err), RedactString(res.Backtrace)
 	f.Cleanups = r.cleanupResults
 	f.DurationMS = r.elapsed()
 	if r.replay != nil && r.replay.t.Footer != nil && f.Status == r.replay.t.Footer.Status {
@@ -369,6 +381,7 @@ func (r *run) emit(e *transcript.Event, sync bool) {
 }
 
 func (r *run) write(e *transcript.Event, sync bool) {
+	redactEvent(e)
 	if r.opts.Writer != nil && r.writerErr == nil {
 		r.writerErr = r.opts.Writer.Append(e, sync)
 	}

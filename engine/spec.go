@@ -70,6 +70,12 @@ type Spec struct {
 	// Undo reverts one recorded mutation of this built-in (kdiag undo). It
 	// must refuse, naming the object, when the object changed since.
 	Undo func(ctx context.Context, m *Mutation) error
+	// CheckUndo, if set, verifies a recorded mutation before anyone is
+	// asked to approve its undo: the target, the before- and after-state
+	// and the call's arguments (m.Args) must describe one change of one
+	// object. It returns the exact change Undo will make, which the
+	// approval prompt shows; Undo applies only that change.
+	CheckUndo func(m *Mutation) (change any, err error)
 }
 
 // DryRun is the dry-run mode of a run.
@@ -97,6 +103,10 @@ type Mutation struct {
 	After json.RawMessage `json:"after,omitempty"`
 	// Applied is false for dry runs.
 	Applied bool `json:"applied"`
+	// Args are the recorded call's arguments; Undo sets them (they are not
+	// part of the mutation record) so that the undo can be checked against
+	// what the call asked for.
+	Args Args `json:"-"`
 }
 
 // Call is one invocation of a built-in as its implementation sees it.

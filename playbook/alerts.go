@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
 	"strconv"
+	"time"
 )
 
 // The outcomes of one alert of a webhook.
@@ -47,6 +49,9 @@ func (s *Server) handleAlerts(w http.ResponseWriter, r *http.Request) {
 		if code == http.StatusUnauthorized {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="kdiag"`)
 		}
+		if code == http.StatusServiceUnavailable {
+			w.Header().Set("Retry-After", "1")
+		}
 		http.Error(w, err.Error(), code)
 		return
 	}
@@ -66,8 +71,22 @@ func (s *Server) receive(w http.ResponseWriter, r *http.Request) (int, *WebhookR
 	if r.ContentLength > max {
 		return http.StatusRequestEntityTooLarge, nil, fmt.Errorf("body of %d bytes is over the limit of %d (max_body_bytes)", r.ContentLength, max)
 	}
+	if !authed {
+		// The signature needs the body: bound how many such bodies are
+		// read at once, and how long each may take.
+		select {
+		case s.preAuth <- struct{}{}:
+			defer func() { <-s.preAuth }()
+		default:
+			return http.StatusServiceUnavailable, nil, fmt.Errorf("%d unauthenticated bodies are being read already (max_unauthenticated_bodies); retry", cap(s.preAuth))
+		}
+		http.NewResponseController(w).SetReadDeadline(time.Now().Add(s.cfg.BodyTimeout))
+	}
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, max))
 	if err != nil {
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			return http.StatusRequestTimeout, nil, fmt.Errorf("the body took over %s to arrive (body_timeout before authentication, read_timeout after)", s.bodyTimeout(authed))
+		}
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
 			return http.StatusRequestEntityTooLarge, nil, fmt.Errorf("body is over the limit of %d bytes (max_body_bytes)", max)
@@ -144,4 +163,11 @@ func writeJSON(w http.ResponseWriter, code int, v any) {
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
 	enc.Encode(v)
+}
+
+func (s *Server) bodyTimeout(authed bool) time.Duration {
+	if authed {
+		return s.cfg.ReadTimeout
+	}
+	return s.cfg.BodyTimeout
 }

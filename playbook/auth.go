@@ -132,3 +132,37 @@ func Sign(secret, body []byte) string {
 type errUnauthorized string
 
 func (e errUnauthorized) Error() string { return "unauthorized: " + string(e) }
+
+// reader wraps a read endpoint: runs, reports and transcripts hold what
+// the cluster said, so they need the read token or the alert token (or a
+// server configured insecure with neither).
+func (s *Server) reader(h http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if err := s.readAllowed(r); err != nil {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="kdiag"`)
+			http.Error(w, err.Error(), http.StatusUnauthorized)
+			return
+		}
+		h(w, r)
+	}
+}
+
+func (s *Server) readAllowed(r *http.Request) error {
+	if !s.hasRead && !s.auth.hasToken {
+		if s.cfg.Auth.Insecure {
+			return nil
+		}
+		return errUnauthorized("reading runs needs a bearer token; configure auth.read_token_file (or read_token_env)")
+	}
+	if _, ok := s.auth.bearer(r); ok {
+		return nil
+	}
+	if s.hasRead {
+		got, _ := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+		sum := sha256.Sum256([]byte(strings.TrimSpace(got)))
+		if subtle.ConstantTimeCompare(sum[:], s.readToken[:]) == 1 {
+			return nil
+		}
+	}
+	return errUnauthorized("missing or wrong bearer token (the read token or the alert token)")
+}

@@ -16,6 +16,10 @@ func (c *Config) check() error {
 		return c.errorf(p("queue"), "queue must be at least 1, got %d", c.Queue)
 	case c.DedupeWindow < 0:
 		return c.errorf(p("dedupe_window"), "dedupe_window must not be negative, got %s", c.DedupeWindow)
+	case c.ReadTimeout < 0, c.BodyTimeout < 0, c.IdleTimeout < 0:
+		return c.errorf(p("read_timeout"), "read_timeout, body_timeout and idle_timeout must be positive")
+	case c.MaxHeaderBytes < 0, c.MaxConnections < 0, c.MaxUnauthenticatedBodies < 0:
+		return c.errorf(p("max_connections"), "max_header_bytes, max_connections and max_unauthenticated_bodies must be positive")
 	}
 	if err := c.checkURL(p("external_url"), "external_url", c.ExternalURL); err != nil {
 		return err
@@ -68,6 +72,9 @@ func (c *Config) checkAuth() error {
 	none := a.TokenFile == "" && a.TokenEnv == "" && a.HMACSecretFile == "" && a.HMACSecretEnv == ""
 	if none && !a.Insecure {
 		return c.errorf(p("auth"), "auth: no bearer token or HMAC secret configured (token_file, token_env, hmac_secret_file or hmac_secret_env); anyone could start runbooks, set auth.insecure: true to allow that")
+	}
+	if a.ReadTokenFile != "" && a.ReadTokenEnv != "" {
+		return c.errorf(p("auth", "read_token_env"), "auth: give read_token_file or read_token_env, not both")
 	}
 	if !none && a.Insecure {
 		return c.errorf(p("auth", "insecure"), "auth.insecure: true contradicts the configured token or secret")

@@ -29,6 +29,13 @@ const (
 	DefaultDedupeWindow = 10 * time.Minute
 	DefaultTimeout      = 10 * time.Minute
 	DefaultHMACHeader   = "X-Kdiag-Signature"
+
+	DefaultReadTimeout              = 30 * time.Second
+	DefaultBodyTimeout              = 10 * time.Second
+	DefaultIdleTimeout              = 60 * time.Second
+	DefaultMaxHeaderBytes           = 64 << 10
+	DefaultMaxConnections           = 512
+	DefaultMaxUnauthenticatedBodies = 16
 )
 
 // Config is a playbooks.yaml file: how the server authenticates senders,
@@ -46,6 +53,24 @@ type Config struct {
 	Auth AuthConfig `yaml:"auth"`
 	// MaxBodyBytes bounds a webhook body (default 1 MiB).
 	MaxBodyBytes int64 `yaml:"max_body_bytes"`
+	// ReadTimeout bounds reading one request, headers and body (default
+	// 30s).
+	ReadTimeout time.Duration `yaml:"read_timeout"`
+	// BodyTimeout bounds reading a body whose sender is not yet
+	// authenticated (an HMAC signature needs the body; default 10s).
+	BodyTimeout time.Duration `yaml:"body_timeout"`
+	// IdleTimeout closes keep-alive connections idle this long (default
+	// 60s).
+	IdleTimeout time.Duration `yaml:"idle_timeout"`
+	// MaxHeaderBytes bounds a request's headers (default 64 KiB).
+	MaxHeaderBytes int `yaml:"max_header_bytes"`
+	// MaxConnections caps the open connections (default 512): at the cap
+	// an idle keep-alive connection is closed to make room, and without
+	// one the new connection is closed at once.
+	MaxConnections int `yaml:"max_connections"`
+	// MaxUnauthenticatedBodies caps the bodies read at once before their
+	// sender is authenticated (default 16); beyond it the answer is 503.
+	MaxUnauthenticatedBodies int `yaml:"max_unauthenticated_bodies"`
 	// Concurrency is the number of runs at once (default 2).
 	Concurrency int `yaml:"concurrency"`
 	// Queue is the number of runs that may wait for a free slot (default
@@ -61,6 +86,11 @@ type Config struct {
 	Job *JobConfig `yaml:"job"`
 	// Repos are runbook repositories by name, in addition to --repo.
 	Repos map[string]string `yaml:"repos"`
+	// TranscriptKeyFile or TranscriptKeyEnv, if set, holds the key
+	// finished runs' transcripts are signed with (transcript.jsonl.sig,
+	// HMAC-SHA256); kdiag undo --transcript-key-file verifies it.
+	TranscriptKeyFile string `yaml:"transcript_key_file"`
+	TranscriptKeyEnv  string `yaml:"transcript_key_env"`
 	// Notify, if set, receives a summary of every finished run.
 	Notify *NotifyConfig `yaml:"notify"`
 	// Routes map alerts to runbooks; the first matching route wins.
@@ -88,6 +118,12 @@ type AuthConfig struct {
 	Require string `yaml:"require"`
 	// Insecure allows a server with no authentication at all.
 	Insecure bool `yaml:"insecure"`
+	// ReadTokenFile or ReadTokenEnv holds a bearer token for the read
+	// endpoints (/, /runs, reports, transcripts), which also accept the
+	// alert token. With neither token configured, reads are refused
+	// unless insecure is set.
+	ReadTokenFile string `yaml:"read_token_file"`
+	ReadTokenEnv  string `yaml:"read_token_env"`
 }
 
 // NotifyConfig is a webhook that receives {run id, alert, status,
@@ -176,6 +212,23 @@ func (c *Config) defaults() {
 	}
 	if c.Executor == "" {
 		c.Executor = DefaultExecutor()
+	}
+	for _, d := range []struct {
+		v   *time.Duration
+		def time.Duration
+	}{{&c.ReadTimeout, DefaultReadTimeout}, {&c.BodyTimeout, DefaultBodyTimeout}, {&c.IdleTimeout, DefaultIdleTimeout}} {
+		if *d.v == 0 {
+			*d.v = d.def
+		}
+	}
+	if c.MaxHeaderBytes == 0 {
+		c.MaxHeaderBytes = DefaultMaxHeaderBytes
+	}
+	if c.MaxConnections == 0 {
+		c.MaxConnections = DefaultMaxConnections
+	}
+	if c.MaxUnauthenticatedBodies == 0 {
+		c.MaxUnauthenticatedBodies = DefaultMaxUnauthenticatedBodies
 	}
 	if c.Auth.HMACHeader == "" {
 		c.Auth.HMACHeader = DefaultHMACHeader
@@ -284,9 +337,9 @@ func yamlError(path string, err error) error {
 func sectionFields(typ string) string {
 	switch typ {
 	case "playbook.Config":
-		return "the config (fields: listen, store, external_url, auth, max_body_bytes, concurrency, queue, dedupe_window, executor, job, repos, notify, routes)"
+		return "the config (fields: listen, store, external_url, auth, max_body_bytes, read_timeout, body_timeout, idle_timeout, max_header_bytes, max_connections, max_unauthenticated_bodies, transcript_key_file, transcript_key_env, concurrency, queue, dedupe_window, executor, job, repos, notify, routes)"
 	case "playbook.AuthConfig":
-		return "auth (fields: token_file, token_env, hmac_secret_file, hmac_secret_env, hmac_header, require, insecure)"
+		return "auth (fields: token_file, token_env, hmac_secret_file, hmac_secret_env, hmac_header, require, insecure, read_token_file, read_token_env)"
 	case "playbook.NotifyConfig":
 		return "notify (fields: url, timeout, token_file, token_env)"
 	case "playbook.JobConfig":

@@ -35,6 +35,9 @@ type Outcome struct {
 	Status string
 	// Message says why a run failed or was cancelled.
 	Message string
+	// Damaged, when set, says why the run's transcript cannot be trusted
+	// (a protocol error while streaming it, a corrupt file).
+	Damaged string
 }
 
 // RunHandle is a started run.
@@ -67,6 +70,9 @@ type Local struct {
 	Version string
 	// MaxSteps bounds the Starlark computation steps; 0 means no bound.
 	MaxSteps uint64
+	// MaxHeapBytes stops runs when the server's heap grows past it (all
+	// runs in flight: they share the process); 0 means no bound.
+	MaxHeapBytes uint64
 	// Preflight, if set, checks before a run that the server may do what
 	// the runbook's built-ins need (builtins.Preflight).
 	Preflight func(ctx context.Context, rb *engine.Runbook, params map[string]any, mayWrite func(builtin string) bool) error
@@ -105,7 +111,7 @@ func (l *Local) run(ctx context.Context, req RunRequest) Outcome {
 		Specs: l.Specs, Loader: l.Loader, Params: req.Params,
 		DryRun: req.Policy.DryRun(), Approver: req.Policy.Approver(),
 		RefusalHint: "the route's mutation policy is never; set mutations: allow with allow_builtins to permit it",
-		Labels:      req.Labels, Version: l.Version, Target: l.Target, MaxSteps: l.MaxSteps,
+		Labels:      req.Labels, Version: l.Version, Target: l.Target, MaxSteps: l.MaxSteps, MaxHeapBytes: l.MaxHeapBytes,
 	}
 	rb, err := engine.Describe(req.Runbook, opts)
 	if err != nil {

@@ -2,6 +2,7 @@ package playbook
 
 import (
 	"context"
+	"crypto/rand"
 	"fmt"
 	"strconv"
 	"strings"
@@ -61,20 +62,43 @@ func (j *JobExecutor) CheckRunbook(module string) error {
 	return nil
 }
 
-// Start implements Executor: it creates the run's Job and follows it.
+// Start implements Executor: it creates the run's frame key Secret and
+// Job, and follows the Job.
 func (j *JobExecutor) Start(ctx context.Context, req RunRequest) (RunHandle, error) {
+	key := make([]byte, 32)
+	if _, err := rand.Read(key); err != nil {
+		return nil, fmt.Errorf("frame key: %w", err)
+	}
 	job := j.job(req)
+	sec := &corev1.Secret{
+		ObjectMeta: metav1.ObjectMeta{Name: frameKeySecret(req.ID), Namespace: job.Namespace, Labels: job.Labels},
+		Data:       map[string][]byte{frameKeyFile: key},
+	}
+	if _, err := j.Client.CoreV1().Secrets(sec.Namespace).Create(ctx, sec, metav1.CreateOptions{}); err != nil {
+		return nil, fmt.Errorf("create the run's frame key secret %s/%s: %w", sec.Namespace, sec.Name, err)
+	}
 	created, err := j.Client.BatchV1().Jobs(job.Namespace).Create(ctx, job, metav1.CreateOptions{})
 	if err != nil {
+		j.deleteSecret(job.Namespace, sec.Name)
 		return nil, fmt.Errorf("create job %s/%s: %w", job.Namespace, job.Name, err)
 	}
 	h := &localHandle{done: make(chan struct{})}
 	go func() {
 		defer close(h.done)
-		h.out = j.follow(ctx, created, req)
+		h.out = j.follow(ctx, created, req, key)
 	}()
 	return h, nil
 }
+
+// The run's frame key: a Secret of its own, mounted into the kdiag
+// container only, read by kdiag at start-up (--frame-key-file). Runs'
+// identity (kdiag-runner) cannot read Secrets through the API.
+const (
+	frameKeyFile = "key"
+	frameKeyDir  = "/var/run/kdiag/frame-key"
+)
+
+func frameKeySecret(id string) string { return jobName(id) + "-key" }
 
 // jobName names a run's Job: the run id, lowercased.
 func jobName(id string) string { return "kdiag-run-" + strings.ToLower(id) }
@@ -97,7 +121,7 @@ func (j *JobExecutor) Args(req RunRequest) []string {
 	default:
 		args = append(args, "--allow-builtins=")
 	}
-	args = append(args, "--timeout="+req.Timeout.String(), "--stream-transcript", "--no-record")
+	args = append(args, "--timeout="+req.Timeout.String(), "--stream-transcript", "--frame-key-file="+frameKeyDir+"/"+frameKeyFile, "--no-record")
 	c := j.Config
 	if c.NodeMode != "" {
 		args = append(args, "--node-mode="+c.NodeMode)
@@ -142,6 +166,7 @@ func (j *JobExecutor) job(req RunRequest) *batchv1.Job {
 		RestartPolicy: corev1.RestartPolicyNever, ServiceAccountName: c.ServiceAccountName,
 		HostNetwork: c.HostNetwork, NodeSelector: c.NodeSelector,
 		TerminationGracePeriodSeconds: ptr(int64(c.TerminationGrace / time.Second)),
+		SecurityContext:               &corev1.PodSecurityContext{FSGroup: ptr(int64(65532))},
 	}
 	if c.HostNetwork {
 		spec.DNSPolicy = corev1.DNSClusterFirstWithHostNet
@@ -149,6 +174,9 @@ func (j *JobExecutor) job(req RunRequest) *batchv1.Job {
 	if c.NodeLocal {
 		nodeLocal(&spec, &ctr, c.RuntimeEndpoint)
 	}
+	spec.Volumes = append(spec.Volumes, corev1.Volume{Name: "frame-key", VolumeSource: corev1.VolumeSource{Secret: &corev1.SecretVolumeSource{
+		SecretName: frameKeySecret(req.ID), DefaultMode: ptr(int32(0o440))}}})
+	ctr.VolumeMounts = append(ctr.VolumeMounts, corev1.VolumeMount{Name: "frame-key", MountPath: frameKeyDir, ReadOnly: true})
 	spec.Containers = []corev1.Container{ctr}
 	job := &batchv1.Job{
 		ObjectMeta: metav1.ObjectMeta{Name: jobName(req.ID), Namespace: c.Namespace, Labels: labels},

@@ -26,6 +26,7 @@ type jobRun struct {
 	j   *JobExecutor
 	job *batchv1.Job
 	req RunRequest
+	key []byte // the run's frame key
 
 	mu   sync.Mutex
 	live frameReader
@@ -40,9 +41,19 @@ type jobRun struct {
 
 // follow waits for the Job's pod, streams its log into the transcript and
 // maps how the run ended to an Outcome. The Job is deleted at the end.
-func (j *JobExecutor) follow(ctx context.Context, job *batchv1.Job, req RunRequest) Outcome {
-	r := &jobRun{j: j, job: job, req: req, sink: &transcriptSink{path: req.TranscriptPath}}
+func (j *JobExecutor) follow(ctx context.Context, job *batchv1.Job, req RunRequest, key []byte) Outcome {
+	r := &jobRun{j: j, job: job, req: req, sink: &transcriptSink{path: req.TranscriptPath}, key: key}
+	r.live.key = key
 	out := r.run(ctx)
+	defer j.deleteSecret(job.Namespace, frameKeySecret(req.ID))
+	r.mu.Lock()
+	if r.live.err != nil {
+		out.Damaged = "transcript stream: " + r.live.err.Error()
+		if r.live.forged > 0 {
+			out.Damaged = fmt.Sprintf("%s (%d forged frames dropped)", out.Damaged, r.live.forged)
+		}
+	}
+	r.mu.Unlock()
 	if r.streamDone != nil {
 		r.stopStream()
 		<-r.streamDone
@@ -289,4 +300,11 @@ func (j *JobExecutor) deleteJob(job *batchv1.Job) error {
 		return fmt.Errorf("delete job %s/%s: %w", job.Namespace, job.Name, err)
 	}
 	return nil
+}
+
+// deleteSecret deletes a run's frame key Secret.
+func (j *JobExecutor) deleteSecret(ns, name string) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	_ = j.Client.CoreV1().Secrets(ns).Delete(ctx, name, metav1.DeleteOptions{})
 }

@@ -59,14 +59,29 @@ func (r *jobRun) startStream(pod string) {
 	}()
 }
 
-// eachLine calls fn with every line of rd, without its newline.
+// maxLogLine bounds a line of a Job's log: frames are at most a few KiB
+// and the rest is kdiag's report; the part of a longer line past the
+// bound is dropped (a frame cut so fails its MAC or its JSON).
+const maxLogLine = 1 << 20
+
+// eachLine calls fn with every line of rd, without its newline, cut at
+// maxLogLine bytes.
 func eachLine(rd io.Reader, fn func([]byte)) {
 	br := bufio.NewReaderSize(rd, 64<<10)
+	var l []byte
+	cut := false
 	for {
-		l, err := br.ReadBytes('\n')
+		frag, err := br.ReadSlice('\n')
+		if cut = cut || len(l)+len(frag) > maxLogLine; !cut {
+			l = append(l, frag...)
+		}
+		if err == bufio.ErrBufferFull {
+			continue
+		}
 		if len(l) > 0 {
 			fn(bytes.TrimRight(l, "\r\n"))
 		}
+		l, cut = l[:0], false
 		if err != nil {
 			return
 		}
@@ -100,7 +115,7 @@ func (r *jobRun) reread(ctx context.Context) {
 		return
 	}
 	defer rc.Close()
-	var full frameReader
+	full := frameReader{key: r.key}
 	eachLine(rc, func(l []byte) { full.line(l) })
 	r.mu.Lock()
 	defer r.mu.Unlock()

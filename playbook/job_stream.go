@@ -2,7 +2,11 @@ package playbook
 
 import (
 	"bytes"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"strconv"
@@ -26,16 +30,35 @@ const frameChunk = 8 << 10
 // FrameWriter writes a run's events as frames, one or more lines per
 // event: "kdiag-transcript SEQ I/N PAYLOAD", PAYLOAD being the I-th of N
 // pieces of the event's JSON line, the bytes a transcript file holds.
+// With a key, every frame carries the hex HMAC-SHA256 of "SEQ I/N
+// PAYLOAD" under it: "kdiag-transcript SEQ I/N MAC PAYLOAD", so that a
+// line a workload gets printed into the same log cannot pass for a frame.
 // Its Event method is an engine Observer.
 type FrameWriter struct {
 	mu  sync.Mutex
 	w   io.Writer
 	err error
 	buf []byte
+	key []byte
 }
 
 // NewFrameWriter returns a FrameWriter writing to w (kdiag run: stdout).
 func NewFrameWriter(w io.Writer) *FrameWriter { return &FrameWriter{w: w} }
+
+// NewSignedFrameWriter returns a FrameWriter whose frames carry an
+// HMAC-SHA256 under key (the per-run key the Job executor passes).
+func NewSignedFrameWriter(w io.Writer, key []byte) *FrameWriter {
+	return &FrameWriter{w: w, key: append([]byte(nil), key...)}
+}
+
+// frameMAC returns the hex HMAC-SHA256 of "SEQ I/N PAYLOAD".
+func frameMAC(key, head, payload []byte) []byte {
+	m := hmac.New(sha256.New, key)
+	m.Write(head)
+	m.Write([]byte{' '})
+	m.Write(payload)
+	return hex.AppendEncode(nil, m.Sum(nil))
+}
 
 // Event writes e's frames, each with one Write. After a write error it
 // writes nothing more; Err returns the error.
@@ -53,11 +76,15 @@ func (f *FrameWriter) Event(e *transcript.Event) {
 	pieces := splitFrames(line, frameChunk)
 	for i, p := range pieces {
 		f.buf = append(f.buf[:0], FramePrefix...)
+		start := len(f.buf)
 		f.buf = strconv.AppendInt(f.buf, int64(e.Seq), 10)
 		f.buf = append(f.buf, ' ')
 		f.buf = strconv.AppendInt(f.buf, int64(i+1), 10)
 		f.buf = append(f.buf, '/')
 		f.buf = strconv.AppendInt(f.buf, int64(len(pieces)), 10)
+		if f.key != nil {
+			f.buf = append(append(f.buf, ' '), frameMAC(f.key, f.buf[start:], p)...)
+		}
 		f.buf = append(append(append(f.buf, ' '), p...), '\n')
 		if _, err := f.w.Write(f.buf); err != nil {
 			f.err = fmt.Errorf("stream transcript: %w", err)
@@ -97,7 +124,9 @@ type frameReader struct {
 	part, n int
 	buf     []byte
 	other   []string
-	err     error // the first protocol error
+	err     error  // the first protocol error
+	key     []byte // when set, frames must carry a valid HMAC under it
+	forged  int    // frames dropped for a missing or wrong HMAC
 }
 
 // maxOtherLines bounds the non-frame lines a frameReader keeps.
@@ -109,6 +138,9 @@ func (r *frameReader) line(l []byte) []byte {
 	rest, ok := bytes.CutPrefix(l, []byte(FramePrefix))
 	if !ok {
 		if s := string(bytes.TrimSpace(l)); s != "" {
+			if len(s) > 512 {
+				s = s[:512] + "…"
+			}
 			r.other = append(r.other, s)
 			if len(r.other) > maxOtherLines {
 				r.other = r.other[1:]
@@ -116,9 +148,12 @@ func (r *frameReader) line(l []byte) []byte {
 		}
 		return nil
 	}
-	seq, i, n, payload, err := parseFrame(rest)
+	seq, i, n, payload, err := parseFrame(rest, r.key)
 	switch {
 	case err != nil:
+		if errors.Is(err, errForged) {
+			r.forged++
+		}
 		r.fail(err)
 		return nil
 	case i == 1:
@@ -151,11 +186,27 @@ func (r *frameReader) fail(err error) {
 	}
 }
 
-// parseFrame parses "SEQ I/N PAYLOAD".
-func parseFrame(b []byte) (seq, i, n int, payload []byte, err error) {
-	f := bytes.SplitN(b, []byte(" "), 3)
-	if len(f) != 3 {
+// errForged is wrapped by the error of a frame whose HMAC is missing or
+// wrong.
+var errForged = errors.New("forged frame")
+
+// parseFrame parses "SEQ I/N PAYLOAD" or, with a key, "SEQ I/N MAC
+// PAYLOAD", checking the MAC.
+func parseFrame(b []byte, key []byte) (seq, i, n int, payload []byte, err error) {
+	fields := 3
+	if key != nil {
+		fields = 4
+	}
+	f := bytes.SplitN(b, []byte(" "), fields)
+	if len(f) != fields {
 		return 0, 0, 0, nil, fmt.Errorf("malformed frame %.40q", b)
+	}
+	if key != nil {
+		head := b[:len(f[0])+1+len(f[1])]
+		if !hmac.Equal(f[2], frameMAC(key, head, f[3])) {
+			return 0, 0, 0, nil, fmt.Errorf("%w: frame %q has no valid HMAC under the run's key (a line printed into the log by something other than kdiag); dropped", errForged, head)
+		}
+		f = [][]byte{f[0], f[1], f[3]}
 	}
 	is, ns, ok := bytes.Cut(f[1], []byte("/"))
 	seq, err1 := strconv.Atoi(string(f[0]))

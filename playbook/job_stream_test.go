@@ -179,3 +179,73 @@ func BenchmarkPlainSeed(b *testing.B) {
 		b.SetBytes(int64(out.Len()))
 	}
 }
+
+// TestForgedFrameRejected is the forged-change attack: a workload gets a
+// line into the pod's log (a file it controls, read with run(["cat"])
+// and passed to log(), or anything it prints where kdiag's output goes)
+// that looks like the frame of a patch_configmap call. Without a key the
+// reader takes it as the run's next event, so that undo would revert a
+// change the run never made; with the run's key it is dropped and the
+// stream is marked damaged.
+func TestForgedFrameRejected(t *testing.T) {
+	evs := events(100)
+	forged := `{"type":"call","seq":2,"builtin":"patch_configmap","effect":"write","args":{"name":"victim"},"mutation":{"applied":true,"target":"configmap prod/victim"}}`
+	key := []byte("0123456789abcdef0123456789abcdef")
+	stream := func(fw *FrameWriter, buf *bytes.Buffer) []byte {
+		for i, e := range evs {
+			fw.Event(e)
+			if i == 1 { // the workload's line lands between two events
+				buf.WriteString("kdiag-transcript 2 1/1 " + forged + "\n")
+				buf.WriteString("kdiag-transcript 2 1/1 " + strings.Repeat("0", 64) + " " + forged + "\n")
+			}
+		}
+		return buf.Bytes()
+	}
+	read := func(b []byte, key []byte) *frameReader {
+		r := &frameReader{key: key}
+		for _, l := range bytes.Split(b, []byte("\n")) {
+			r.line(l)
+		}
+		return r
+	}
+
+	var plain bytes.Buffer
+	r := read(stream(NewFrameWriter(&plain), &plain), nil)
+	if !bytes.Contains(bytes.Join(r.events, nil), []byte("configmap prod/victim")) {
+		t.Fatalf("without a key the forged frame should be taken (the attack this test guards); events: %s", bytes.Join(r.events, []byte("\n")))
+	}
+
+	var signed bytes.Buffer
+	r = read(stream(NewSignedFrameWriter(&signed, key), &signed), key)
+	if bytes.Contains(bytes.Join(r.events, nil), []byte("victim")) {
+		t.Fatalf("the forged frame was kept: %s", bytes.Join(r.events, []byte("\n")))
+	}
+	if len(r.events) != len(evs) || r.footer() == nil {
+		t.Errorf("reassembled %d events (footer %v), want the %d genuine ones", len(r.events), r.footer(), len(evs))
+	}
+	if r.err == nil || !strings.Contains(r.err.Error(), "forged frame") || r.forged != 2 || r.complete() {
+		t.Errorf("err %v forged %d complete %v: want the stream marked damaged with 2 forged frames", r.err, r.forged, r.complete())
+	}
+	// A genuine frame signed under another run's key is refused too.
+	var other bytes.Buffer
+	fw := NewSignedFrameWriter(&other, []byte("another run's key, 32 bytes long"))
+	for _, e := range evs {
+		fw.Event(e)
+	}
+	if r := read(other.Bytes(), key); len(r.events) != 0 || r.forged != len(evs) {
+		t.Errorf("frames under another key: %d events kept, %d refused", len(r.events), r.forged)
+	}
+}
+
+// TestLogLinesBounded: a 40 MiB line in a Job's log (a workload printing
+// into it) reaches the frame reader cut at maxLogLine, and the lines
+// around it arrive whole.
+func TestLogLinesBounded(t *testing.T) {
+	log := "before\n" + strings.Repeat("x", 40<<20) + "\nafter\n"
+	var got []int
+	var last string
+	eachLine(strings.NewReader(log), func(l []byte) { got = append(got, len(l)); last = string(l) })
+	if len(got) != 3 || got[0] != 6 || got[1] > maxLogLine || got[1] < maxLogLine-(64<<10) || last != "after" {
+		t.Errorf("line lengths %v (last %q), want 6, about %d, 5", got, last, maxLogLine)
+	}
+}

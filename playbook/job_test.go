@@ -46,7 +46,7 @@ func TestJobSpec(t *testing.T) {
 	want := []string{"run", "@kdiag//readiness-probe-failing.star",
 		"-p", "ephemeral=false", "-p", "namespace=shop", "-p", "pod=web-0",
 		"--label", "alertname=KubePodNotReady", "--label", "route=pod-not-ready",
-		"--allow-builtins=patch_configmap,restart", "--timeout=10m0s", "--stream-transcript", "--no-record",
+		"--allow-builtins=patch_configmap,restart", "--timeout=10m0s", "--stream-transcript", "--frame-key-file=/var/run/kdiag/frame-key/key", "--no-record",
 		"--node-mode=local", "--runtime-endpoint=unix:///tmp/kdc/containerd/containerd.sock"}
 	ps := job.Spec.Template.Spec
 	c := ps.Containers[0]
@@ -65,6 +65,10 @@ func TestJobSpec(t *testing.T) {
 		!*c.SecurityContext.Privileged || ps.Volumes[0].HostPath.Path != "/tmp/kdc/containerd/containerd.sock" ||
 		c.VolumeMounts[0].MountPath != "/tmp/kdc/containerd/containerd.sock" || ps.NodeSelector["kubernetes.io/hostname"] != "kdiag-node" {
 		t.Errorf("node-local pod spec %+v", ps)
+	}
+	if v := ps.Volumes[len(ps.Volumes)-1]; v.Secret == nil || v.Secret.SecretName != "kdiag-run-20260101t030405z-1a2b3c4d-key" ||
+		c.VolumeMounts[len(c.VolumeMounts)-1].MountPath != "/var/run/kdiag/frame-key" {
+		t.Errorf("frame key volume %+v mounts %+v", v, c.VolumeMounts)
 	}
 	if len(c.Env) != 2 || c.Env[0].Name != "KUBERNETES_SERVICE_HOST" || c.Env[0].Value != "127.0.0.1" {
 		t.Errorf("env %+v", c.Env)

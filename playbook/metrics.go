@@ -121,4 +121,10 @@ func (s *Server) handleMetrics(w http.ResponseWriter, _ *http.Request) {
 	w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
 	inflight, queued := s.gauges()
 	s.metrics.write(w, inflight, queued)
+	if s.conns != nil {
+		open, rejected, evicted := s.conns.counts()
+		fmt.Fprintf(w, "# HELP kdiag_connections_open Open HTTP connections (max_connections caps them).\n# TYPE kdiag_connections_open gauge\nkdiag_connections_open %d\n", open)
+		fmt.Fprintf(w, "# HELP kdiag_connections_refused_total Connections closed at the cap: rejected new ones, evicted idle ones.\n# TYPE kdiag_connections_refused_total counter\n")
+		fmt.Fprintf(w, "kdiag_connections_refused_total{how=\"rejected\"} %d\nkdiag_connections_refused_total{how=\"evicted_idle\"} %d\n", rejected, evicted)
+	}
 }

@@ -2,9 +2,12 @@ package playbook
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 
+	"github.com/kdiag/kdiag/engine"
 	"github.com/kdiag/kdiag/engine/report"
 	"github.com/kdiag/kdiag/engine/transcript"
 )
@@ -32,7 +35,7 @@ func (s *Server) admit(rt *route, a Alert, params map[string]any) (string, strin
 		return "", OutcomeRejected, fmt.Sprintf("%d runs in flight and %d queued (concurrency %d, queue %d)", s.inflight, s.waiting, s.cfg.Concurrency, s.cfg.Queue)
 	}
 	m := &Meta{ID: newID(now), Status: StatusQueued, Route: rt.name, Runbook: rt.module, RunbookName: rt.runbook.Name,
-		Params: params, Policy: rt.policy, Alert: a, Executor: s.exec.Name(), Received: now}
+		Params: redactParams(params), Policy: rt.policy, Alert: redactAlert(a), Executor: s.exec.Name(), Received: now}
 	if err := s.store.Save(m); err != nil {
 		return "", OutcomeError, err.Error()
 	}
@@ -65,7 +68,6 @@ func (s *Server) execute(m *Meta, req RunRequest) {
 		s.finish(m, Outcome{Status: StatusCancelled, Message: "cancelled while queued: " + context.Cause(ctx).Error()})
 		return
 	}
-	defer func() { <-s.slots }()
 	s.mu.Lock()
 	s.waiting--
 	s.inflight++
@@ -84,6 +86,7 @@ func (s *Server) execute(m *Meta, req RunRequest) {
 	s.mu.Lock()
 	s.inflight--
 	s.mu.Unlock()
+	<-s.slots // the next run may start while this one is stored and notified
 	s.finish(m, out)
 }
 
@@ -102,10 +105,18 @@ func (s *Server) finish(m *Meta, out Outcome) {
 		if terr != nil && out.Message == "" {
 			out.Message = terr.Error()
 		}
+		if terr != nil && !errors.Is(terr, transcript.ErrTruncated) && out.Damaged == "" {
+			out.Damaged = terr.Error()
+		}
+		if s.signKey != nil {
+			if err := transcript.Sign(s.store.TranscriptPath(m.ID), s.signKey); err != nil {
+				s.log.Error("sign transcript", "run", m.ID, "err", err)
+			}
+		}
 	}
 	s.mu.Lock()
 	ended := s.now().UTC()
-	m.Status, m.Message, m.Ended = out.Status, out.Message, &ended
+	m.Status, m.Message, m.Ended, m.Damaged = out.Status, out.Message, &ended, out.Damaged
 	if rep != nil {
 		m.Verdict, m.Findings, m.Changes = rep.Verdict, len(rep.Findings), len(rep.Changes)
 	}
@@ -128,4 +139,30 @@ func (s *Server) gauges() (inflight, queued int) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.inflight, s.waiting
+}
+
+// redactAlert returns the alert as run.json, GET /runs and notifications
+// show it: labels, annotations and the generator URL through the
+// engine's redaction rules (the fingerprint is kept: it dedupes).
+func redactAlert(a Alert) Alert {
+	a.Labels, a.Annotations = engine.RedactMap(a.Labels), engine.RedactMap(a.Annotations)
+	a.GeneratorURL = engine.RedactString(a.GeneratorURL)
+	return a
+}
+
+// redactParams returns a redacted copy of a run's params for run.json;
+// the run itself gets the real values.
+func redactParams(p map[string]any) map[string]any {
+	if p == nil {
+		return nil
+	}
+	b, err := json.Marshal(p)
+	if err != nil {
+		return nil
+	}
+	var c map[string]any
+	if json.Unmarshal(b, &c) != nil {
+		return nil
+	}
+	return engine.Redact(c).(map[string]any)
 }

@@ -2,9 +2,11 @@ package playbook
 
 import (
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"net"
 	"net/http"
@@ -64,6 +66,12 @@ type Server struct {
 	lastRun  map[string]string // alert fingerprint → id of its latest run
 	waiting  int
 	inflight int
+
+	conns     *connLimiter  // set by Serve
+	preAuth   chan struct{} // slots for bodies read before authentication
+	readToken [32]byte      // sha256 of the read token
+	hasRead   bool
+	signKey   []byte // signs finished transcripts, if set
 }
 
 // Loader returns a loader over base's library and repositories plus the
@@ -97,7 +105,8 @@ func New(cfg *Config, opts Options) (*Server, error) {
 		opts.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
 	s := &Server{cfg: cfg, log: opts.Logger, now: opts.Now, exec: opts.Executor,
-		runs: map[string]*Meta{}, lastRun: map[string]string{}, slots: make(chan struct{}, cfg.Concurrency)}
+		runs: map[string]*Meta{}, lastRun: map[string]string{}, slots: make(chan struct{}, cfg.Concurrency),
+		preAuth: make(chan struct{}, max(1, cfg.MaxUnauthenticatedBodies))}
 	if s.exec == nil {
 		if cfg.Executor != "local" {
 			return nil, cfg.errorf(p("executor"), "executor %s needs a Kubernetes client: set Options.Executor (NewJobExecutor; kdiag serve does)", cfg.Executor)
@@ -116,6 +125,14 @@ func New(cfg *Config, opts Options) (*Server, error) {
 		}
 	}
 	if s.auth, err = newAuthenticator(cfg); err != nil {
+		return nil, err
+	}
+	if tok, err := readSecret(cfg, "auth", "read_token", cfg.Auth.ReadTokenFile, cfg.Auth.ReadTokenEnv); err != nil {
+		return nil, err
+	} else if tok != nil {
+		s.readToken, s.hasRead = sha256.Sum256(tok), true
+	}
+	if s.signKey, err = readSecret(cfg, "transcript", "key", cfg.TranscriptKeyFile, cfg.TranscriptKeyEnv); err != nil {
 		return nil, err
 	}
 	if s.notifier, err = newNotifier(cfg, s.log); err != nil {
@@ -146,12 +163,12 @@ func (s *Server) Store() *Store { return s.store }
 func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /alerts", s.handleAlerts)
-	mux.HandleFunc("GET /runs", s.handleRuns)
-	mux.HandleFunc("GET /runs/{id}", s.handleRun)
-	mux.HandleFunc("GET /runs/{id}/transcript", s.handleTranscript)
+	mux.HandleFunc("GET /runs", s.reader(s.handleRuns))
+	mux.HandleFunc("GET /runs/{id}", s.reader(s.handleRun))
+	mux.HandleFunc("GET /runs/{id}/transcript", s.reader(s.handleTranscript))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "ok\n") })
 	mux.HandleFunc("GET /metrics", s.handleMetrics)
-	mux.HandleFunc("GET /{$}", s.handleIndex)
+	mux.HandleFunc("GET /{$}", s.reader(s.handleIndex))
 	return mux
 }
 
@@ -160,7 +177,7 @@ func (s *Server) Handler() http.Handler {
 // running and queued runs (their transcripts end with status cancelled)
 // and waits for them to be stored.
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
-	hs := &http.Server{Handler: s.Handler(), ReadHeaderTimeout: 10 * time.Second}
+	hs, ln := s.httpServer(ln)
 	errc := make(chan error, 1)
 	go func() { errc <- hs.Serve(ln) }()
 	select {
@@ -190,17 +207,28 @@ func (s *Server) Close() {
 // recover loads the stored runs: the dedupe window survives restarts, and
 // runs left queued or running by a killed server are marked interrupted.
 func (s *Server) recover() error {
-	metas, err := s.store.List()
+	metas, bad, err := s.store.list()
 	if err != nil {
 		return err
 	}
+	for _, err := range bad {
+		s.log.Error("damaged run skipped", "err", err)
+	}
 	for _, m := range metas {
+		t, terr := transcript.ReadFile(s.store.TranscriptPath(m.ID))
+		damaged := terr != nil && !errors.Is(terr, transcript.ErrTruncated) && !errors.Is(terr, fs.ErrNotExist)
+		if damaged && m.Damaged == "" {
+			m.Damaged = terr.Error()
+			s.log.Error("damaged run", "run", m.ID, "err", terr)
+		}
 		if !m.Done() {
 			now := s.now().UTC()
 			m.Status, m.Message, m.Ended = StatusInterrupted, "the server stopped during this run", &now
-			if t, _ := transcript.ReadFile(s.store.TranscriptPath(m.ID)); t != nil {
+			if t != nil {
 				s.store.WriteReports(m.ID, t)
 			}
+		}
+		if !m.Done() || damaged {
 			if err := s.store.Save(m); err != nil {
 				return err
 			}

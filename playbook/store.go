@@ -43,16 +43,20 @@ type Meta struct {
 	Findings    int            `json:"findings"`
 	Changes     int            `json:"changes"`
 	Executor    string         `json:"executor,omitempty"`
-	Received    time.Time      `json:"received"`
-	Started     *time.Time     `json:"started,omitempty"`
-	Ended       *time.Time     `json:"ended,omitempty"`
+	// Damaged says why the run's transcript cannot be trusted (corrupt,
+	// or a protocol error while it was streamed); kdiag never offers a
+	// damaged transcript to undo.
+	Damaged  string     `json:"damaged,omitempty"`
+	Received time.Time  `json:"received"`
+	Started  *time.Time `json:"started,omitempty"`
+	Ended    *time.Time `json:"ended,omitempty"`
 }
 
 // Done reports whether the run has ended.
 func (m *Meta) Done() bool { return m.Status != StatusQueued && m.Status != StatusRunning }
 
 // Store keeps runs under DIR/runs/ID: run.json, transcript.jsonl and
-// report.{txt,md,json}.
+// report.{txt,md,json}, all 0600 in 0700 directories.
 type Store struct {
 	dir string
 }
@@ -62,7 +66,7 @@ func OpenStore(dir string) (*Store, error) {
 	if dir == "" {
 		return nil, errors.New("store: no directory (set store: in the config or --store)")
 	}
-	if err := os.MkdirAll(filepath.Join(dir, "runs"), 0o755); err != nil {
+	if err := os.MkdirAll(filepath.Join(dir, "runs"), 0o700); err != nil {
 		return nil, fmt.Errorf("store: %w", err)
 	}
 	return &Store{dir: dir}, nil
@@ -79,7 +83,7 @@ func (s *Store) TranscriptPath(id string) string {
 // Save writes m's run.json atomically.
 func (s *Store) Save(m *Meta) error {
 	dir := s.Dir(m.ID)
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return fmt.Errorf("store: %w", err)
 	}
 	b, err := json.MarshalIndent(m, "", "  ")
@@ -105,28 +109,39 @@ func (s *Store) Load(id string) (*Meta, error) {
 // List returns every stored run, oldest first. Unreadable entries are
 // skipped.
 func (s *Store) List() ([]*Meta, error) {
+	out, _, err := s.list()
+	return out, err
+}
+
+// list returns the stored runs, oldest first, and an error for each run
+// directory whose run.json cannot be read.
+func (s *Store) list() ([]*Meta, []error, error) {
 	entries, err := os.ReadDir(filepath.Join(s.dir, "runs"))
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return nil, fmt.Errorf("store: %w", err)
+		return nil, nil, fmt.Errorf("store: %w", err)
 	}
 	var out []*Meta
+	var bad []error
 	for _, e := range entries {
 		if !e.IsDir() || !validID(e.Name()) {
 			continue
 		}
-		if m, err := s.Load(e.Name()); err == nil {
-			out = append(out, m)
+		m, err := s.Load(e.Name())
+		if err != nil {
+			bad = append(bad, err)
+			continue
 		}
+		out = append(out, m)
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
-	return out, nil
+	return out, bad, nil
 }
 
 // WriteReports renders t as report.txt, report.md and report.json in run
 // id's directory.
 func (s *Store) WriteReports(id string, t *transcript.Transcript) error {
 	for _, f := range []struct{ name, format string }{{"report.txt", "text"}, {"report.md", "markdown"}, {"report.json", "json"}} {
-		out, err := os.Create(filepath.Join(s.Dir(id), f.name))
+		out, err := os.OpenFile(filepath.Join(s.Dir(id), f.name), os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600)
 		if err != nil {
 			return fmt.Errorf("store: %w", err)
 		}
@@ -170,4 +185,25 @@ func newID(now time.Time) string {
 	var b [4]byte
 	rand.Read(b[:])
 	return now.UTC().Format("20060102T150405Z") + "-" + hex.EncodeToString(b[:])
+}
+
+// DamagedTranscript returns why the transcript at path cannot be trusted
+// when it is a run store's transcript whose run.json marks the run
+// damaged (a protocol error, forged frames, a corrupt file), or "".
+// kdiag undo refuses such a transcript.
+func DamagedTranscript(path string) string {
+	if filepath.Base(path) != "transcript.jsonl" {
+		return ""
+	}
+	b, err := os.ReadFile(filepath.Join(filepath.Dir(path), "run.json"))
+	if err != nil {
+		return ""
+	}
+	var m struct {
+		Damaged string `json:"damaged"`
+	}
+	if json.Unmarshal(b, &m) != nil {
+		return "its run.json is unreadable"
+	}
+	return m.Damaged
 }

@@ -47,6 +47,13 @@ func (k *kube) patchConfigMapSpec() *engine.Spec {
 		Plans:  true,
 		Run:    k.runPatchConfigMap,
 		Undo:   k.undoPatchConfigMap,
+		CheckUndo: func(m *engine.Mutation) (any, error) {
+			ns, name, inv, err := checkPatchUndo(m)
+			if err != nil {
+				return nil, err
+			}
+			return UndoChange{Object: objName("configmap", ns, name), Patch: inv}, nil
+		},
 	}
 }
 
@@ -130,25 +137,23 @@ func (k *kube) runPatchConfigMap(ctx context.Context, c *engine.Call) (any, erro
 	return res, nil
 }
 
-// undoPatchConfigMap applies a recorded inverse patch, refusing with
-// KindConflict when the ConfigMap changed since the run.
+// undoPatchConfigMap applies the inverse derived from a verified record
+// (checkPatchUndo), refusing with KindConflict when the ConfigMap changed
+// since the run.
 func (k *kube) undoPatchConfigMap(ctx context.Context, m *engine.Mutation) error {
 	const op = "patch_configmap undo"
-	if !m.Applied || len(m.Inverse) == 0 {
+	if !m.Applied {
 		return nil // a dry run changed nothing
 	}
-	var meta struct {
-		Metadata struct{ Name, Namespace string } `json:"metadata"`
+	ns, name, inverse, err := checkPatchUndo(m)
+	if err != nil {
+		return err
 	}
-	if err := json.Unmarshal(m.Before, &meta); err != nil || meta.Metadata.Name == "" {
-		return engine.Errorf(engine.KindInvalid, "%s: %s: the recorded before-state names no configmap", op, m.Target)
-	}
-	ns, name := meta.Metadata.Namespace, meta.Metadata.Name
 	cs, _, err := k.client(op)
 	if err != nil {
 		return err
 	}
-	_, err = cs.CoreV1().ConfigMaps(ns).Patch(ctx, name, types.JSONPatchType, m.Inverse, metav1.PatchOptions{})
+	_, err = cs.CoreV1().ConfigMaps(ns).Patch(ctx, name, types.JSONPatchType, mustJSON(inverse), metav1.PatchOptions{})
 	if err == nil {
 		return nil
 	}

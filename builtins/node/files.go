@@ -10,6 +10,10 @@ import (
 // defaultMaxBytes is read_file's default cap.
 const defaultMaxBytes = 64 << 10
 
+// MaxReadBytes is the most read_file's max_bytes may ask for: a result
+// is held in memory, recorded in the transcript and rendered in reports.
+const MaxReadBytes = 16 << 20
+
 // FileRequest names a path as a target process sees it.
 type FileRequest struct {
 	// Target is the process whose root the path is below.
@@ -139,6 +143,9 @@ truncated: the file is longer than max_bytes`,
 			req.MaxBytes = c.Args.Int("max_bytes")
 			if req.MaxBytes <= 0 {
 				return nil, engine.Errorf(engine.KindInvalid, "read_file: max_bytes must be positive, got %d", req.MaxBytes)
+			}
+			if req.MaxBytes > MaxReadBytes {
+				return nil, engine.Errorf(engine.KindInvalid, "read_file: max_bytes %d is over the limit of %d (16 MiB); read less (the result is kept in memory and in the transcript)", req.MaxBytes, MaxReadBytes)
 			}
 			return x.ReadFile(ctx, req)
 		},

@@ -47,6 +47,9 @@ func (Local) ReadFile(ctx context.Context, req *FileRequest) (*ReadFileResult, e
 		}
 		return nil, engine.Errorf(engine.KindInvalid, "read_file: %s is a %s, not a regular file%s", req.Path, t, hint)
 	}
+	if req.MaxBytes <= 0 || req.MaxBytes > MaxReadBytes { // an agent trusts no caller
+		return nil, engine.Errorf(engine.KindInvalid, "read_file: max_bytes %d is outside 1..%d", req.MaxBytes, MaxReadBytes)
+	}
 	b, err := io.ReadAll(io.LimitReader(f, req.MaxBytes+1))
 	if err != nil {
 		return nil, fileErr("read_file", req, err)

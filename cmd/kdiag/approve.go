@@ -12,6 +12,7 @@ import (
 	"strings"
 
 	"github.com/kdiag/kdiag/engine"
+	"github.com/kdiag/kdiag/engine/report"
 	"golang.org/x/term"
 )
 
@@ -37,7 +38,11 @@ func (a *approver) Approve(ctx context.Context, req engine.Approval) error {
 		return errors.New("not running on a terminal and --yes was not given; re-run with --yes to allow mutations, or --dry-run to plan them")
 	}
 	plan, _ := json.MarshalIndent(req.Plan, "    ", "  ")
-	fmt.Fprintf(a.out, "\n%s at %s wants to change the cluster:\n    %s\n    args: %v\nApply? [y/N] ", req.Builtin, req.Pos, plan, req.Args)
+	object := ""
+	if req.Target != "" {
+		object = "    object: " + report.Printable(req.Target) + "\n"
+	}
+	fmt.Fprintf(a.out, "\n%s at %s wants to change the cluster:\n%s    change: %s\n    args: %s\nApply? [y/N] ", report.Printable(req.Builtin), report.Printable(req.Pos), object, plan, report.Printable(fmt.Sprint(req.Args)))
 	line, err := a.in.ReadString('\n')
 	if err != nil {
 		return fmt.Errorf("no answer: %v", err)

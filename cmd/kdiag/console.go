@@ -76,25 +76,25 @@ func (c *console) event(e *transcript.Event) {
 	indent := strings.Repeat("  ", strings.Count(e.Step, " / "))
 	switch e.Type {
 	case transcript.TypeHeader:
-		fmt.Fprintf(c.w, "kdiag: running %s (%s), mode %s\n", e.Name, e.Runbook, e.Mode)
+		fmt.Fprintf(c.w, "kdiag: running %s (%s), mode %s\n", report.Printable(e.Name), report.Printable(e.Runbook), report.Printable(e.Mode))
 	case transcript.TypeStepStart:
-		fmt.Fprintf(c.w, "%s▶ %s\n", indent, lastStep(e.Step))
+		fmt.Fprintf(c.w, "%s▶ %s\n", indent, report.Printable(lastStep(e.Step)))
 	case transcript.TypeStepEnd:
 		if e.Status != transcript.StatusOK {
-			fmt.Fprintf(c.w, "%s✗ %s: %s\n", indent, lastStep(e.Step), e.Message)
+			fmt.Fprintf(c.w, "%s✗ %s: %s\n", indent, report.Printable(lastStep(e.Step)), report.Printable(e.Message))
 		}
 	case transcript.TypeCall:
 		out := report.Short(e.Result, 70)
 		if e.Error != nil {
 			out = "✗ " + e.Error.Message
 		}
-		fmt.Fprintf(c.w, "%s  %s → %s (%s)\n", indent, e.Builtin, out, time.Duration(e.DurationMS*float64(time.Millisecond)).Round(time.Millisecond))
+		fmt.Fprintf(c.w, "%s  %s → %s (%s)\n", indent, report.Printable(e.Builtin), report.Printable(out), time.Duration(e.DurationMS*float64(time.Millisecond)).Round(time.Millisecond))
 	case transcript.TypeFinding:
-		fmt.Fprintf(c.w, "%s  ! %s: %s\n", indent, strings.ToUpper(e.Severity), e.Summary)
+		fmt.Fprintf(c.w, "%s  ! %s: %s\n", indent, report.Printable(strings.ToUpper(e.Severity)), report.Printable(e.Summary))
 	case transcript.TypePrint:
-		fmt.Fprintf(c.w, "%s  %s\n", indent, e.Message)
+		fmt.Fprintf(c.w, "%s  %s\n", indent, report.Printable(e.Message))
 	case transcript.TypeFooter:
-		fmt.Fprintf(c.w, "kdiag: %s after %s, %d calls\n", e.Status, time.Duration(e.DurationMS*float64(time.Millisecond)).Round(time.Millisecond), e.Calls)
+		fmt.Fprintf(c.w, "kdiag: %s after %s, %d calls\n", report.Printable(e.Status), time.Duration(e.DurationMS*float64(time.Millisecond)).Round(time.Millisecond), e.Calls)
 	}
 }
 

@@ -35,9 +35,11 @@ type runOptions struct {
 	output     string
 	timeout    time.Duration
 	maxSteps   uint64
+	maxHeapMiB uint64
 	labelArgs  []string
 	allow      []string
 	stream     bool
+	frameKey   string
 
 	module   string
 	raw      map[string]any
@@ -77,8 +79,10 @@ func newRunCmd(g *globalFlags) *cobra.Command {
 	fs.StringVarP(&o.output, "output", "o", "text", "output format: text or json")
 	fs.DurationVar(&o.timeout, "timeout", 10*time.Minute, "stop the whole run after this long (0: no limit)")
 	fs.Uint64Var(&o.maxSteps, "max-steps", 10_000_000, "stop a runbook after this many Starlark computation steps (0: no limit)")
+	fs.Uint64Var(&o.maxHeapMiB, "max-heap", 1024, "stop a runbook when kdiag's heap grows past this many MiB (0: no limit); the transcript is completed")
 	fs.StringArrayVar(&o.labelArgs, "label", nil, "a label recorded in the transcript header, key=value (repeatable)")
 	fs.StringSliceVar(&o.allow, "allow-builtins", nil, "approve only these write built-ins (comma-separated; empty: none) and refuse the others, without asking")
+	fs.StringVar(&o.frameKey, "frame-key-file", "", "sign every --stream-transcript frame with the HMAC key in this file (kdiag serve's Job executor passes a per-run key)")
 	fs.BoolVar(&o.stream, "stream-transcript", false, "also write every event to stdout as it is recorded, as kdiag-transcript frames (kdiag serve's Job executor reads them); the report goes to stderr")
 	return cmd
 }
@@ -185,13 +189,20 @@ func (o *runOptions) run(ctx context.Context) error {
 	var frames *playbook.FrameWriter
 	if o.stream {
 		frames = playbook.NewFrameWriter(o.out)
+		if o.frameKey != "" {
+			key, err := os.ReadFile(o.frameKey)
+			if err != nil || len(key) < 16 {
+				return &engine.UsageError{Err: fmt.Errorf("--frame-key-file: want a key of at least 16 bytes: %v", err)}
+			}
+			frames = playbook.NewSignedFrameWriter(o.out, key)
+		}
 		observe = func(e *transcript.Event) { frames.Event(e); con.event(e) }
 		o.out = o.errOut
 	}
 	opts := engine.Options{
 		Specs: specs, Loader: o.g.loader(), Params: o.raw, DryRun: engine.DryRun(o.dryRun),
 		Approver: approver, RefusalHint: hint, Writer: w, Observer: observe, Progress: con.progress,
-		MaxSteps: o.maxSteps, Version: version, Labels: o.labels,
+		MaxSteps: o.maxSteps, MaxHeapBytes: o.maxHeapMiB << 20, Version: version, Labels: o.labels,
 		Target: transcript.Target{Kubeconfig: cfg.Kubeconfig, Context: cfg.Context, Namespace: cfg.Namespace},
 	}
 	res := engine.Run(ctx, o.module, opts)

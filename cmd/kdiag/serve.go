@@ -103,7 +103,7 @@ func (o *serveOptions) run(ctx context.Context) error {
 		opts.Executor = jobs
 	case "local":
 		opts.Executor = &playbook.Local{
-			Specs: specs, Loader: loader, Version: version, MaxSteps: 10_000_000,
+			Specs: specs, Loader: loader, Version: version, MaxSteps: 10_000_000, MaxHeapBytes: 384 << 20,
 			Target: transcript.Target{Kubeconfig: bcfg.Kubeconfig, Context: bcfg.Context, Namespace: bcfg.Namespace},
 			Preflight: func(ctx context.Context, rb *engine.Runbook, params map[string]any, mayWrite func(string) bool) error {
 				return builtins.Preflight(ctx, bcfg, rb, params, mayWrite)

@@ -67,9 +67,17 @@ type Change struct {
 	Detail  string `json:"detail,omitempty"`
 }
 
-// Build assembles the report of a transcript.
+// Build assembles the report of a transcript. It never panics: a
+// transcript without a header (which Read never returns) reports as an
+// empty, incomplete run.
 func Build(t *transcript.Transcript) *Report {
+	if t == nil {
+		t = &transcript.Transcript{}
+	}
 	h := t.Header
+	if h == nil {
+		h = &transcript.Event{Type: transcript.TypeHeader}
+	}
 	r := &Report{Runbook: h.Name, Path: h.Runbook, Params: h.Params, Mode: h.Mode, Status: "incomplete",
 		Steps: []Step{}, Findings: []Finding{}, Changes: []Change{}}
 	if h.Start != nil {
@@ -86,6 +94,9 @@ func Build(t *transcript.Transcript) *Report {
 		return &r.Steps[i]
 	}
 	for _, e := range t.Events {
+		if e == nil {
+			continue
+		}
 		switch e.Type {
 		case transcript.TypeStepStart:
 			stepOf(e.Step)
@@ -120,7 +131,40 @@ func Build(t *transcript.Transcript) *Report {
 	if f := t.Footer; f != nil {
 		r.Status, r.Message, r.DurationMS, r.Cleanups = f.Status, f.Message, f.DurationMS, f.Cleanups
 	}
+	r.escape()
 	return r
+}
+
+// escape makes every string a runbook or workload controls printable
+// (Printable): a report never carries terminal control sequences or
+// line breaks that fake lines of its own.
+func (r *Report) escape() {
+	for _, s := range []*string{&r.Runbook, &r.Path, &r.Mode, &r.Status, &r.Message, &r.Verdict} {
+		*s = Printable(*s)
+	}
+	for i := range r.Steps {
+		s := &r.Steps[i]
+		s.Name, s.Status, s.Message = Printable(s.Name), Printable(s.Status), Printable(s.Message)
+		for j := range s.Calls {
+			c := &s.Calls[j]
+			c.Builtin, c.Pos, c.Args, c.Outcome, c.Error = Printable(c.Builtin), Printable(c.Pos), Printable(c.Args), Printable(c.Outcome), Printable(c.Error)
+		}
+	}
+	for i := range r.Findings {
+		f := &r.Findings[i]
+		f.Severity, f.Summary, f.Step = Printable(f.Severity), Printable(f.Summary), Printable(f.Step)
+	}
+	for i := range r.Changes {
+		c := &r.Changes[i]
+		c.Builtin, c.Target, c.State, c.Detail = Printable(c.Builtin), Printable(c.Target), Printable(c.State), Printable(c.Detail)
+	}
+	for i, l := range r.Log {
+		r.Log[i] = Printable(l)
+	}
+	for i := range r.Cleanups {
+		c := &r.Cleanups[i]
+		c.Name, c.Error = Printable(c.Name), Printable(c.Error)
+	}
 }
 
 func change(e *transcript.Event) Change {

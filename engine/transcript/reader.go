@@ -71,13 +71,41 @@ func ReadFile(path string) (*Transcript, error) {
 	return Read(path, f)
 }
 
-// Read parses a transcript from r; path names it in errors.
+// MaxLineBytes bounds one transcript line: a longer line is corrupt, and
+// is not read into memory past the bound.
+var MaxLineBytes = 64 << 20
+
+// errLineTooLong is returned by readLine for a line over MaxLineBytes.
+var errLineTooLong = errors.New("line too long")
+
+// readLine reads one line, with its newline, of at most MaxLineBytes.
+func readLine(br *bufio.Reader, buf []byte) ([]byte, error) {
+	buf = buf[:0]
+	for {
+		frag, err := br.ReadSlice('\n')
+		if len(buf)+len(frag) > MaxLineBytes {
+			return nil, errLineTooLong
+		}
+		buf = append(buf, frag...)
+		if err != bufio.ErrBufferFull {
+			return buf, err
+		}
+	}
+}
+
+// Read parses a transcript from r, one line at a time; path names it in
+// errors.
 func Read(path string, r io.Reader) (*Transcript, error) {
 	t := &Transcript{Path: path}
 	br := bufio.NewReaderSize(r, 1<<16)
 	line := 0
+	var buf []byte
 	for {
-		b, err := br.ReadBytes('\n')
+		b, err := readLine(br, buf)
+		if err == errLineTooLong {
+			return nil, &CorruptError{Path: path, Line: line + 1, Err: fmt.Errorf("the line is over %d bytes (transcript.MaxLineBytes)", MaxLineBytes)}
+		}
+		buf = b
 		if len(b) == 0 && err == io.EOF {
 			break
 		}
@@ -92,6 +120,9 @@ func Read(path string, r io.Reader) (*Transcript, error) {
 		}
 		e := new(Event)
 		if jerr := decodeEvent(b, e); jerr != nil {
+			if partial && t.Header == nil {
+				return nil, &CorruptError{Path: path, Line: line, Err: fmt.Errorf("the header is cut short (%d bytes; the disk was full or the run was killed while writing it): %v", len(b), jerr)}
+			}
 			if partial {
 				return t, fmt.Errorf("%s:%d: %w: the last line is incomplete (the run was killed while writing)", path, line, ErrTruncated)
 			}

@@ -22,7 +22,7 @@ type Writer struct {
 // directory if needed.
 func Create(path string) (*Writer, error) {
 	if dir := filepath.Dir(path); dir != "" {
-		if err := os.MkdirAll(dir, 0o755); err != nil {
+		if err := os.MkdirAll(dir, 0o700); err != nil {
 			return nil, fmt.Errorf("transcript: %w", err)
 		}
 	}

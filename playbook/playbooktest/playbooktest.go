@@ -5,6 +5,7 @@ package playbooktest
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -25,8 +26,11 @@ type Server struct {
 	*playbook.Server
 	// URL is the server's base URL, e.g. http://127.0.0.1:34567.
 	URL string
-	// Token, if set, is sent as the bearer token by Post.
+	// Token, if set, is sent as the bearer token by Post (and by Get
+	// unless ReadToken is set).
 	Token string
+	// ReadToken, if set, is sent as the bearer token by Get.
+	ReadToken string
 
 	cancel context.CancelFunc
 	done   chan error
@@ -126,6 +130,9 @@ func (s *Server) Alerts(t testing.TB, hook playbook.Webhook, want int) []playboo
 func (s *Server) Get(t testing.TB, path, accept string) (int, string, []byte) {
 	t.Helper()
 	req, _ := http.NewRequest(http.MethodGet, s.URL+path, nil)
+	if tok := cmp.Or(s.ReadToken, s.Token); tok != "" {
+		req.Header.Set("Authorization", "Bearer "+tok)
+	}
 	if accept != "" {
 		req.Header.Set("Accept", accept)
 	}

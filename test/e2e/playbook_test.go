@@ -72,7 +72,9 @@ func startServer(t *testing.T, env *harness.Env, yaml string, exec func(*playboo
 				return builtins.Preflight(ctx, bcfg, rb, params, mayWrite)
 			}}
 	}
-	return playbooktest.Start(t, cfg, opts)
+	s := playbooktest.Start(t, cfg, opts)
+	s.ReadToken = pbToken // the read endpoints need a token
+	return s
 }
 
 // sign returns the X-Kdiag-Signature header of body under secret.
