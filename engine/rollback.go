@@ -68,6 +68,10 @@ func (r *run) rollback(ctx context.Context, dry DryRun) (any, error) {
 		case s == nil || s.Undo == nil:
 			res.Note, all = e.Builtin+" has no undo", false
 		default:
+			if err := checkRecorded(e, s, &m); err != nil {
+				res.Note, all = err.Error(), false
+				break
+			}
 			if err := s.Undo(ctx, &m); err != nil {
 				if KindOf(err) == KindIrreversible {
 					res.Note = "irreversible: " + err.Error()
@@ -104,4 +108,24 @@ func revertedSeqs(events []*transcript.Event) map[int]bool {
 		}
 	}
 	return out
+}
+
+// checkRecorded prepares a recorded mutation for its built-in's Undo the
+// way kdiag undo does: before and after name one object, the call's
+// arguments are attached, and the built-in's own check passes.
+func checkRecorded(e *transcript.Event, s *Spec, m *Mutation) error {
+	if err := sameObject(m.Before, m.After); err != nil {
+		return err
+	}
+	if len(e.Args) > 0 && string(e.Args) != "null" {
+		if err := json.Unmarshal(e.Args, &m.Args); err != nil {
+			return err
+		}
+	}
+	if s.CheckUndo != nil {
+		if _, err := s.CheckUndo(m); err != nil {
+			return err
+		}
+	}
+	return nil
 }
