@@ -273,7 +273,7 @@ func TestStraceSampleFollowForks(t *testing.T) {
 	cmd, _ := straceStart(t, straceTargetPath(t), "fork", path)
 	pid := cmd.Process.Pid
 	for _, follow := range []bool{true, false} {
-		res, err := straceRunSpec(context.Background(), engine.Args{"pid": int64(pid), "duration": "1s", "follow_forks": follow})
+		res, err := straceRunSpec(context.Background(), engine.Args{"pid": int64(pid), "duration": "3s", "follow_forks": follow, "backend": "ptrace"})
 		if err != nil {
 			t.Fatal(err)
 		}
