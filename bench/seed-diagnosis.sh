@@ -2,7 +2,8 @@
 # bench/seed-diagnosis.sh — the seed incident's diagnosis, kdiag vs the manual toolchain.
 #
 # Times, on the same cluster and the same broken pod, in one run:
-#   kdiag:  kdiag run readiness-probe-failing (fix=false, trace=$TRACE)
+#   kdiag:  kdiag run readiness-probe-failing (fix=false, ephemeral=false; the container's
+#           trace ends once kdiag's own probe is answered, $TRACE s at the most)
 #   manual: the same steps as a shell script — kubectl get/describe/logs, kubectl debug
 #           --target + kubectl exec ps/ls, crictl pods/ps/inspect | jq .info.pid,
 #           nsenter -n curl, timeout $TRACE strace -f -p PID, ls /proc/PID/root/...,
@@ -14,6 +15,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 ROUNDS=${1:-3}
 TRACE=${TRACE:-2}
+EPHEMERAL=${EPHEMERAL:-0}   # 1: both also start an ephemeral debug container (kubectl debug)
 eval "$(test/cluster/cluster.sh env)"
 export KUBECONFIG CONTAINER_RUNTIME_ENDPOINT
 NS=bench-seed
@@ -31,11 +33,13 @@ manual() {
   kubectl -n $NS get pod $pod -o json > "$tmp/pod.json"
   kubectl -n $NS get events --field-selector involvedObject.name=$pod > /dev/null
   kubectl -n $NS logs $pod -c $c --tail=20 > /dev/null
-  local dbg; dbg=kdbg-$RANDOM
-  kubectl -n $NS debug $pod --image=busybox-local:v1 --image-pull-policy=Never --target=$c --container=$dbg -- sleep 3600 > /dev/null 2>&1
-  until [ "$(kubectl -n $NS get pod $pod -o jsonpath="{.status.ephemeralContainerStatuses[?(@.name==\"$dbg\")].state.running.startedAt}")" != "" ]; do sleep 0.2; done
-  kubectl -n $NS exec $pod -c $dbg -- ps > /dev/null
-  kubectl -n $NS exec $pod -c $dbg -- ls -la /proc/1/root/opt/config > /dev/null
+  if [ "$EPHEMERAL" = 1 ]; then
+    local dbg; dbg=kdbg-$RANDOM
+    kubectl -n $NS debug $pod --image=busybox-local:v1 --image-pull-policy=Never --target=$c --container=$dbg -- sleep 3600 > /dev/null 2>&1
+    until [ "$(kubectl -n $NS get pod $pod -o jsonpath="{.status.ephemeralContainerStatuses[?(@.name==\"$dbg\")].state.running.startedAt}")" != "" ]; do sleep 0.2; done
+    kubectl -n $NS exec $pod -c $dbg -- ps > /dev/null
+    kubectl -n $NS exec $pod -c $dbg -- ls -la /proc/1/root/opt/config > /dev/null
+  fi
   local sb cid pid
   sb=$(crictl pods --name $pod --namespace $NS -q | head -1)
   cid=$(crictl ps --pod "$sb" --name "^$c\$" -q | head -1)
@@ -47,7 +51,9 @@ manual() {
 }
 
 kdiag_run() {
-  bin/kdiag run readiness-probe-failing -p pod=my-broken-pod -p namespace=$NS -p fix=false -p trace=${TRACE}s --yes --no-record > /dev/null 2>&1
+  local eph=false; [ "$EPHEMERAL" = 1 ] && eph=true
+  # trace is only the longest the sample may last: it ends after kdiag's own probe.
+  bin/kdiag run readiness-probe-failing -p pod=my-broken-pod -p namespace=$NS -p fix=false -p ephemeral=$eph -p trace=${TRACE}s --yes --no-record > /dev/null 2>&1
 }
 
 now() { date +%s.%N; }
