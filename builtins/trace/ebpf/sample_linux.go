@@ -207,6 +207,13 @@ func Sample(ctx context.Context, opts Options) (res *Result, err error) {
 	if err := checkCaps(); err != nil {
 		return nil, err
 	}
+	if opts.CgroupID != 0 {
+		// Without a unified hierarchy every process would match the
+		// root's id: refuse rather than trace the whole machine.
+		if _, err := Cgroup2Mount(); err != nil {
+			return nil, err
+		}
+	}
 	objs, err := load(opts)
 	if err != nil {
 		return nil, err

@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -420,5 +421,71 @@ func BenchmarkAttachDetach(b *testing.B) {
 		if _, err := Sample(context.Background(), Options{TGIDs: []int{cmd.Process.Pid}, Duration: time.Millisecond, MaxEvents: 100}); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// TestSampleCgroup traces a cgroup v2 of its own (made in the unified
+// hierarchy, which this hybrid host mounts with no controllers): the
+// processes in it and their children, nothing else; then the cgroup
+// disappears during a sample, which ends normally.
+func TestSampleCgroup(t *testing.T) {
+	assertUnloaded(t)
+	mnt, err := Cgroup2Mount()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Join(mnt, "kdiag-ebpf-test-"+strconv.Itoa(os.Getpid()))
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.Remove(dir) })
+	sh := exec.Command("sh", "-c", "read x; while :; do cat /etc/hostname >/dev/null; sleep 0.01; done")
+	stdin, _ := sh.StdinPipe()
+	if err := sh.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		sh.Process.Kill()
+		sh.Wait()
+	})
+	if err := os.WriteFile(filepath.Join(dir, "cgroup.procs"), []byte(strconv.Itoa(sh.Process.Pid)), 0); err != nil {
+		t.Fatal(err)
+	}
+	stdin.Write([]byte("go\n"))
+	id, err := CgroupOf(sh.Process.Pid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want, _ := cgroupID(dir); id != want {
+		t.Fatalf("CgroupOf = %d, want %d", id, want)
+	}
+	res, err := Sample(context.Background(), Options{CgroupID: id, Duration: 400 * time.Millisecond, MaxEvents: 1 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	procs := map[int]bool{}
+	for _, c := range res.Calls {
+		procs[c.TGID] = true
+		if c.TGID == os.Getpid() {
+			t.Fatal("the test process, outside the cgroup, was traced")
+		}
+	}
+	if !procs[sh.Process.Pid] || len(procs) < 3 {
+		t.Errorf("processes traced: %v; want the shell %d and its children", procs, sh.Process.Pid)
+	}
+
+	// The cgroup disappears during the sample.
+	time.AfterFunc(200*time.Millisecond, func() {
+		sh.Process.Kill()
+		sh.Wait()
+		for i := 0; i < 50 && os.Remove(dir) != nil; i++ {
+			time.Sleep(10 * time.Millisecond)
+		}
+	})
+	if _, err := Sample(context.Background(), Options{CgroupID: id, Duration: 600 * time.Millisecond, MaxEvents: 1 << 20}); err != nil {
+		t.Fatalf("sample of a cgroup that disappeared: %v", err)
+	}
+	if _, err := os.Stat(dir); err == nil {
+		t.Error("cgroup not removed")
 	}
 }
