@@ -32,6 +32,7 @@ echo "$out" | awk '
 		printf "getppid calls/s: untraced %.0f, strace_sample ptrace %.0f, eBPF %.0f, eBPF every call %.0f, strace %.0f\n", m["untraced-ops/s"], m["kdiag-ops/s"], m["ebpf-ops/s"], m["ebpf-all-ops/s"], m["strace-ops/s"]
 		printf "slowdown: strace_sample ptrace %.1fx, strace %.1fx; kdiag/strace %.2f (goal <= 1)\n", m["kdiag-slowdown"], m["strace-slowdown"], m["kdiag/strace"]
 		printf "eBPF traced/untraced: %.3f (max_events 10000), %.3f (every call recorded); goal >= 0.9\n", m["ebpf/untraced"], m["ebpf-all/untraced"]
+		printf "eBPF traced/untraced per CPU-second of the target: %.3f (max_events 10000), %.3f (every call recorded)\n", m["ebpf/untraced-cpu"], m["ebpf-all/untraced-cpu"]
 	}
 	/^BenchmarkEBPFEventRate/ {
 		for (i = 3; i < NF; i++) m[$(i+1)] = $i
