@@ -22,6 +22,10 @@ import (
 // maxNR mirrors MAX_NR in kdiag.c: syscall numbers counted.
 const maxNR = 512
 
+// maxProcRecords bounds the fork, exec and exit records kept each (a fork
+// bomb makes millions); Result.ProcTruncated says when more came.
+const maxProcRecords = 1 << 16
+
 // maxPending bounds the captured strings waiting for their call's exit
 // (one per thread).
 const maxPending = 1 << 16
