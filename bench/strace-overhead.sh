@@ -11,7 +11,9 @@
 # 1, strace_sample costs the target less than strace does; ebpf/untraced
 # is the throughput the target keeps under eBPF (goal >= 0.9). Then the
 # cost of an eBPF sample's load+attach+detach (BenchmarkAttachDetach) and
-# the call records/s the ring buffer delivers (BenchmarkEBPFEventRate).
+# the call records/s the ring buffer delivers (BenchmarkEBPFEventRate),
+# and the floor of any sys_enter/sys_exit tracer: getppid per CPU-second
+# with empty programs attached (BenchmarkGetppidFloor).
 #
 # Needs root, strace and go. Usage: bench/strace-overhead.sh [ROUNDS]
 set -euo pipefail
@@ -23,7 +25,8 @@ command -v strace >/dev/null || { echo "strace-overhead: strace is not installed
 
 out=$(go test -run '^$' -bench '^(BenchmarkStraceOverhead|BenchmarkEBPFEventRate)$' -benchtime "${ROUNDS}x" -count 1 -timeout 10m ./builtins/trace/)
 out="$out
-$(go test -run '^$' -bench '^BenchmarkAttachDetach$' -benchtime "${ROUNDS}x" -count 1 -timeout 10m ./builtins/trace/ebpf/)"
+$(go test -run '^$' -bench '^BenchmarkAttachDetach$' -benchtime "${ROUNDS}x" -count 1 -timeout 10m ./builtins/trace/ebpf/)
+$(go test -run '^$' -bench '^BenchmarkGetppidFloor$' -benchtime 2000000x -count 1 -timeout 10m ./builtins/trace/ebpf/)"
 echo "$out" | grep -E '^(Benchmark|goos|goarch|cpu)' || true
 echo
 echo "$out" | awk '
@@ -32,9 +35,17 @@ echo "$out" | awk '
 		printf "getppid calls/s: untraced %.0f, strace_sample ptrace %.0f, eBPF %.0f, eBPF every call %.0f, strace %.0f\n", m["untraced-ops/s"], m["kdiag-ops/s"], m["ebpf-ops/s"], m["ebpf-all-ops/s"], m["strace-ops/s"]
 		printf "slowdown: strace_sample ptrace %.1fx, strace %.1fx; kdiag/strace %.2f (goal <= 1)\n", m["kdiag-slowdown"], m["strace-slowdown"], m["kdiag/strace"]
 		printf "eBPF traced/untraced: %.3f (max_events 10000), %.3f (every call recorded); goal >= 0.9\n", m["ebpf/untraced"], m["ebpf-all/untraced"]
+		printf "eBPF traced/untraced per CPU-second of the target: %.3f (max_events 10000), %.3f (every call recorded)\n", m["ebpf/untraced-cpu"], m["ebpf-all/untraced-cpu"]
 	}
 	/^BenchmarkEBPFEventRate/ {
 		for (i = 3; i < NF; i++) m[$(i+1)] = $i
 		printf "eBPF ring buffer: %.0f records/s delivered, %.0f dropped/s, of %.0f calls/s\n", m["records/s"], m["dropped/s"], m["calls/s"]
 	}
-	/^BenchmarkAttachDetach/ { printf "eBPF load+attach+detach (1 ms sample): %.1f ms\n", $3 / 1e6 }'
+	/^BenchmarkAttachDetach/ { printf "eBPF load+attach+detach (1 ms sample): %.1f ms\n", $3 / 1e6 }
+	/^BenchmarkGetppidFloor/ {
+		for (i = 3; i < NF; i++) if ($(i+1) == "calls/cpu-s") f[$1] = $i
+	}
+	END {
+		for (k in f) if (k ~ /untraced/) u = f[k]
+		for (k in f) if (u > 0 && k !~ /untraced/) printf "getppid per CPU-second, %s: %.3f of untraced\n", k, f[k] / u
+	}'

@@ -181,7 +181,7 @@ func TestServeStopsWhenStdinCloses(t *testing.T) {
 	}
 	t.Cleanup(func() { sleep.Process.Kill(); sleep.Wait() })
 	tg := struct{ PID int }{sleep.Process.Pid}
-	body, _ := json.Marshal(&trace.Request{PID: tg.PID, DurationNS: int64(30 * time.Second), FollowForks: true, MaxEvents: 100})
+	body, _ := json.Marshal(&trace.Request{PID: tg.PID, DurationNS: int64(30 * time.Second), FollowForks: true, MaxEvents: 100, Backend: "ptrace"})
 	line, _ := json.Marshal(Request{V: ProtocolVersion, Op: "strace_sample", Request: body})
 	inR, inW := io.Pipe()
 	var out strings.Builder

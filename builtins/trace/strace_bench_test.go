@@ -4,6 +4,7 @@ package trace
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"os/exec"
 	"sort"
@@ -16,29 +17,41 @@ import (
 	"github.com/kdiag/kdiag/engine"
 )
 
-// straceCounter follows the counts a "getppid" target prints every 50ms.
+// straceCounter follows the counts (and CPU times) a "getppid" target
+// prints every 50ms.
 type straceCounter struct {
 	mu    sync.Mutex
 	count int64
+	cpu   int64 // ns
 	at    time.Time
+	// cpuRates are the calls per CPU-second of the target, one per rate.
+	cpuRates []float64
 }
 
-func (c *straceCounter) get() (int64, time.Time) {
+func (c *straceCounter) get() (int64, int64, time.Time) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return c.count, c.at
+	return c.count, c.cpu, c.at
 }
 
-// rate measures the target's getppid calls per second over window.
+// rate measures the target's getppid calls per second over window; it
+// also appends the calls per second of the target's own CPU time to
+// cpuRates (on a busy machine the target gets a fraction of a CPU, and
+// the wall-clock rate measures that share more than the tracer's cost).
 func (c *straceCounter) rate(window time.Duration) float64 {
-	n0, t0 := c.get()
+	n0, cpu0, t0 := c.get()
 	time.Sleep(window)
-	n1, t1 := c.get()
-	if !t1.After(t0) {
+	n1, cpu1, t1 := c.get()
+	if !t1.After(t0) || cpu1 <= cpu0 {
+		c.cpuRates = append(c.cpuRates, 0)
 		return 0
 	}
+	c.cpuRates = append(c.cpuRates, float64(n1-n0)/(float64(cpu1-cpu0)/1e9))
 	return float64(n1-n0) / t1.Sub(t0).Seconds()
 }
+
+// cpuRate is the calls per CPU-second of the last rate.
+func (c *straceCounter) cpuRate() float64 { return c.cpuRates[len(c.cpuRates)-1] }
 
 func straceMedian(xs []float64) float64 {
 	sort.Float64s(xs)
@@ -58,10 +71,10 @@ func BenchmarkStraceOverhead(b *testing.B) {
 	counter := &straceCounter{}
 	go func() {
 		for sc.Scan() {
-			n, err := strconv.ParseInt(sc.Text(), 10, 64)
-			if err == nil {
+			var n, cpu int64
+			if _, err := fmt.Sscan(sc.Text(), &n, &cpu); err == nil {
 				counter.mu.Lock()
-				counter.count, counter.at = n, time.Now()
+				counter.count, counter.cpu, counter.at = n, cpu, time.Now()
 				counter.mu.Unlock()
 			}
 		}
@@ -69,8 +82,10 @@ func BenchmarkStraceOverhead(b *testing.B) {
 	const window = time.Second
 	time.Sleep(200 * time.Millisecond)
 	var untracedRates, kdiagRates, ebpfRates, ebpfAllRates, straceRates []float64
+	var untracedCPU, ebpfCPU, ebpfAllCPU []float64
 	for i := 0; i < b.N; i++ {
 		untracedRates = append(untracedRates, counter.rate(window))
+		untracedCPU = append(untracedCPU, counter.cpuRate())
 
 		// strace_sample on ptrace, on eBPF (max_events 10000, the default:
 		// past it the kernel only counts), and on eBPF sending every call
@@ -79,7 +94,8 @@ func BenchmarkStraceOverhead(b *testing.B) {
 			backend   string
 			maxEvents int64
 			rates     *[]float64
-		}{{"ptrace", 10000, &kdiagRates}, {"ebpf", 10000, &ebpfRates}, {"ebpf", 1 << 40, &ebpfAllRates}} {
+			cpu       *[]float64
+		}{{"ptrace", 10000, &kdiagRates, nil}, {"ebpf", 10000, &ebpfRates, &ebpfCPU}, {"ebpf", 1 << 40, &ebpfAllRates, &ebpfAllCPU}} {
 			done := make(chan error, 1)
 			go func() {
 				_, err := straceRunSpec(context.Background(), engine.Args{"pid": int64(pid), "backend": run.backend,
@@ -92,6 +108,9 @@ func BenchmarkStraceOverhead(b *testing.B) {
 				time.Sleep(300 * time.Millisecond)
 			}
 			*run.rates = append(*run.rates, counter.rate(window))
+			if run.cpu != nil {
+				*run.cpu = append(*run.cpu, counter.cpuRate())
+			}
 			if err := <-done; err != nil {
 				b.Fatal(err)
 			}
@@ -118,6 +137,13 @@ func BenchmarkStraceOverhead(b *testing.B) {
 	b.ReportMetric(ebpfAll, "ebpf-all-ops/s")
 	b.ReportMetric(ebpfOps/untraced, "ebpf/untraced")
 	b.ReportMetric(ebpfAll/untraced, "ebpf-all/untraced")
+	// Per CPU-second of the target: the in-kernel cost eBPF adds to each
+	// call, whatever share of a CPU the target gets (kdiag's reader runs
+	// on another thread and is not counted).
+	uCPU := straceMedian(untracedCPU)
+	b.ReportMetric(uCPU, "untraced-ops/cpu-s")
+	b.ReportMetric(straceMedian(ebpfCPU)/uCPU, "ebpf/untraced-cpu")
+	b.ReportMetric(straceMedian(ebpfAllCPU)/uCPU, "ebpf-all/untraced-cpu")
 	b.ReportMetric(straced, "strace-ops/s")
 	b.ReportMetric(untraced/kdiag, "kdiag-slowdown")
 	b.ReportMetric(untraced/straced, "strace-slowdown")

@@ -83,16 +83,16 @@ func (c *collector) record(b []byte) {
 		f := Fork{ParentTGID: int(le.Uint32(b[4:])), ParentTID: int(le.Uint32(b[8:])),
 			ChildTGID: int(le.Uint32(b[12:])), ChildTID: int(le.Uint32(b[16:])), TimeNS: le.Uint64(b[24:])}
 		f.Thread = f.ChildTGID == f.ParentTGID
-		if !f.Thread && c.opts.FollowForks {
+		if !f.Thread && c.opts.FollowForks && len(c.live) < maxProcRecords {
 			c.live[f.ChildTGID] = true
 		}
-		c.res.Forks = append(c.res.Forks, f)
+		c.res.Forks = c.keep(c.res.Forks, f)
 	case recExec:
 		if len(b) < execRecSize {
 			c.bad++
 			return
 		}
-		c.res.Execs = append(c.res.Execs, Exec{TGID: int(le.Uint32(b[4:])), TID: int(le.Uint32(b[8:])),
+		c.res.Execs = c.keepExec(Exec{TGID: int(le.Uint32(b[4:])), TID: int(le.Uint32(b[8:])),
 			OldTID: int(le.Uint32(b[12:])), TimeNS: le.Uint64(b[16:]), Comm: cstring(b[24:40]), Filename: cstring(b[40:296])})
 	case recExit:
 		if len(b) < exitRecSize {
@@ -103,10 +103,32 @@ func (c *collector) record(b []byte) {
 		if e.TID == e.TGID {
 			delete(c.live, e.TGID)
 		}
-		c.res.Exits = append(c.res.Exits, e)
+		if len(c.res.Exits) < maxProcRecords {
+			c.res.Exits = append(c.res.Exits, e)
+		} else {
+			c.res.ProcTruncated = true
+		}
 	default:
 		c.bad++
 	}
+}
+
+// keep appends a fork record unless maxProcRecords are kept.
+func (c *collector) keep(forks []Fork, f Fork) []Fork {
+	if len(forks) >= maxProcRecords {
+		c.res.ProcTruncated = true
+		return forks
+	}
+	return append(forks, f)
+}
+
+// keepExec appends an exec record unless maxProcRecords are kept.
+func (c *collector) keepExec(e Exec) []Exec {
+	if len(c.res.Execs) >= maxProcRecords {
+		c.res.ProcTruncated = true
+		return c.res.Execs
+	}
+	return append(c.res.Execs, e)
 }
 
 // gone reports whether every target process exited (never for a cgroup,

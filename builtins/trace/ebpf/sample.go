@@ -55,6 +55,9 @@ type Result struct {
 	Execs []Exec
 	// Exits are the threads of the targets that exited.
 	Exits []Exit
+	// ProcTruncated is true when more than 65536 forks, execs or exits
+	// came (only that many of each are kept).
+	ProcTruncated bool
 }
 
 // Call is one syscall.

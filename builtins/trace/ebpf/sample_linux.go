@@ -22,6 +22,10 @@ import (
 // maxNR mirrors MAX_NR in kdiag.c: syscall numbers counted.
 const maxNR = 512
 
+// maxProcRecords bounds the fork, exec and exit records kept each (a fork
+// bomb makes millions); Result.ProcTruncated says when more came.
+const maxProcRecords = 1 << 16
+
 // maxPending bounds the captured strings waiting for their call's exit
 // (one per thread).
 const maxPending = 1 << 16
@@ -206,6 +210,13 @@ func Sample(ctx context.Context, opts Options) (res *Result, err error) {
 	}
 	if err := checkCaps(); err != nil {
 		return nil, err
+	}
+	if opts.CgroupID != 0 {
+		// Without a unified hierarchy every process would match the
+		// root's id: refuse rather than trace the whole machine.
+		if _, err := Cgroup2Mount(); err != nil {
+			return nil, err
+		}
 	}
 	objs, err := load(opts)
 	if err != nil {

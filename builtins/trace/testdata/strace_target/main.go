@@ -6,7 +6,8 @@
 //	fork PATH          every 20ms run itself as "child PATH.child" and wait
 //	child PATH         stat PATH once and exit
 //	exit-after D PATH  stat PATH for duration D, then exit 3 from the main thread
-//	getppid            call getppid as fast as possible, print the count every 50ms
+//	getppid            call getppid as fast as possible, print the count and the
+//	                   process's CPU time (ns) every 50ms
 //	quiet              block in a read of stdin
 //	signals            print "usr1" for every SIGUSR1 received, stat in between
 //	http PATH          serve HTTP on 127.0.0.1 (each request stats PATH and reads
@@ -75,7 +76,9 @@ func main() {
 		var n atomic.Int64
 		go func() {
 			for range time.Tick(50 * time.Millisecond) {
-				fmt.Println(n.Load())
+				var ru syscall.Rusage
+				syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+				fmt.Println(n.Load(), ru.Utime.Nano()+ru.Stime.Nano())
 			}
 		}()
 		for {
