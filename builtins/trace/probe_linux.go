@@ -23,6 +23,11 @@ func sampleRequest(ctx context.Context, opts straceOptions, p *Probe) (*Result, 
 	started, stop := make(chan struct{}), make(chan struct{})
 	opts.started = func() { close(started) }
 	opts.stop = stop
+	var until <-chan struct{}
+	if len(opts.UntilPaths) > 0 {
+		ch := make(chan struct{})
+		opts.until, until = ch, ch
+	}
 	rt := &RequestTrace{URL: p.URL}
 	probed := make(chan error, 1)
 	go func() {
@@ -50,6 +55,12 @@ func sampleRequest(ctx context.Context, opts straceOptions, p *Probe) (*Result, 
 		case <-time.After(time.Duration(p.GraceMS) * time.Millisecond):
 		case <-pctx.Done():
 		}
+		if until != nil {
+			select {
+			case <-until:
+			case <-pctx.Done():
+			}
+		}
 		close(stop)
 	}()
 	res, err := straceSample(ctx, opts)
@@ -67,3 +78,28 @@ func sampleRequest(ctx context.Context, opts straceOptions, p *Probe) (*Result, 
 	res.Request = a
 	return res, nil
 }
+
+// sampleUntil traces until a path under opts.UntilPaths is touched (then
+// a short grace for the rest of that work), or for opts.Duration.
+func sampleUntil(ctx context.Context, opts straceOptions) (*Result, error) {
+	until, stop := make(chan struct{}), make(chan struct{})
+	opts.until, opts.stop = until, stop
+	pctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go func() {
+		select {
+		case <-until:
+			select {
+			case <-time.After(untilGrace):
+			case <-pctx.Done():
+			}
+			close(stop)
+		case <-pctx.Done():
+		}
+	}()
+	return straceSample(ctx, opts)
+}
+
+// untilGrace is how long a sample goes on after a path it waited for was
+// touched.
+const untilGrace = 100 * time.Millisecond

@@ -199,6 +199,7 @@ func (s *ptraceSession) run(started chan<- int) (res *Result, err error) {
 	s.poll = !ptraceWakeSetup()
 	s.rec = newStraceRecorder(time.Now(), s.opts.MaxEvents, s.opts.Filter)
 	s.rec.keepAll = s.opts.keepAll
+	s.rec.until, s.rec.untilPaths = s.opts.until, s.opts.UntilPaths
 	if err := s.attach(); err != nil {
 		return nil, err
 	}

@@ -14,6 +14,11 @@ func straceSample(ctx context.Context, opts straceOptions) (*Result, error) {
 	return nil, engine.Errorf(engine.KindInvalid, "strace_sample: not supported on %s/%s (Linux on amd64 or arm64 only)", runtime.GOOS, runtime.GOARCH)
 }
 
+// sampleUntil is only implemented on Linux x86_64 and aarch64.
+func sampleUntil(ctx context.Context, opts straceOptions) (*Result, error) {
+	return straceSample(ctx, opts)
+}
+
 // sampleRequest is only implemented on Linux x86_64 and aarch64.
 func sampleRequest(ctx context.Context, opts straceOptions, p *Probe) (*Result, error) {
 	return straceSample(ctx, opts)

@@ -3,6 +3,7 @@ package trace
 import (
 	"math"
 	"sort"
+	"strings"
 	"time"
 )
 
@@ -134,6 +135,26 @@ type straceRecorder struct {
 	keepAll bool
 	all     []*straceCall
 	allFull bool
+	// until, when set, is closed once a call touched a path under one of
+	// untilPaths.
+	until      chan struct{}
+	untilPaths []string
+}
+
+// touched closes r.until when c touched a path under r.untilPaths.
+func (r *straceRecorder) touched(c *straceCall) {
+	if r.until == nil || len(r.untilPaths) == 0 {
+		return
+	}
+	for _, p := range c.paths {
+		for _, u := range r.untilPaths {
+			if p == u || strings.HasPrefix(p, strings.TrimSuffix(u, "/")+"/") {
+				close(r.until)
+				r.until = nil
+				return
+			}
+		}
+	}
 }
 
 func newStraceRecorder(start time.Time, maxEvents int, filter map[string]bool) *straceRecorder {
@@ -179,6 +200,7 @@ func (r *straceRecorder) finish(c *straceCall, exit time.Time, rval int64, isErr
 		errno = syscallErrnoName(-rval)
 	}
 	c.exit, c.ret, c.errno, c.finished = exit, rval, errno, finished
+	r.touched(c)
 	if r.keepAll {
 		if len(r.all) < requestMaxCalls {
 			r.all = append(r.all, c)

@@ -29,6 +29,9 @@ type Request struct {
 	MaxEvents int `json:"max_events"`
 	// Backend is "auto" (or ""), "ebpf" or "ptrace".
 	Backend string `json:"backend"`
+	// UntilPaths, when set, end the sample early: once a call touched a
+	// path under one of them (and, with a Probe, after its answer).
+	UntilPaths []string `json:"until_paths,omitempty"`
 	// Probe, when set, is a request kdiag sends from pid's network
 	// namespace once tracing has started. The sample ends GraceMS after
 	// the answer, and Result.Request tells what serving it did.
@@ -70,18 +73,21 @@ func (Local) Sample(ctx context.Context, req *Request) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	if req.Probe != nil || opts.Scope != "" && opts.Scope != ScopeProcess {
+	if req.Probe != nil || len(opts.UntilPaths) > 0 || opts.Scope != "" && opts.Scope != ScopeProcess {
 		if opts.Backend == "ebpf" {
 			return nil, engine.Errorf(engine.KindInvalid, "strace_sample: backend \"ebpf\" does not serve scope=%s or probe= yet; use backend=\"auto\" or \"ptrace\"", orProcess(opts.Scope))
 		}
 		var res *Result
-		if req.Probe != nil {
+		switch {
+		case req.Probe != nil:
 			res, err = sampleRequest(ctx, opts, req.Probe)
-		} else {
+		case len(opts.UntilPaths) > 0:
+			res, err = sampleUntil(ctx, opts)
+		default:
 			res, err = straceSample(ctx, opts)
 		}
 		if res != nil {
-			res.Backend, res.BackendReason = "ptrace", "scope="+orProcess(opts.Scope)+" and probe= are served by the ptrace backend"
+			res.Backend, res.BackendReason = "ptrace", "scope="+orProcess(opts.Scope)+", probe= and until_path= are served by the ptrace backend"
 		}
 		return res, err
 	}
@@ -136,6 +142,7 @@ backend="ptrace" or "ebpf" forces one.`,
 			{Name: "headers", Type: "dict", Doc: "extra HTTP headers of the probe"},
 			{Name: "probe_timeout", Type: "duration", Doc: "how long the probe may take", Default: "5s"},
 			{Name: "grace", Type: "duration", Doc: "how long tracing goes on after the probe's answer", Default: "200ms"},
+			{Name: "until_path", Type: "list", Doc: "end the sample once a file under one of these paths was touched (and, with probe, the answer is in), e.g. the ConfigMap mounts"},
 			{Name: "backend", Type: "string", Doc: "\"auto\" (eBPF when possible, else ptrace), \"ebpf\" or \"ptrace\"", Default: "auto"},
 		},
 		Result: `pid: the traced process
@@ -178,6 +185,12 @@ type straceOptions struct {
 	MaxEvents   int
 	Backend     string
 
+	// UntilPaths end the sample (grace after the probe's answer, if
+	// any) once a call touched a path under one of them.
+	UntilPaths []string
+	// until is closed by the recorder when UntilPaths were touched.
+	until chan struct{}
+
 	// keepAll keeps every call for the analysis of a request.
 	keepAll bool
 	// started, if set, is called once tracing has started.
@@ -207,6 +220,9 @@ func straceRequestOf(a engine.Args) *Request {
 	if a.Has("syscalls") {
 		req.Syscalls = append([]string{}, a.Strings("syscalls")...)
 	}
+	if a.Has("until_path") {
+		req.UntilPaths = append([]string{}, a.Strings("until_path")...)
+	}
 	if sc := a.String("scope"); sc != "" && sc != ScopeProcess {
 		req.Scope = sc
 	}
@@ -231,6 +247,7 @@ func straceRequestOf(a engine.Args) *Request {
 // straceOptionsOf validates a request.
 func straceOptionsOf(req *Request) (straceOptions, error) {
 	opts := straceOptions{
+		UntilPaths:  req.UntilPaths,
 		PID:         req.PID,
 		Scope:       req.Scope,
 		Duration:    time.Duration(req.DurationNS),
