@@ -72,6 +72,7 @@ type Server struct {
 	readToken [32]byte      // sha256 of the read token
 	hasRead   bool
 	signKey   []byte // signs finished transcripts, if set
+	cache     runCache
 }
 
 // Loader returns a loader over base's library and repositories plus the
