@@ -60,7 +60,7 @@ func TestJobExecutorRBAC(t *testing.T) {
 	for _, g := range []struct{ group, resource, verb string }{
 		{"batch", "jobs", "create"}, {"batch", "jobs", "get"}, {"batch", "jobs", "delete"},
 		{"", "pods", "list"}, {"", "pods/log", "get"}, {"", "events", "list"},
-		{"", "secrets", "create"}, {"", "secrets", "delete"},
+		{"", "secrets", "create"}, {"", "secrets", "patch"}, {"", "secrets", "delete"},
 	} {
 		if !grants(jobs.Rules, g.group, g.resource, g.verb) {
 			t.Errorf("Role kdiag-jobs does not grant %s %s", g.verb, g.resource)

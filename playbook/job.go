@@ -12,6 +12,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
 )
 
@@ -82,6 +83,10 @@ func (j *JobExecutor) Start(ctx context.Context, req RunRequest) (RunHandle, err
 		j.deleteSecret(job.Namespace, sec.Name)
 		return nil, fmt.Errorf("create job %s/%s: %w", job.Namespace, job.Name, err)
 	}
+	// Owned by the Job, the Secret goes with it even if the server dies
+	// before it deletes the Secret itself.
+	owner := fmt.Sprintf(`{"metadata":{"ownerReferences":[{"apiVersion":"batch/v1","kind":"Job","name":%q,"uid":%q}]}}`, created.Name, created.UID)
+	_, _ = j.Client.CoreV1().Secrets(sec.Namespace).Patch(ctx, sec.Name, types.MergePatchType, []byte(owner), metav1.PatchOptions{})
 	h := &localHandle{done: make(chan struct{})}
 	go func() {
 		defer close(h.done)

@@ -36,20 +36,37 @@ func (s *Server) admit(rt *route, a Alert, params map[string]any) (string, strin
 	}
 	m := &Meta{ID: newID(now), Status: StatusQueued, Route: rt.name, Runbook: rt.module, RunbookName: rt.runbook.Name,
 		Params: redactParams(params), Policy: rt.policy, Alert: redactAlert(a), Executor: s.exec.Name(), Received: now}
+	req := s.request(rt, m.ID, params, a)
+	// Journal the request (real params: 0600, never served, removed when
+	// the run ends) and the run before the 200, so that a server killed
+	// with the run still queued resumes it at its next start.
+	if err := s.store.SaveRequest(m.ID, &Journaled{Params: params, Labels: req.Labels}); err != nil {
+		return "", OutcomeError, err.Error()
+	}
 	if err := s.store.Save(m); err != nil {
 		return "", OutcomeError, err.Error()
 	}
-	s.runs[m.ID] = m
+	s.enqueue(m, req)
 	s.lastRun[a.Fingerprint] = m.ID
-	s.waiting++
-	req := RunRequest{
-		ID: m.ID, Runbook: rt.module, Params: params, Policy: rt.policy, Timeout: rt.timeout,
-		TranscriptPath: s.store.TranscriptPath(m.ID),
-		Labels:         map[string]string{"alertname": a.Labels["alertname"], "fingerprint": a.Fingerprint, "route": rt.name, "run": m.ID},
+	return m.ID, OutcomeStarted, ""
+}
+
+// request returns the RunRequest of run id on route rt.
+func (s *Server) request(rt *route, id string, params map[string]any, a Alert) RunRequest {
+	return RunRequest{
+		ID: id, Runbook: rt.module, Params: params, Policy: rt.policy, Timeout: rt.timeout,
+		TranscriptPath: s.store.TranscriptPath(id),
+		Labels:         map[string]string{"alertname": a.Labels["alertname"], "fingerprint": a.Fingerprint, "route": rt.name, "run": id},
 	}
+}
+
+// enqueue starts the run's goroutine, which waits for a slot; s.mu is
+// held.
+func (s *Server) enqueue(m *Meta, req RunRequest) {
+	s.runs[m.ID] = m
+	s.waiting++
 	s.wg.Add(1)
 	go s.execute(m, req)
-	return m.ID, OutcomeStarted, ""
 }
 
 // execute waits for a slot, runs m through the executor and stores the
@@ -123,6 +140,7 @@ func (s *Server) finish(m *Meta, out Outcome) {
 	if err := s.store.Save(m); err != nil {
 		s.log.Error("store", "run", m.ID, "err", err)
 	}
+	s.store.DropRequest(m.ID)
 	snap := *m
 	s.mu.Unlock()
 	var secs float64

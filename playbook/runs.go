@@ -1,7 +1,6 @@
 package playbook
 
 import (
-	"errors"
 	"net/http"
 	"os"
 	"slices"
@@ -68,11 +67,26 @@ func (s *Server) handleRuns(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, s.summaries(r.URL.Query().Get("status"), limit))
 }
 
-// lookup returns a copy of run id's metadata and its transcript, which is
-// nil when the run has none yet and partial while it runs.
-func (s *Server) lookup(id string) (*Meta, *transcript.Transcript, bool) {
+// meta returns a copy of run id's metadata.
+func (s *Server) meta(id string) (*Meta, bool) {
 	if !validID(id) {
-		return nil, nil, false
+		return nil, false
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	m, ok := s.runs[id]
+	if !ok {
+		return nil, false
+	}
+	snap := *m
+	return &snap, true
+}
+
+// lookup returns a copy of run id's metadata, its transcript, which is
+// nil when the run has none yet and partial while it runs, and its report.
+func (s *Server) lookup(id string) (*Meta, *transcript.Transcript, *report.Report, bool) {
+	if !validID(id) {
+		return nil, nil, nil, false
 	}
 	s.mu.Lock()
 	m, ok := s.runs[id]
@@ -82,17 +96,14 @@ func (s *Server) lookup(id string) (*Meta, *transcript.Transcript, bool) {
 	}
 	s.mu.Unlock()
 	if !ok {
-		return nil, nil, false
+		return nil, nil, nil, false
 	}
-	t, err := transcript.ReadFile(s.store.TranscriptPath(id))
-	if err != nil && !errors.Is(err, transcript.ErrTruncated) {
-		t = nil
-	}
-	return &snap, t, true
+	t, rep := s.cache.get(id, s.store.TranscriptPath(id))
+	return &snap, t, rep, true
 }
 
 func (s *Server) handleRun(w http.ResponseWriter, r *http.Request) {
-	m, t, ok := s.lookup(r.PathValue("id"))
+	m, t, rep, ok := s.lookup(r.PathValue("id"))
 	if !ok {
 		http.Error(w, "no run "+strconv.Quote(r.PathValue("id")), http.StatusNotFound)
 		return
@@ -100,10 +111,6 @@ func (s *Server) handleRun(w http.ResponseWriter, r *http.Request) {
 	format := r.URL.Query().Get("format")
 	if format == "" && strings.Contains(r.Header.Get("Accept"), "application/json") {
 		format = "json"
-	}
-	var rep *report.Report
-	if t != nil {
-		rep = report.Build(t)
 	}
 	switch format {
 	case "json":
@@ -129,7 +136,7 @@ func (s *Server) handleRun(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) handleTranscript(w http.ResponseWriter, r *http.Request) {
-	m, _, ok := s.lookup(r.PathValue("id"))
+	m, ok := s.meta(r.PathValue("id"))
 	if !ok {
 		http.Error(w, "no run "+strconv.Quote(r.PathValue("id")), http.StatusNotFound)
 		return

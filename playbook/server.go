@@ -72,6 +72,7 @@ type Server struct {
 	readToken [32]byte      // sha256 of the read token
 	hasRead   bool
 	signKey   []byte // signs finished transcripts, if set
+	cache     runCache
 }
 
 // Loader returns a loader over base's library and repositories plus the
@@ -221,14 +222,27 @@ func (s *Server) recover() error {
 			m.Damaged = terr.Error()
 			s.log.Error("damaged run", "run", m.ID, "err", terr)
 		}
+		if m.Status == StatusQueued && t == nil {
+			if req, err := s.resumable(m); err == nil {
+				s.log.Info("resuming a run queued before a restart", "run", m.ID, "route", m.Route)
+				s.enqueue(m, req)
+				s.lastRun[m.Alert.Fingerprint] = m.ID
+				continue
+			} else if err != nil {
+				s.log.Warn("queued run not resumed", "run", m.ID, "err", err)
+			}
+		}
+		changed := damaged
 		if !m.Done() {
+			changed = true
+			s.store.DropRequest(m.ID)
 			now := s.now().UTC()
 			m.Status, m.Message, m.Ended = StatusInterrupted, "the server stopped during this run", &now
 			if t != nil {
 				s.store.WriteReports(m.ID, t)
 			}
 		}
-		if !m.Done() || damaged {
+		if changed {
 			if err := s.store.Save(m); err != nil {
 				return err
 			}
@@ -237,4 +251,23 @@ func (s *Server) recover() error {
 		s.lastRun[m.Alert.Fingerprint] = m.ID
 	}
 	return nil
+}
+
+// resumable returns the request of a run that was queued when the server
+// stopped: its route must still exist; the route's current runbook,
+// policy and timeout apply.
+func (s *Server) resumable(m *Meta) (RunRequest, error) {
+	j, err := s.store.LoadRequest(m.ID)
+	if err != nil {
+		return RunRequest{}, err
+	}
+	for _, rt := range s.routes {
+		if rt.name == m.Route {
+			req := s.request(rt, m.ID, j.Params, m.Alert)
+			req.Labels = j.Labels
+			m.Runbook, m.RunbookName, m.Policy = rt.module, rt.runbook.Name, rt.policy
+			return req, nil
+		}
+	}
+	return RunRequest{}, fmt.Errorf("route %q is no longer in the config", m.Route)
 }

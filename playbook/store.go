@@ -207,3 +207,38 @@ func DamagedTranscript(path string) string {
 	}
 	return m.Damaged
 }
+
+// Journaled is what a queued run needs to be resumed after a crash: its
+// real params and labels (run.json holds redacted ones).
+type Journaled struct {
+	Params map[string]any    `json:"params"`
+	Labels map[string]string `json:"labels"`
+}
+
+// SaveRequest writes run id's request.json (0600, never served).
+func (s *Store) SaveRequest(id string, j *Journaled) error {
+	if err := os.MkdirAll(s.Dir(id), 0o700); err != nil {
+		return fmt.Errorf("store: %w", err)
+	}
+	b, err := json.Marshal(j)
+	if err != nil {
+		return fmt.Errorf("store: encode request %s: %w", id, err)
+	}
+	return writeAtomic(filepath.Join(s.Dir(id), "request.json"), b)
+}
+
+// LoadRequest reads run id's request.json.
+func (s *Store) LoadRequest(id string) (*Journaled, error) {
+	b, err := os.ReadFile(filepath.Join(s.Dir(id), "request.json"))
+	if err != nil {
+		return nil, fmt.Errorf("store: %w", err)
+	}
+	j := new(Journaled)
+	if err := json.Unmarshal(b, j); err != nil {
+		return nil, fmt.Errorf("store: run %s: request.json: %w", id, err)
+	}
+	return j, nil
+}
+
+// DropRequest removes run id's request.json once the run has ended.
+func (s *Store) DropRequest(id string) { os.Remove(filepath.Join(s.Dir(id), "request.json")) }

@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 
 	"github.com/kdiag/kdiag/engine"
@@ -43,7 +44,7 @@ func exitCode(err error) int {
 	}
 	var silent *silentError
 	if !errors.As(err, &silent) {
-		fmt.Fprintln(os.Stderr, "kdiag:", err)
+		fmt.Fprintln(os.Stderr, "kdiag:", indentLines(err.Error()))
 	}
 	var usage *engine.UsageError
 	var div *engine.DivergenceError
@@ -74,4 +75,18 @@ func (e *flagError) Unwrap() error { return e.err }
 
 func usageErrorf(format string, args ...any) error {
 	return &flagError{fmt.Errorf(format, args...)}
+}
+
+// indentLines indents every line after the first that is not indented
+// already, so that text in an error (which a runbook or workload may
+// control) cannot start a line of its own, such as a transcript frame in a
+// Job's log.
+func indentLines(s string) string {
+	lines := strings.Split(s, "\n")
+	for i := 1; i < len(lines); i++ {
+		if l := lines[i]; l != "" && l[0] != ' ' && l[0] != '\t' {
+			lines[i] = "  " + l
+		}
+	}
+	return strings.Join(lines, "\n")
 }

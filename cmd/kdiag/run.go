@@ -224,7 +224,7 @@ func (o *runOptions) run(ctx context.Context) error {
 		fmt.Fprintf(o.errOut, "transcript: %s\n", w.Path())
 	}
 	if res.Backtrace != "" {
-		fmt.Fprintln(o.errOut, res.Backtrace)
+		fmt.Fprintln(o.errOut, "  "+indentLines(res.Backtrace))
 		return &silentError{res.Err}
 	}
 	return res.Err
