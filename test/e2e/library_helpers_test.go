@@ -216,3 +216,19 @@ func libraryConfigApp(t *testing.T, env *harness.Env) {
 		t.Fatal(libraryConfigAppErr)
 	}
 }
+
+// libraryPodOf waits up to a minute for a pod matching the label selector
+// and returns its name (the newest one's).
+func libraryPodOf(t *testing.T, env *harness.Env, ns, selector string) string {
+	t.Helper()
+	deadline := time.Now().Add(time.Minute)
+	for time.Now().Before(deadline) {
+		out, _, err := env.RunKubectl("get", "pods", "-n", ns, "-l", selector, "--sort-by=.metadata.creationTimestamp", "-o", "jsonpath={.items[*].metadata.name}")
+		if names := strings.Fields(out); err == nil && len(names) > 0 {
+			return names[len(names)-1]
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+	t.Fatalf("no pod matches %s in %s", selector, ns)
+	return ""
+}

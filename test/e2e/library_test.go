@@ -56,11 +56,45 @@ func TestLibraryImagePull(t *testing.T) {
 	r.verdictSays(t, "registry host registry.example.com does not resolve from the node", "pull secret regcred is missing")
 	r.mustSay(t, "registry.example.com/shop/catalog-api:v2.4.1")
 
+	if strings.Contains(r.text(), "CRITICAL pull secret") {
+		t.Errorf("a missing pull secret is called critical although the registry never asked for credentials:\n%s", r.text())
+	}
+
 	libraryWait(t, env, ns, "report-builder", "ErrImageNeverPull", 60*time.Second, libraryWaiting("log-shipper", "ErrImageNeverPull"))
 	r = libraryRun(t, env, "image-pull", "pod=report-builder", "namespace="+ns)
 	r.verdictSays(t, "image kdiag-log-shipper:v3 is not on node "+env.NodeName+" and imagePullPolicy is Never")
 	if strings.Contains(r.text(), "builder:") {
 		t.Errorf("the running container is blamed too:\n%s", r.text())
+	}
+}
+
+// TestLibraryImagePullAnonymousRegistry: a real anonymous registry on the
+// node's loopback; a Deployment rolled out a tag it does not have, a
+// sidecar names a repository it does not have. containerd says "not found"
+// for both; the registry's answer tells them apart, and no pull secret is
+// blamed.
+func TestLibraryImagePullAnonymousRegistry(t *testing.T) {
+	t.Parallel()
+	env := harness.Cluster(t)
+	libraryRegistry(t)
+	ns := namespace(t, env, "lib-image-anon")
+	libraryApply(t, env, ns, "examples/image-pull/anonymous.yaml")
+	pod := libraryPodOf(t, env, ns, "app=orders-api")
+	libraryWait(t, env, ns, pod, "a pull failure", 90*time.Second, libraryWaiting("api", "ErrImagePull", "ImagePullBackOff"))
+	r := libraryRun(t, env, "image-pull", "pod="+pod, "namespace="+ns)
+	r.verdictSays(t, "deployment/orders-api spec.template.spec.containers[0].image: 127.0.0.1:35017/shop/orders-api:v3",
+		"MANIFEST_UNKNOWN", "has no tag v3", "set the tag to one the registry has (v1, v2)")
+	r.mustSay(t, "none is needed")
+	if strings.Contains(r.text(), "CRITICAL pull secret") || strings.Contains(r.text(), "CRITICAL no pull secret") {
+		t.Errorf("a pull secret is blamed for an anonymous registry:\n%s", r.text())
+	}
+
+	libraryWait(t, env, ns, "orders-metrics", "a pull failure", 90*time.Second, libraryWaiting("exporter", "ErrImagePull", "ImagePullBackOff"))
+	r = libraryRun(t, env, "image-pull", "pod=orders-metrics", "namespace="+ns)
+	r.verdictSays(t, "pod/orders-metrics spec.containers[1].image: 127.0.0.1:35017/shop/order-metrics:v1", "NAME_UNKNOWN",
+		"repository 127.0.0.1:35017/shop/order-metrics does not exist", "correct the repository name")
+	if strings.Contains(r.text(), "app:") || strings.Contains(r.text(), "CRITICAL pull secret") {
+		t.Errorf("the running container, or a pull secret, is blamed:\n%s", r.text())
 	}
 }
 
