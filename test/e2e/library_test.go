@@ -29,8 +29,11 @@ func TestLibraryCrashloop(t *testing.T) {
 	})
 	r := libraryRun(t, env, "crashloop", "pod=orders-worker", "namespace="+ns)
 	r.verdictSays(t, "exit code 3", "the application's own exit code", `fatal: unknown MODE "turbo"`,
-		"ConfigMap orders-settings, created", "named in its log")
-	r.mustSay(t, "ConfigMap orders-settings (volume settings at /etc/orders)")
+		"configmap/orders-settings data[settings.env]: MODE=turbo (named in its log)", "fix: correct that value")
+	r.mustSay(t, "ConfigMap orders-settings (volume settings at /etc/orders) was created with the pod")
+	if strings.Contains(r.text(), "a recent configuration change") {
+		t.Errorf("configuration created in the same apply as the pod is called a recent change:\n%s", r.text())
+	}
 	if b, err := os.ReadFile(r.transcript); err != nil || strings.Contains(string(b), "not-a-real-password-but-redact-me") {
 		t.Errorf("the transcript holds the Secret's value (or cannot be read: %v)", err)
 	}
@@ -40,8 +43,29 @@ func TestLibraryCrashloop(t *testing.T) {
 		return s != nil && s.LastTerminationState.Terminated != nil && s.LastTerminationState.Terminated.Reason == "OOMKilled"
 	})
 	r = libraryRun(t, env, "crashloop", "pod=thumbnailer", "namespace="+ns)
-	r.verdictSays(t, "OOMKilled", "limit 24Mi")
-	r.mustSay(t, "CRITICAL thumbnailer was killed for using more memory than its limit (24Mi)")
+	r.verdictSays(t, "OOMKilled", "limit 24Mi", "pod/thumbnailer spec.containers[0].resources.limits.memory: 24Mi")
+	r.mustSay(t, "CRITICAL pod/thumbnailer spec.containers[0].resources.limits.memory: 24Mi: thumbnailer was killed for using more memory than its limit (24Mi)")
+}
+
+// TestLibraryCrashloopOptionalKey: a Deployment's optional configMapKeyRef
+// names a key the ConfigMap has under another name; the variable is empty
+// and the app exits 1. A sidecar runs beside it.
+func TestLibraryCrashloopOptionalKey(t *testing.T) {
+	t.Parallel()
+	env := harness.Cluster(t)
+	ns := namespace(t, env, "lib-crash-key")
+	libraryApply(t, env, ns, "examples/crashloop/optional-key.yaml")
+	pod := libraryPodOf(t, env, ns, "app=mailer")
+	libraryWait(t, env, ns, pod, "a restart after exit code 1", 90*time.Second, func(p *corev1.Pod) bool {
+		s := libraryStatus(p, "mailer")
+		return s != nil && s.RestartCount >= 1 && s.LastTerminationState.Terminated != nil && s.LastTerminationState.Terminated.ExitCode == 1
+	})
+	r := libraryRun(t, env, "crashloop", "pod="+pod, "namespace="+ns)
+	r.verdictSays(t, "container mailer of pod", "deployment/mailer spec.template.spec.containers[1].env[1].valueFrom.configMapKeyRef.key: smtp-host",
+		"ConfigMap mailer-config has no such key (it has smtp_host)", "SMTP_HOST is empty", "fix: set the key to smtp_host")
+	if strings.Contains(r.text(), "a recent configuration change") || strings.Contains(r.text(), "log-forwarder") {
+		t.Errorf("the ConfigMap of the same apply is called a recent change, or the sidecar is blamed:\n%s", r.text())
+	}
 }
 
 // TestLibraryImagePull: an unresolvable private registry with a missing
