@@ -165,12 +165,16 @@ func TestLibraryDNSFromPod(t *testing.T) {
 	libraryApply(t, env, ns, "examples/dns-from-pod/manifests.yaml")
 	libraryWait(t, env, ns, "web-client", "Running", 60*time.Second, libraryRunning)
 	r := libraryRun(t, env, "dns-from-pod", "pod=web-client", "namespace="+ns)
-	r.verdictSays(t, "cannot resolve kubernetes.default.svc.cluster.local", "answer NXDOMAIN", "no kube-dns Service exists")
+	r.verdictSays(t, "cannot resolve kubernetes.default.svc.cluster.local", "answer NXDOMAIN", "no kube-dns Service exists",
+		"node/"+env.NodeName+" kubelet clusterDNS: (unset")
 
 	libraryWait(t, env, ns, "stub-client", "Running", 60*time.Second, libraryRunning)
 	r = libraryRun(t, env, "dns-from-pod", "pod=stub-client", "namespace="+ns)
-	r.verdictSays(t, "no nameserver answers from inside the pod (127.0.0.53)")
-	r.mustSay(t, "nothing listens on port 53 inside the pod's network namespace")
+	r.verdictSays(t, "no nameserver answers from inside the pod (127.0.0.53)", "pod/stub-client spec.dnsConfig.nameservers[0]: 127.0.0.53")
+	r.mustSay(t, "nothing listens on port 53 inside the pod's network namespace", "dnsPolicy None: the pod does not use the cluster DNS")
+	if strings.Contains(r.text(), "kube-dns Service") {
+		t.Errorf("kube-dns is blamed for a pod with dnsPolicy None:\n%s", r.text())
+	}
 }
 
 // TestLibraryPortNotListening: a probe on 3000, a server on 8080; and a
