@@ -226,6 +226,25 @@ func TestLibraryConfigFileMissing(t *testing.T) {
 	}
 }
 
+// TestLibraryConfigFileMissingItems: a Deployment whose ConfigMap volume
+// lists items and projects key config.yaml as config.yml; the app runs in
+// the second container.
+func TestLibraryConfigFileMissingItems(t *testing.T) {
+	t.Parallel()
+	env := harness.Cluster(t)
+	libraryConfigApp(t, env)
+	ns := namespace(t, env, "lib-config-items")
+	libraryApply(t, env, ns, "examples/config-file-missing/items.yaml")
+	pod := libraryPodOf(t, env, ns, "app=invoicer")
+	libraryWait(t, env, ns, pod, "Running", 60*time.Second, libraryRunning)
+	r := libraryRun(t, env, "config-file-missing", "pod="+pod, "namespace="+ns, "container=invoicer")
+	r.verdictSays(t, "/etc/app/config.yaml is missing", "deployment/invoicer spec.template.spec.volumes[0].configMap.items[0].path: config.yml",
+		"the volume projects only its items: config.yaml -> config.yml", "fix: set volumes[0].configMap.items[0].path to config.yaml")
+	if strings.Contains(r.verdict, "fix=True would add key") {
+		t.Errorf("the runbook offers to add a key the ConfigMap already has:\n%s", r.verdict)
+	}
+}
+
 // TestLibrarySyscallStorm: a busy-wait on a missing file, and a fork loop.
 func TestLibrarySyscallStorm(t *testing.T) {
 	t.Parallel()
