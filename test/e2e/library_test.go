@@ -195,7 +195,17 @@ func TestLibraryPortNotListening(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r.verdictSays(t, "the app listens on 127.0.0.1:3000 only; the readiness probe connects to "+p.Status.PodIP)
+	r.verdictSays(t, "the app listens on 127.0.0.1:3000 only; the readiness probe connects to "+p.Status.PodIP,
+		"pod/admin-ui spec.containers[0].command[4]: 127.0.0.1:3000")
+
+	// case 3: the bind address comes from an envFrom ConfigMap; the probed container is the second one.
+	libraryApply(t, env, ns, "examples/port-not-listening/envfrom.yaml")
+	pod := libraryPodOf(t, env, ns, "app=catalog-web")
+	libraryWait(t, env, ns, pod, "Running", 60*time.Second, func(p *corev1.Pod) bool { return p.Status.Phase == corev1.PodRunning })
+	r = libraryRun(t, env, "port-not-listening", "pod="+pod, "namespace="+ns)
+	r.verdictSays(t, "container web of pod", "the app listens on 127.0.0.1:8080 only",
+		"configmap/catalog-web-env data.LISTEN_ADDR: 127.0.0.1:8080 (via deployment/catalog-web spec.template.spec.containers[1].envFrom[0].configMapRef)",
+		"fix: set LISTEN_ADDR in ConfigMap catalog-web-env to listen on 0.0.0.0:8080")
 }
 
 // TestLibraryConfigFileMissing: the app wants config.yaml, the ConfigMap
