@@ -154,6 +154,30 @@ func TestLibraryLivenessRestarts(t *testing.T) {
 	r := libraryRun(t, env, "liveness-restarts", "pod=inventory", "namespace="+ns, "wait=60s")
 	r.verdictSays(t, "killed by its liveness probe", "the app does not serve /livez (404)", "/healthz")
 	r.mustSay(t, "HTTP 404", "answers 404", "/healthz answers 200")
+	r.verdictSays(t, "pod/inventory spec.containers[0].livenessProbe.httpGet.path: /livez", "fix: set livenessProbe.httpGet.path to /healthz")
+}
+
+// TestLibraryLivenessSlowEndpoint: a StatefulSet (with a sidecar) whose
+// health endpoint takes ~2s under the default 1s probe timeout; the runbook
+// measures the real latency with a long timeout.
+func TestLibraryLivenessSlowEndpoint(t *testing.T) {
+	t.Parallel()
+	env := harness.Cluster(t)
+	ns := namespace(t, env, "lib-liveness-slow")
+	libraryApply(t, env, ns, "examples/liveness-restarts/slow-health.yaml")
+	libraryWait(t, env, ns, "ledger-0", "a liveness kill", 120*time.Second, func(p *corev1.Pod) bool {
+		s := libraryStatus(p, "ledger")
+		return s != nil && s.RestartCount >= 1
+	})
+	r := libraryRun(t, env, "liveness-restarts", "pod=ledger-0", "namespace="+ns, "wait=60s")
+	r.verdictSays(t, "container ledger of pod", "but the probe gives up after 1s",
+		"statefulset/ledger spec.template.spec.containers[1].livenessProbe.timeoutSeconds: 1", "fix: raise livenessProbe.timeoutSeconds to")
+	for _, f := range r.findings {
+		if strings.HasPrefix(f, "CRITICAL") && strings.Contains(f, "in ") && strings.Contains(f, "ms, longer than") {
+			return
+		}
+	}
+	t.Errorf("no critical finding with the measured latency:\n%s", r.text())
 }
 
 // TestLibraryDNSFromPod: the local cluster's missing cluster DNS, and a
