@@ -140,6 +140,35 @@ func TestLibraryPending(t *testing.T) {
 	}
 }
 
+// TestLibraryPendingAntiAffinity: two replicas with a required pod
+// anti-affinity on the hostname, one node: the second replica is Pending
+// because of the term, although the node has room.
+func TestLibraryPendingAntiAffinity(t *testing.T) {
+	t.Parallel()
+	env := harness.Cluster(t)
+	ns := namespace(t, env, "lib-pending-aa")
+	libraryApply(t, env, ns, "examples/pending/anti-affinity.yaml")
+	var pending string
+	deadline := time.Now().Add(90 * time.Second)
+	for pending == "" && time.Now().Before(deadline) {
+		out, _, _ := env.RunKubectl("get", "pods", "-n", ns, "-l", "app=search-api", "--field-selector=status.phase=Pending", "-o", "jsonpath={.items[*].metadata.name}")
+		if f := strings.Fields(out); len(f) == 1 {
+			pending = f[0]
+		}
+		time.Sleep(time.Second)
+	}
+	if pending == "" {
+		t.Fatal("no replica of search-api stayed Pending")
+	}
+	libraryWait(t, env, ns, pending, "Unschedulable", 60*time.Second, libraryUnschedulable)
+	r := libraryRun(t, env, "pending", "pod="+pending, "namespace="+ns)
+	r.verdictSays(t, "deployment/search-api spec.template.spec.affinity.podAntiAffinity.requiredDuringSchedulingIgnoredDuringExecution[0]: labelSelector app=search-api, topologyKey kubernetes.io/hostname",
+		"excludes node(s) "+env.NodeName, "fix: run fewer replicas than there are kubernetes.io/hostname domains")
+	if strings.Contains(r.verdict, "look able to take it") || strings.Contains(r.verdict, "may not have retried") {
+		t.Errorf("the verdict calls the node able to take the pod:\n%s", r.verdict)
+	}
+}
+
 // TestLibraryLivenessRestarts: a healthy app killed again and again by a
 // liveness probe on a path it does not serve.
 func TestLibraryLivenessRestarts(t *testing.T) {
@@ -294,4 +323,17 @@ func TestLibrarySyscallStorm(t *testing.T) {
 	libraryWait(t, env, ns, "log-tailer", "Running", 60*time.Second, libraryRunning)
 	r = libraryRun(t, env, "syscall-storm", "pod=log-tailer", "namespace="+ns)
 	r.verdictSays(t, "new processes a second", "a loop that runs a command each time round")
+	env.RunKubectl("delete", "pod", "log-tailer", "-n", ns, "--wait=false", "--grace-period=0")
+
+	// case 3: the app container idles; its sidecar sits at its CPU limit.
+	libraryApply(t, env, ns, "examples/syscall-storm/sidecar.yaml")
+	pod := libraryPodOf(t, env, ns, "app=storefront")
+	libraryWait(t, env, ns, pod, "Running", 60*time.Second, libraryRunning)
+	r = libraryRun(t, env, "syscall-storm", "pod="+pod, "namespace="+ns)
+	r.verdictSays(t, "container health-reporter of pod", "container health-reporter's limit: 200m, so it is throttled",
+		"deployment/storefront spec.template.spec.containers[1].command")
+	r.mustSay(t, "CRITICAL deployment/storefront spec.template.spec.containers[1].resources.limits.cpu: 200m", "CPU per container over 1s: health-reporter")
+	if strings.Contains(r.verdict, "not CPU-hot") {
+		t.Errorf("the pod is called not CPU-hot while its sidecar is at its limit:\n%s", r.verdict)
+	}
 }
