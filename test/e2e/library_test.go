@@ -219,7 +219,7 @@ func TestLibraryDNSFromPod(t *testing.T) {
 	libraryWait(t, env, ns, "web-client", "Running", 60*time.Second, libraryRunning)
 	r := libraryRun(t, env, "dns-from-pod", "pod=web-client", "namespace="+ns)
 	r.verdictSays(t, "cannot resolve kubernetes.default.svc.cluster.local", "answer NXDOMAIN", "no kube-dns Service exists",
-		"node/"+env.NodeName+" kubelet clusterDNS: (unset")
+		"node/"+env.NodeName+" kubeletConfig.clusterDNS: (unset")
 
 	libraryWait(t, env, ns, "stub-client", "Running", 60*time.Second, libraryRunning)
 	r = libraryRun(t, env, "dns-from-pod", "pod=stub-client", "namespace="+ns)
