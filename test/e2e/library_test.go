@@ -337,3 +337,27 @@ func TestLibrarySyscallStorm(t *testing.T) {
 		t.Errorf("the pod is called not CPU-hot while its sidecar is at its limit:\n%s", r.verdict)
 	}
 }
+
+// TestLibraryServiceEndpoints: a selector no pod matches (Deployment), a
+// targetPort nothing listens on (bare pod with a sidecar), a named
+// targetPort no container declares (StatefulSet).
+func TestLibraryServiceEndpoints(t *testing.T) {
+	t.Parallel()
+	env := harness.Cluster(t)
+	ns := namespace(t, env, "lib-svc")
+	libraryApply(t, env, ns, "examples/service-endpoints/manifests.yaml")
+	libraryWait(t, env, ns, "cart", "Running", 60*time.Second, libraryRunning)
+	libraryWait(t, env, ns, "payments-0", "Running", 60*time.Second, libraryRunning)
+	libraryWait(t, env, ns, libraryPodOf(t, env, ns, "app=checkout-v2"), "Running", 60*time.Second, libraryRunning)
+
+	r := libraryRun(t, env, "service-endpoints", "service=checkout", "namespace="+ns)
+	r.verdictSays(t, "service "+ns+"/checkout has no endpoints", "service/checkout spec.selector.app: checkout matches no pod",
+		"have app=checkout-v2", "fix: set spec.selector.app to checkout-v2")
+
+	r = libraryRun(t, env, "service-endpoints", "service=cart", "namespace="+ns)
+	r.verdictSays(t, "service/cart spec.ports[0].targetPort: 80: the pods listen on 8080, not 80", "fix: set spec.ports[0].targetPort to 8080")
+
+	r = libraryRun(t, env, "service-endpoints", "service=payments", "namespace="+ns)
+	r.verdictSays(t, "service/payments spec.ports[0].targetPort: http names a port no selected pod declares (they have api web/8080)",
+		"fix: set spec.ports[0].targetPort to web")
+}
