@@ -361,3 +361,25 @@ func TestLibraryServiceEndpoints(t *testing.T) {
 	r.verdictSays(t, "service/payments spec.ports[0].targetPort: http names a port no selected pod declares (they have api web/8080)",
 		"fix: set spec.ports[0].targetPort to web")
 }
+
+// TestLibraryOOMKilled: a Deployment's container (beside a sidecar) whose
+// working set grows to its 48Mi limit; the runbook measures it from the
+// memory cgroup and names the limit field.
+func TestLibraryOOMKilled(t *testing.T) {
+	t.Parallel()
+	env := harness.Cluster(t)
+	ns := namespace(t, env, "lib-oom")
+	libraryApply(t, env, ns, "examples/oomkilled/manifests.yaml")
+	pod := libraryPodOf(t, env, ns, "app=resizer")
+	libraryWait(t, env, ns, pod, "an OOM kill", 120*time.Second, func(p *corev1.Pod) bool {
+		s := libraryStatus(p, "resizer")
+		return s != nil && s.LastTerminationState.Terminated != nil && s.LastTerminationState.Terminated.Reason == "OOMKilled"
+	})
+	r := libraryRun(t, env, "oomkilled", "pod="+pod, "namespace="+ns, "wait=90s", "sample=8s")
+	r.verdictSays(t, "container resizer is OOMKilled", "its working set grows", "until it reaches the 48Mi limit",
+		"deployment/resizer spec.template.spec.containers[1].resources.limits.memory: 48Mi")
+	r.mustSay(t, "measured ")
+	if strings.Contains(r.text(), "container metrics") {
+		t.Errorf("the sidecar is blamed:\n%s", r.text())
+	}
+}
