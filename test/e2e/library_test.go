@@ -383,3 +383,35 @@ func TestLibraryOOMKilled(t *testing.T) {
 		t.Errorf("the sidecar is blamed:\n%s", r.text())
 	}
 }
+
+// TestLibraryCronJobNotRunning: suspended, a schedule that never fires,
+// a Forbid policy behind a Job that hangs.
+func TestLibraryCronJobNotRunning(t *testing.T) {
+	t.Parallel()
+	env := harness.Cluster(t)
+	ns := namespace(t, env, "lib-cron")
+	libraryApply(t, env, ns, "examples/cronjob-not-running/manifests.yaml")
+
+	r := libraryRun(t, env, "cronjob-not-running", "cronjob=nightly-report", "namespace="+ns)
+	r.verdictSays(t, "cronjob/nightly-report spec.suspend: true", `"suspend":false`)
+
+	r = libraryRun(t, env, "cronjob-not-running", "cronjob=month-end-invoices", "namespace="+ns)
+	r.verdictSays(t, "cronjob/month-end-invoices spec.schedule: 0 3 30 2 * never fires (day 30 of feb does not exist)")
+
+	// The first Job starts at the next full minute; it must have run longer than the one-minute period.
+	deadline := time.Now().Add(200 * time.Second)
+	for {
+		out, _, _ := env.RunKubectl("get", "jobs", "-n", ns, "-o", "jsonpath={.items[*].status.startTime}")
+		if f := strings.Fields(out); len(f) > 0 {
+			if st, err := time.Parse(time.RFC3339, f[0]); err == nil && time.Since(st) > 70*time.Second {
+				break
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("inventory-sync's first job did not run for 70s within 200s")
+		}
+		time.Sleep(2 * time.Second)
+	}
+	r = libraryRun(t, env, "cronjob-not-running", "cronjob=inventory-sync", "namespace="+ns)
+	r.verdictSays(t, "cronjob/inventory-sync spec.concurrencyPolicy: Forbid while job inventory-sync-", "activeDeadlineSeconds")
+}
