@@ -50,6 +50,9 @@ var kindTable = []struct {
 	{[]string{"job", "jobs"}, kindInfo{"job", "Job", "batch", "v1", "jobs", true}},
 	{[]string{"cronjob", "cronjobs", "cj"}, kindInfo{"cronjob", "CronJob", "batch", "v1", "cronjobs", true}},
 	{[]string{"ingress", "ingresses", "ing"}, kindInfo{"ingress", "Ingress", "networking.k8s.io", "v1", "ingresses", true}},
+	{[]string{"hpa", "hpas", "horizontalpodautoscaler", "horizontalpodautoscalers"}, kindInfo{"hpa", "HorizontalPodAutoscaler", "autoscaling", "v2", "horizontalpodautoscalers", true}},
+	{[]string{"pdb", "pdbs", "poddisruptionbudget", "poddisruptionbudgets"}, kindInfo{"pdb", "PodDisruptionBudget", "policy", "v1", "poddisruptionbudgets", true}},
+	{[]string{"networkpolicy", "networkpolicies", "netpol"}, kindInfo{"networkpolicy", "NetworkPolicy", "networking.k8s.io", "v1", "networkpolicies", true}},
 }
 
 // lookupKind resolves a kind name or alias, case-insensitively.
