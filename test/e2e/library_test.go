@@ -415,3 +415,32 @@ func TestLibraryCronJobNotRunning(t *testing.T) {
 	r = libraryRun(t, env, "cronjob-not-running", "cronjob=inventory-sync", "namespace="+ns)
 	r.verdictSays(t, "cronjob/inventory-sync spec.concurrencyPolicy: Forbid while job inventory-sync-", "activeDeadlineSeconds")
 }
+
+// TestLibraryHPANotScaling: no metrics API and no CPU request (Deployment),
+// min = max (StatefulSet), a scale target that does not exist.
+func TestLibraryHPANotScaling(t *testing.T) {
+	t.Parallel()
+	env := harness.Cluster(t)
+	ns := namespace(t, env, "lib-hpa")
+	libraryApply(t, env, ns, "examples/hpa-not-scaling/manifests.yaml")
+	deadline := time.Now().Add(120 * time.Second)
+	for {
+		out, _, _ := env.RunKubectl("get", "hpa", "search", "-n", ns, "-o", `jsonpath={.status.conditions[?(@.type=="ScalingActive")].reason}`)
+		if strings.Contains(out, "FailedGetResourceMetric") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("hpa search has no FailedGetResourceMetric condition after 120s: %q", out)
+		}
+		time.Sleep(2 * time.Second)
+	}
+	r := libraryRun(t, env, "hpa-not-scaling", "hpa=search", "namespace="+ns)
+	r.verdictSays(t, "horizontalpodautoscaler/search spec.metrics[0].resource.name: cpu needs the resource metrics API",
+		"deployment/search spec.template.spec.containers[0].resources.requests.cpu: (unset)", "install metrics-server")
+
+	r = libraryRun(t, env, "hpa-not-scaling", "hpa=workers", "namespace="+ns)
+	r.verdictSays(t, "horizontalpodautoscaler/workers spec.maxReplicas: 3 equals minReplicas 3", "raise spec.maxReplicas above 3")
+
+	r = libraryRun(t, env, "hpa-not-scaling", "hpa=checkout", "namespace="+ns)
+	r.verdictSays(t, "horizontalpodautoscaler/checkout spec.scaleTargetRef.name: checkout-api names a Deployment that does not exist")
+}
