@@ -444,3 +444,32 @@ func TestLibraryHPANotScaling(t *testing.T) {
 	r = libraryRun(t, env, "hpa-not-scaling", "hpa=checkout", "namespace="+ns)
 	r.verdictSays(t, "horizontalpodautoscaler/checkout spec.scaleTargetRef.name: checkout-api names a Deployment that does not exist")
 }
+
+// TestLibraryRolloutStuck: revision 2 changes the readiness probe's path,
+// maxUnavailable 0 holds the rollout; a PDB that allows no disruption.
+func TestLibraryRolloutStuck(t *testing.T) {
+	t.Parallel()
+	env := harness.Cluster(t)
+	ns := namespace(t, env, "lib-rollout")
+	libraryApply(t, env, ns, "examples/rollout-stuck/manifests.yaml")
+	env.Kubectl(t, "rollout", "status", "-n", ns, "deployment/pricing", "--timeout=90s")
+	env.Kubectl(t, "rollout", "status", "-n", ns, "deployment/ledger", "--timeout=90s")
+	libraryApply(t, env, ns, "examples/rollout-stuck/revision2.yaml")
+	deadline := time.Now().Add(90 * time.Second)
+	for {
+		out, _, _ := env.RunKubectl("get", "deployment", "pricing", "-n", ns, "-o", `jsonpath={.status.conditions[?(@.type=="Progressing")].reason}`)
+		if out == "ProgressDeadlineExceeded" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("pricing's rollout did not exceed its progress deadline: %q", out)
+		}
+		time.Sleep(2 * time.Second)
+	}
+	r := libraryRun(t, env, "rollout-stuck", "deployment=pricing", "namespace="+ns)
+	r.verdictSays(t, "deployment/pricing spec.template.spec.containers[0].readinessProbe.httpGet.path: /status (was /hostname)",
+		"running but not ready", "kubectl rollout undo deployment/pricing")
+
+	r = libraryRun(t, env, "rollout-stuck", "deployment=ledger", "namespace="+ns)
+	r.verdictSays(t, "poddisruptionbudget/ledger spec.minAvailable: 2 allows no disruption", "lower spec.minAvailable below the replicas (2)")
+}
