@@ -12,6 +12,7 @@ func TestLookupKind(t *testing.T) {
 		"deploy": "deployment", "rs": "replicaset", "sts": "statefulset", "ds": "daemonset",
 		"jobs": "job", "nodes": "node", "ev": "event", "sa": "serviceaccount", "pvc": "pvc", "ns": "namespace",
 		"hpa": "hpa", "HorizontalPodAutoscaler": "hpa", "pdb": "pdb", "netpol": "networkpolicy",
+		"quota": "resourcequota", "vap": "validatingadmissionpolicy", "ValidatingWebhookConfiguration": "validatingwebhookconfiguration",
 	} {
 		k, ok := lookupKind(in)
 		if !ok || k.name != want {
