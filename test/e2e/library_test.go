@@ -473,3 +473,50 @@ func TestLibraryRolloutStuck(t *testing.T) {
 	r = libraryRun(t, env, "rollout-stuck", "deployment=ledger", "namespace="+ns)
 	r.verdictSays(t, "poddisruptionbudget/ledger spec.minAvailable: 2 allows no disruption", "lower spec.minAvailable below the replicas (2)")
 }
+
+// TestLibraryAdmissionDenied: a ValidatingAdmissionPolicy (Deployment),
+// Pod Security restricted (StatefulSet), a ResourceQuota (Job). Each in a
+// namespace of its own so that one refusal does not hide another.
+func TestLibraryAdmissionDenied(t *testing.T) {
+	t.Parallel()
+	env := harness.Cluster(t)
+	libraryApply(t, env, "default", "examples/admission-denied/manifests.yaml")
+	t.Cleanup(func() {
+		env.RunKubectl("delete", "validatingadmissionpolicybinding", "kdiag-lib-internal-images", "--ignore-not-found")
+		env.RunKubectl("delete", "validatingadmissionpolicy", "kdiag-lib-internal-images", "--ignore-not-found")
+	})
+	failedCreate := func(ns, kind, name string) {
+		deadline := time.Now().Add(60 * time.Second)
+		for time.Now().Before(deadline) {
+			out, _, _ := env.RunKubectl("get", "events", "-n", ns, "--field-selector", "reason=FailedCreate", "-o", "name")
+			if strings.TrimSpace(out) != "" {
+				return
+			}
+			time.Sleep(time.Second)
+		}
+		t.Fatalf("no FailedCreate event in %s for %s/%s", ns, kind, name)
+	}
+
+	ns := namespace(t, env, "lib-adm-vap")
+	env.Kubectl(t, "label", "namespace", ns, "kdiag-lib-admission=images")
+	time.Sleep(2 * time.Second) // the policy's informer sees the binding
+	libraryApply(t, env, ns, "examples/admission-denied/reports.yaml")
+	failedCreate(ns, "deployment", "reports")
+	r := libraryRun(t, env, "admission-denied", "workload=deployment/reports", "namespace="+ns)
+	r.verdictSays(t, "validatingadmissionpolicy/kdiag-lib-internal-images spec.validations[0].expression: object.spec.containers.all",
+		"images must come from registry.internal/")
+
+	ns = namespace(t, env, "lib-adm-pss")
+	env.Kubectl(t, "label", "namespace", ns, "pod-security.kubernetes.io/enforce=restricted")
+	libraryApply(t, env, ns, "examples/admission-denied/podsecurity.yaml")
+	failedCreate(ns, "statefulset", "exporter")
+	r = libraryRun(t, env, "admission-denied", "workload=statefulset/exporter", "namespace="+ns)
+	r.verdictSays(t, "namespace/"+ns+" metadata.labels[pod-security.kubernetes.io/enforce]: restricted")
+	r.mustSay(t, "statefulset/exporter spec.template.spec.containers[0].securityContext.allowPrivilegeEscalation")
+
+	ns = namespace(t, env, "lib-adm-quota")
+	libraryApply(t, env, ns, "examples/admission-denied/quota.yaml")
+	failedCreate(ns, "job", "batch")
+	r = libraryRun(t, env, "admission-denied", "workload=job/batch", "namespace="+ns)
+	r.verdictSays(t, "resourcequota/team-quota spec.hard.pods: 1 is used up")
+}
