@@ -520,3 +520,25 @@ func TestLibraryAdmissionDenied(t *testing.T) {
 	r = libraryRun(t, env, "admission-denied", "workload=job/batch", "namespace="+ns)
 	r.verdictSays(t, "resourcequota/team-quota spec.hard.pods: 1 is used up")
 }
+
+// TestLibraryNetworkPolicyDenied: ingress admits only app=frontend; an
+// egress deny-all. The local CNI does not enforce NetworkPolicy: the
+// runbook must say the policy denies and that the connection succeeds.
+func TestLibraryNetworkPolicyDenied(t *testing.T) {
+	t.Parallel()
+	env := harness.Cluster(t)
+	ns := namespace(t, env, "lib-netpol")
+	libraryApply(t, env, ns, "examples/networkpolicy-denied/manifests.yaml")
+	for _, p := range []string{"ledger-api", "reports", "frontend", "batch"} {
+		libraryWait(t, env, ns, p, "Running", 60*time.Second, libraryRunning)
+	}
+	r := libraryRun(t, env, "networkpolicy-denied", "client=reports", "server=service/ledger-api", "namespace="+ns)
+	r.verdictSays(t, "networkpolicy/ledger-api-ingress spec.ingress[0].from[0].podSelector: podSelector app=frontend denies ingress to ledger-api",
+		"the connection succeeds, so the CNI does not enforce NetworkPolicy")
+
+	r = libraryRun(t, env, "networkpolicy-denied", "client=frontend", "server=ledger-api", "namespace="+ns)
+	r.verdictSays(t, "frontend -> ledger-api:8080 is admitted by the NetworkPolicies and the connection succeeds")
+
+	r = libraryRun(t, env, "networkpolicy-denied", "client=batch", "server=ledger-api", "namespace="+ns)
+	r.verdictSays(t, "networkpolicy/batch-no-egress spec.egress: no egress rule (deny all) denies egress from batch")
+}
