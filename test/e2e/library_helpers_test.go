@@ -264,3 +264,19 @@ func libraryKeep(t *testing.T, runbook, transcriptPath string) {
 		return
 	}
 }
+
+// libraryRunningPodOf waits up to a minute for a Running pod matching the
+// label selector and returns its name.
+func libraryRunningPodOf(t *testing.T, env *harness.Env, ns, selector string) string {
+	t.Helper()
+	deadline := time.Now().Add(time.Minute)
+	for time.Now().Before(deadline) {
+		out, _, err := env.RunKubectl("get", "pods", "-n", ns, "-l", selector, "--field-selector=status.phase=Running", "-o", "jsonpath={.items[*].metadata.name}")
+		if names := strings.Fields(out); err == nil && len(names) > 0 {
+			return names[0]
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+	t.Fatalf("no Running pod matches %s in %s", selector, ns)
+	return ""
+}

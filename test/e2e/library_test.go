@@ -542,3 +542,30 @@ func TestLibraryNetworkPolicyDenied(t *testing.T) {
 	r = libraryRun(t, env, "networkpolicy-denied", "client=batch", "server=ledger-api", "namespace="+ns)
 	r.verdictSays(t, "networkpolicy/batch-no-egress spec.egress: no egress rule (deny all) denies egress from batch")
 }
+
+// TestLibraryEvicted: a Deployment's container (beside a sidecar) writes
+// past its ephemeral-storage limit; the kubelet evicts the pod and the
+// runbook measures the replacement's growth.
+func TestLibraryEvicted(t *testing.T) {
+	t.Parallel()
+	env := harness.Cluster(t)
+	ns := namespace(t, env, "lib-evict")
+	libraryApply(t, env, ns, "examples/evicted/manifests.yaml")
+	var evicted string
+	deadline := time.Now().Add(150 * time.Second)
+	for evicted == "" {
+		out, _, _ := env.RunKubectl("get", "pods", "-n", ns, "-l", "app=collector", "-o", `jsonpath={range .items[?(@.status.reason=="Evicted")]}{.metadata.name} {end}`)
+		if f := strings.Fields(out); len(f) > 0 {
+			evicted = f[0]
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no collector pod was evicted within 150s")
+		}
+		time.Sleep(2 * time.Second)
+	}
+	libraryWait(t, env, ns, libraryRunningPodOf(t, env, ns, "app=collector"), "Running", 60*time.Second, libraryRunning)
+	r := libraryRun(t, env, "evicted", "pod="+evicted, "namespace="+ns)
+	r.verdictSays(t, "deployment/collector spec.template.spec.containers[1].resources.limits.ephemeral-storage: 16Mi",
+		"container collector exceeded", "writes", "to /tmp without bound")
+}
