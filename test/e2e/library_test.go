@@ -346,9 +346,10 @@ func TestLibraryServiceEndpoints(t *testing.T) {
 	env := harness.Cluster(t)
 	ns := namespace(t, env, "lib-svc")
 	libraryApply(t, env, ns, "examples/service-endpoints/manifests.yaml")
-	libraryWait(t, env, ns, "cart", "Running", 60*time.Second, libraryRunning)
-	libraryWait(t, env, ns, "payments-0", "Running", 60*time.Second, libraryRunning)
-	libraryWait(t, env, ns, libraryPodOf(t, env, ns, "app=checkout-v2"), "Running", 60*time.Second, libraryRunning)
+	// 120s: on a loaded machine the kubelet took over a minute to create these sandboxes.
+	libraryWait(t, env, ns, "cart", "Running", 120*time.Second, libraryRunning)
+	libraryWait(t, env, ns, "payments-0", "Running", 120*time.Second, libraryRunning)
+	libraryWait(t, env, ns, libraryPodOf(t, env, ns, "app=checkout-v2"), "Running", 120*time.Second, libraryRunning)
 
 	r := libraryRun(t, env, "service-endpoints", "service=checkout", "namespace="+ns)
 	r.verdictSays(t, "service "+ns+"/checkout has no endpoints", "service/checkout spec.selector.app: checkout matches no pod",
