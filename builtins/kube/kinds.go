@@ -50,6 +50,14 @@ var kindTable = []struct {
 	{[]string{"job", "jobs"}, kindInfo{"job", "Job", "batch", "v1", "jobs", true}},
 	{[]string{"cronjob", "cronjobs", "cj"}, kindInfo{"cronjob", "CronJob", "batch", "v1", "cronjobs", true}},
 	{[]string{"ingress", "ingresses", "ing"}, kindInfo{"ingress", "Ingress", "networking.k8s.io", "v1", "ingresses", true}},
+	{[]string{"hpa", "hpas", "horizontalpodautoscaler", "horizontalpodautoscalers"}, kindInfo{"hpa", "HorizontalPodAutoscaler", "autoscaling", "v2", "horizontalpodautoscalers", true}},
+	{[]string{"pdb", "pdbs", "poddisruptionbudget", "poddisruptionbudgets"}, kindInfo{"pdb", "PodDisruptionBudget", "policy", "v1", "poddisruptionbudgets", true}},
+	{[]string{"networkpolicy", "networkpolicies", "netpol"}, kindInfo{"networkpolicy", "NetworkPolicy", "networking.k8s.io", "v1", "networkpolicies", true}},
+	{[]string{"resourcequota", "resourcequotas", "quota"}, kindInfo{"resourcequota", "ResourceQuota", "", "v1", "resourcequotas", true}},
+	{[]string{"validatingadmissionpolicy", "validatingadmissionpolicies", "vap"}, kindInfo{"validatingadmissionpolicy", "ValidatingAdmissionPolicy", "admissionregistration.k8s.io", "v1", "validatingadmissionpolicies", false}},
+	{[]string{"validatingadmissionpolicybinding", "validatingadmissionpolicybindings"}, kindInfo{"validatingadmissionpolicybinding", "ValidatingAdmissionPolicyBinding", "admissionregistration.k8s.io", "v1", "validatingadmissionpolicybindings", false}},
+	{[]string{"validatingwebhookconfiguration", "validatingwebhookconfigurations"}, kindInfo{"validatingwebhookconfiguration", "ValidatingWebhookConfiguration", "admissionregistration.k8s.io", "v1", "validatingwebhookconfigurations", false}},
+	{[]string{"mutatingwebhookconfiguration", "mutatingwebhookconfigurations"}, kindInfo{"mutatingwebhookconfiguration", "MutatingWebhookConfiguration", "admissionregistration.k8s.io", "v1", "mutatingwebhookconfigurations", false}},
 }
 
 // lookupKind resolves a kind name or alias, case-insensitively.
@@ -87,6 +95,12 @@ func restFor(cs kubernetes.Interface, k kindInfo) rest.Interface {
 		return cs.BatchV1().RESTClient()
 	case "networking.k8s.io":
 		return cs.NetworkingV1().RESTClient()
+	case "autoscaling":
+		return cs.AutoscalingV2().RESTClient()
+	case "policy":
+		return cs.PolicyV1().RESTClient()
+	case "admissionregistration.k8s.io":
+		return cs.AdmissionregistrationV1().RESTClient()
 	}
 	return cs.CoreV1().RESTClient()
 }

@@ -11,6 +11,8 @@ func TestLookupKind(t *testing.T) {
 		"pods": "pod", "po": "pod", "cm": "configmap", "ConfigMap": "configmap", "svc": "service",
 		"deploy": "deployment", "rs": "replicaset", "sts": "statefulset", "ds": "daemonset",
 		"jobs": "job", "nodes": "node", "ev": "event", "sa": "serviceaccount", "pvc": "pvc", "ns": "namespace",
+		"hpa": "hpa", "HorizontalPodAutoscaler": "hpa", "pdb": "pdb", "netpol": "networkpolicy",
+		"quota": "resourcequota", "vap": "validatingadmissionpolicy", "ValidatingWebhookConfiguration": "validatingwebhookconfiguration",
 	} {
 		k, ok := lookupKind(in)
 		if !ok || k.name != want {

@@ -9,6 +9,7 @@ import (
 
 	"github.com/kdiag/kdiag/builtins"
 	"github.com/kdiag/kdiag/engine"
+	"github.com/kdiag/kdiag/runbooks"
 	"github.com/spf13/cobra"
 )
 
@@ -76,6 +77,9 @@ func writeRunbooksMarkdown(w io.Writer, g *globalFlags, specs []*engine.Spec) er
 		rbs = append(rbs, rb)
 		fmt.Fprintf(w, "| [%s](#%s) | %s |\n", rb.Name, rb.Name, rb.Summary)
 	}
+	if err := writeCasesMarkdown(w); err != nil {
+		return err
+	}
 	for _, rb := range rbs {
 		fmt.Fprintf(w, "\n## %s\n\n%s\n\n", rb.Name, rb.Summary)
 		if rb.Doc != "" {
@@ -93,6 +97,21 @@ func writeRunbooksMarkdown(w io.Writer, g *globalFlags, specs []*engine.Spec) er
 			fmt.Fprintln(w)
 		}
 		fmt.Fprintf(w, "Reads with: %s.  \nChanges with: %s.\n", codeList(rb.Builtins[engine.Read]), codeList(rb.Builtins[engine.Write]))
+	}
+	return nil
+}
+
+// writeCasesMarkdown writes the table of the library's recorded cases and
+// what each concludes (runbooks/testdata, replayed by kdiag test).
+func writeCasesMarkdown(w io.Writer) error {
+	cases, err := runbooks.Cases()
+	if err != nil {
+		return err
+	}
+	fmt.Fprint(w, "\n## Recorded cases\n\nEach case is a reproduction under `examples/` run on the local cluster (test/e2e), recorded under `runbooks/testdata/RUNBOOK/CASE.jsonl` and replayed by `kdiag test runbooks`; the verdict is the one the current runbook reaches on it.\n\n| runbook | case | verdict |\n|---|---|---|\n")
+	esc := strings.NewReplacer("|", "\\|", "\n", " ")
+	for _, c := range cases {
+		fmt.Fprintf(w, "| %s | %s | %s |\n", c.Runbook, c.Name, esc.Replace(c.Verdict))
 	}
 	return nil
 }

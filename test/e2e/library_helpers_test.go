@@ -3,6 +3,7 @@ package e2e
 import (
 	"encoding/json"
 	"fmt"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -184,6 +185,7 @@ func libraryRun(t *testing.T, env *harness.Env, runbook string, params ...string
 		t.Fatalf("replay of %s: exit %d, the report differs:\n%s\n%s\n--- live\n%s", runbook, code, rep, repErr, out)
 	}
 	t.Logf("%s %s: %s (%s)", runbook, strings.Join(params, " "), res.verdict, took.Round(10*time.Millisecond))
+	libraryKeep(t, runbook, tp)
 	return res
 }
 
@@ -215,4 +217,66 @@ func libraryConfigApp(t *testing.T, env *harness.Env) {
 	if libraryConfigAppErr != nil {
 		t.Fatal(libraryConfigAppErr)
 	}
+}
+
+// libraryPodOf waits up to a minute for a pod matching the label selector
+// and returns its name (the newest one's).
+func libraryPodOf(t *testing.T, env *harness.Env, ns, selector string) string {
+	t.Helper()
+	deadline := time.Now().Add(time.Minute)
+	for time.Now().Before(deadline) {
+		out, _, err := env.RunKubectl("get", "pods", "-n", ns, "-l", selector, "--sort-by=.metadata.creationTimestamp", "-o", "jsonpath={.items[*].metadata.name}")
+		if names := strings.Fields(out); err == nil && len(names) > 0 {
+			return names[len(names)-1]
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+	t.Fatalf("no pod matches %s in %s", selector, ns)
+	return ""
+}
+
+// libraryKeep copies a run's transcript to $KDIAG_LIBRARY_RECORD/RUNBOOK/
+// (named after the test and the run's number in it) when that variable is
+// set: how the recordings under runbooks/testdata are made.
+func libraryKeep(t *testing.T, runbook, transcriptPath string) {
+	t.Helper()
+	dir := os.Getenv("KDIAG_LIBRARY_RECORD")
+	if dir == "" {
+		return
+	}
+	b, err := os.ReadFile(transcriptPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(dir, runbook)
+	if err := os.MkdirAll(out, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for i := 1; ; i++ {
+		p := filepath.Join(out, fmt.Sprintf("%s-%d.jsonl", strings.ReplaceAll(t.Name(), "/", "_"), i))
+		if _, err := os.Stat(p); err == nil {
+			continue
+		}
+		if err := os.WriteFile(p, b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("recording kept: %s", p)
+		return
+	}
+}
+
+// libraryRunningPodOf waits up to a minute for a Running pod matching the
+// label selector and returns its name.
+func libraryRunningPodOf(t *testing.T, env *harness.Env, ns, selector string) string {
+	t.Helper()
+	deadline := time.Now().Add(time.Minute)
+	for time.Now().Before(deadline) {
+		out, _, err := env.RunKubectl("get", "pods", "-n", ns, "-l", selector, "--field-selector=status.phase=Running", "-o", "jsonpath={.items[*].metadata.name}")
+		if names := strings.Fields(out); err == nil && len(names) > 0 {
+			return names[0]
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+	t.Fatalf("no Running pod matches %s in %s", selector, ns)
+	return ""
 }
