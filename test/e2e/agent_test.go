@@ -92,7 +92,7 @@ func TestAgentDiagnosesTheSeed(t *testing.T) {
 		t.Fatalf("agent run: exit %d\n%s\n%s", code, out, errOut)
 	}
 	want := "suspect: ConfigMap " + ns + "/myconfig key additional_file"
-	if !strings.Contains(out, "WARNING "+want) {
+	if !strings.Contains(out, "WARNING  "+want) {
 		t.Fatalf("agent run: no finding %q:\n%s", want, out)
 	}
 	if pods := agentPods(t, env, ns); len(pods) != 0 {

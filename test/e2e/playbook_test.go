@@ -146,7 +146,7 @@ func checkDryRun(t *testing.T, env *harness.Env, s *playbooktest.Server, m *play
 // checkFixed checks a run that was allowed to fix the seed incident.
 func checkFixed(t *testing.T, env *harness.Env, s *playbooktest.Server, m *playbook.Meta, ns string) *transcript.Transcript {
 	t.Helper()
-	if m.Status != playbook.StatusOK || !strings.Contains(m.Verdict, "key additional_file (suspect, correlational evidence) made /readyz fail; fixed and verified: pod "+ns+"/") || m.Changes < 2 {
+	if m.Status != playbook.StatusOK || !strings.Contains(m.Verdict, "key additional_file (suspect, correlational evidence) made /readyz of container broken-container fail; fixed and verified: pod "+ns+"/") || m.Changes < 2 {
 		t.Fatalf("allowed run: status %s (%s), verdict %q, %d changes\n%s", m.Status, m.Message, m.Verdict, m.Changes, report(t, s, m.ID))
 	}
 	if got := podReady(env, ns, "my-broken-pod"); got != "True" {

@@ -113,9 +113,10 @@ func TestShapeChildHandler(t *testing.T) {
 	env := shapesCluster(t)
 	ns, out := shapesRun(t, env, "child-handler", "child-handler.yaml", "shop-web")
 	shapesWant(t, out,
-		"CRITICAL ConfigMap "+ns+"/shop-config key maintenance.flag, mounted at /etc/shop/maintenance.flag, makes /cgi-bin/ready fail: the failing request itself checks",
-		"key maintenance.flag (cause, causal evidence) made /cgi-bin/ready fail; fixed and verified: pod "+ns+"/shop-web is Ready 1/1")
-	if strings.Contains(out, "key app.conf") && strings.Contains(out, "CRITICAL ConfigMap "+ns+"/shop-config key app.conf") {
+		"CRITICAL configmap/shop-config data[maintenance.flag]: present",
+		"ConfigMap "+ns+"/shop-config key maintenance.flag, mounted at /etc/shop/maintenance.flag in container web, makes /cgi-bin/ready fail: the failing request itself checks",
+		"key maintenance.flag (cause, causal evidence) made /cgi-bin/ready of container web fail; fixed and verified: pod "+ns+"/shop-web is Ready 1/1")
+	if strings.Contains(out, "key app.conf") && strings.Contains(out, "CRITICAL configmap/shop-config data[app.conf]") {
 		t.Errorf("the decoy app.conf was blamed:\n%s", out)
 	}
 	if data := shapesKeys(t, env, ns, "shop-config"); strings.Contains(data, "maintenance.flag") || !strings.Contains(data, "app.conf") {
@@ -129,8 +130,9 @@ func TestShapeDeployment(t *testing.T) {
 	env := shapesCluster(t)
 	ns, out := shapesRun(t, env, "deployment", "deployment.yaml", "")
 	shapesWant(t, out,
-		"CRITICAL ConfigMap "+ns+"/checkout-config key maintenance, mounted at /etc/checkout/flags/maint, makes /readyz fail",
-		"key maintenance (cause, causal evidence) made /readyz fail; fixed and verified: pod "+ns+"/checkout-")
+		"CRITICAL configmap/checkout-config data[maintenance]: present",
+		"ConfigMap "+ns+"/checkout-config key maintenance, mounted at /etc/checkout/flags/maint in container api, makes /readyz fail",
+		"key maintenance (cause, causal evidence) made /readyz of container api fail; fixed and verified: pod "+ns+"/checkout-")
 	if got := env.Kubectl(t, "get", "deployment", "checkout", "-n", ns, "-o", "jsonpath={.status.readyReplicas}"); got != "1" {
 		t.Errorf("deployment ready replicas %q after the fix", got)
 	}
@@ -141,7 +143,7 @@ func TestShapeStatefulSet(t *testing.T) {
 	env := shapesCluster(t)
 	ns, out := shapesRun(t, env, "statefulset", "statefulset.yaml", "ledger-0")
 	shapesWant(t, out,
-		"CRITICAL ConfigMap "+ns+"/ledger-config key maintenance.flag, mounted at /etc/ledger/maintenance.flag, makes /readyz fail",
+		"ConfigMap "+ns+"/ledger-config key maintenance.flag, mounted at /etc/ledger/maintenance.flag in container ledger, makes /readyz fail",
 		"fixed and verified: pod "+ns+"/ledger-0 is Ready 1/1")
 }
 
@@ -151,7 +153,8 @@ func TestShapeInvalidConfig(t *testing.T) {
 	env := shapesCluster(t)
 	ns, out := shapesRun(t, env, "invalid-config", "invalid-config.yaml", "billing")
 	shapesWant(t, out,
-		"CRITICAL ConfigMap "+ns+"/billing-config key billing.conf, mounted at /etc/billing/billing.conf, makes /readyz fail: the failing request itself reads it",
+		"CRITICAL configmap/billing-config data[billing.conf]: its value",
+		"ConfigMap "+ns+"/billing-config key billing.conf, mounted at /etc/billing/billing.conf in container billing, makes /readyz fail: the failing request itself reads it",
 		"its content is the cause; kdiag does not rewrite configuration")
 	if strings.Contains(out, "key feature.conf,") {
 		t.Errorf("the decoy feature.conf was blamed:\n%s", out)
@@ -167,8 +170,8 @@ func TestShapeFixThatDoesNotHelp(t *testing.T) {
 	env := shapesCluster(t)
 	ns, out := shapesRun(t, env, "no-help", "no-help.yaml", "inventory", "ready_timeout=25s")
 	shapesWant(t, out,
-		"CRITICAL ConfigMap "+ns+"/inventory-config key maintenance.flag, mounted at /etc/inventory/maintenance.flag, makes /readyz fail",
-		"CRITICAL the fix did not work",
+		"ConfigMap "+ns+"/inventory-config key maintenance.flag, mounted at /etc/inventory/maintenance.flag in container inventory, makes /readyz fail",
+		"WARNING  the fix did not work",
 		"and was rolled back: configmap "+ns+"/inventory-config restored")
 	if data := shapesKeys(t, env, ns, "inventory-config"); !strings.Contains(data, "maintenance.flag") {
 		t.Errorf("the rollback did not restore the key: %s", data)

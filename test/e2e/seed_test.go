@@ -30,7 +30,7 @@ func TestSeedIncident(t *testing.T) {
 		t.Fatalf("kdiag run exit %d\n%s\n%s", code, out, errOut)
 	}
 	want := "suspect: ConfigMap " + ns + "/myconfig key additional_file"
-	if !strings.Contains(out, "WARNING "+want) || !strings.Contains(out, "suspect (not proven): ConfigMap "+ns+"/myconfig key additional_file, a flag the app checks; the failing request did not touch it") {
+	if !strings.Contains(out, "WARNING  "+want) || !strings.Contains(out, "suspect (not proven): ConfigMap "+ns+"/myconfig key additional_file, a flag the app checks in container broken-container; the failing request did not touch it") {
 		t.Fatalf("no suspect finding and verdict %q in the report:\n%s", want, out)
 	}
 	if data := env.Kubectl(t, "get", "configmap", "myconfig", "-n", ns, "-o", "jsonpath={.data}"); !strings.Contains(data, "additional_file") {
@@ -43,7 +43,7 @@ func TestSeedIncident(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("kdiag run exit %d\n%s\n%s", code, out, errOut)
 	}
-	if !strings.Contains(out, "key additional_file (suspect, correlational evidence) made /readyz fail; fixed and verified: pod "+ns+"/my-broken-pod is Ready 2/2") {
+	if !strings.Contains(out, "key additional_file (suspect, correlational evidence) made /readyz of container broken-container fail; fixed and verified: pod "+ns+"/my-broken-pod is Ready 2/2") {
 		t.Fatalf("verdict does not say fixed:\n%s", out)
 	}
 	if got := podReady(env, ns, "my-broken-pod"); got != "True" {
