@@ -51,13 +51,13 @@ func shapesCluster(t *testing.T) *harness.Env {
 }
 
 // shapesRun applies a reproduction, waits until its pod runs unready and
-// diagnoses it; it returns the report.
+// diagnoses it; it returns the report. pod "app=X" is the pod labelled so.
 func shapesRun(t *testing.T, env *harness.Env, name, manifest, pod string, params ...string) (ns, out string) {
 	t.Helper()
 	ns = namespace(t, env, "shape")
 	applyIn(t, env, "examples/readiness-shapes/"+manifest, "shapes", ns)
-	if pod == "" {
-		pod = shapesPodOf(t, env, ns, name)
+	if app, ok := strings.CutPrefix(pod, "app="); ok {
+		pod = shapesPodOf(t, env, ns, app)
 	}
 	waitRunningNotReady(t, env, ns, pod)
 	tp := filepath.Join(t.TempDir(), name+".jsonl")
@@ -128,7 +128,7 @@ func TestShapeChildHandler(t *testing.T) {
 // volume's items; the fix waits for the replacement pod (a new name).
 func TestShapeDeployment(t *testing.T) {
 	env := shapesCluster(t)
-	ns, out := shapesRun(t, env, "deployment", "deployment.yaml", "")
+	ns, out := shapesRun(t, env, "deployment", "deployment.yaml", "app=checkout")
 	shapesWant(t, out,
 		"CRITICAL configmap/checkout-config data[maintenance]: present",
 		"ConfigMap "+ns+"/checkout-config key maintenance, mounted at /etc/checkout/flags/maint in container api, makes /readyz fail",
