@@ -60,7 +60,7 @@ func TestCancelAtEachStep(t *testing.T) {
 			marker := `"type":"step_start"`
 			waitFor := `"step":"` + step + `"`
 			if strings.Contains(step, "from the node") {
-				marker, waitFor = `"builtin":"http_probe"`, `"type":"call"` // then strace_sample runs
+				marker, waitFor = `"builtin":"find_pid"`, `"type":"call"` // then strace_sample runs
 			}
 			deadline := time.Now().Add(60 * time.Second)
 			for {
@@ -75,7 +75,7 @@ func TestCancelAtEachStep(t *testing.T) {
 				time.Sleep(10 * time.Millisecond)
 			}
 			if strings.Contains(step, "from the node") {
-				time.Sleep(500 * time.Millisecond) // inside the 10s sample
+				time.Sleep(300 * time.Millisecond) // inside the sample (it waits for the app's next check of its config, up to 1 s)
 			}
 			cmd.Process.Signal(syscall.SIGINT)
 			err := cmd.Wait()
