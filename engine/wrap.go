@@ -41,7 +41,7 @@ func (r *run) wrap(s *Spec) *starlark.Builtin {
 			return nil, fmt.Errorf("%s: arguments: %v", s.Name, err)
 		}
 		if r.replay != nil {
-			if err := r.replay.answer(ev); err != nil {
+			if err := r.replay.answer(ev, s); err != nil {
 				return nil, err
 			}
 			r.clock = ev.AtMS + ev.DurationMS
