@@ -9,7 +9,7 @@ import (
 )
 
 func TestMain(m *testing.M) {
-	testscript.Main(m, map[string]func(){"kdiag": main})
+	testscript.Main(m, map[string]func(){"kdiag": main, "kubectl-kdiag": main})
 }
 
 // TestScripts runs the CLI golden tests in testdata/script: every command

@@ -125,6 +125,9 @@ func newRootCmd(ctx context.Context) *cobra.Command {
 		newVersionCmd(),
 		newAgentCmd(),
 	)
+	if name := displayName(os.Args[0]); name != "kdiag" {
+		asPlugin(root, name)
+	}
 	return root
 }
 

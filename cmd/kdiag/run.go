@@ -19,9 +19,6 @@ import (
 	"gopkg.in/yaml.v3"
 )
 
-// version is set with -ldflags "-X main.version=...".
-var version = "v0.1.0-dev"
-
 // runOptions are the options of kdiag run.
 type runOptions struct {
 	g          *globalFlags
