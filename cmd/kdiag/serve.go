@@ -8,7 +8,6 @@ import (
 	"net"
 
 	"github.com/kdiag/kdiag/builtins"
-	"github.com/kdiag/kdiag/builtins/kube"
 	"github.com/kdiag/kdiag/engine"
 	"github.com/kdiag/kdiag/engine/transcript"
 	"github.com/kdiag/kdiag/playbook"
@@ -115,7 +114,7 @@ func (o *serveOptions) run(ctx context.Context) error {
 		return &engine.UsageError{Err: err}
 	}
 	if jobs != nil {
-		if jobs.Client, _, err = kube.NewClients(bcfg.Kubeconfig, bcfg.Context, bcfg.Namespace).Kube(); err != nil {
+		if jobs.Client, _, err = bcfg.Clients().Kube(); err != nil {
 			srv.Close()
 			return fmt.Errorf("serve: executor job: %w", err)
 		}
