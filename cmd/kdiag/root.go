@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -28,6 +29,7 @@ type globalFlags struct {
 	nodeMode        nodeModeFlag
 	agentImage      string
 	agentNamespace  string
+	color           colorFlag
 	overrides       clientcmd.ConfigOverrides
 
 	repoMap map[string]string
@@ -48,6 +50,7 @@ func (g *globalFlags) addFlags(fs *pflag.FlagSet) {
 	names.CurrentContext.LongName = ""
 	names.ContextOverrideFlags.Namespace.LongName = ""
 	clientcmd.BindOverrideFlags(&g.overrides, fs, names)
+	fs.Var(&g.color, "color", "colour the report's severities and outcomes: auto (on a terminal, unless $NO_COLOR is set), always or never")
 	fs.StringArrayVar(&g.repos, "repo", nil, "a runbook repository directory, NAME=DIR or DIR (repeatable; also $KDIAG_REPOS, colon-separated)")
 }
 
@@ -129,6 +132,19 @@ func newRootCmd(ctx context.Context) *cobra.Command {
 		Long:          "kdiag runs Starlark runbooks that diagnose (and, when allowed, fix) Kubernetes pods.\nEvery built-in call is recorded to a transcript that replays without a cluster.",
 		SilenceErrors: true,
 		SilenceUsage:  true,
+		Args:          cobra.ArbitraryArgs,
+		// kdiag alone prints help; an unknown command is a usage error.
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if len(args) == 0 {
+				return cmd.Help()
+			}
+			msg := fmt.Sprintf("unknown command %q for %q", args[0], cmd.CommandPath())
+			cmd.SuggestionsMinimumDistance = 2
+			if s := cmd.SuggestionsFor(args[0]); len(s) > 0 {
+				msg += "; did you mean " + orList(s) + "?"
+			}
+			return usageErrorf("%s (see %s --help)", msg, cmd.CommandPath())
+		},
 	}
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
 		return usageErrorf("%v (see %s --help)", err, c.CommandPath())
@@ -143,7 +159,7 @@ func newRootCmd(ctx context.Context) *cobra.Command {
 	root.AddCommand(
 		newRunCmd(g),
 		newReplayCmd(g),
-		newReportCmd(),
+		newReportCmd(g),
 		newListCmd(g),
 		newDescribeCmd(g),
 		newBuiltinsCmd(g),

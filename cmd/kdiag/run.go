@@ -29,7 +29,8 @@ type runOptions struct {
 	noRecord   bool
 	dryRun     string
 	yes        bool
-	output     string
+	output     *outputFlag
+	quiet      bool
 	timeout    time.Duration
 	maxSteps   uint64
 	labelArgs  []string
@@ -71,7 +72,8 @@ func newRunCmd(g *globalFlags) *cobra.Command {
 	fs.StringVar(&o.dryRun, "dry-run", "none", "none, client (plan mutations, send nothing) or server (send with dryRun=All)")
 	fs.Lookup("dry-run").NoOptDefVal = "client"
 	fs.BoolVar(&o.yes, "yes", false, "approve every mutation without asking")
-	fs.StringVarP(&o.output, "output", "o", "text", "output format: text or json")
+	o.output = addOutputFlag(cmd, reportOutputs)
+	fs.BoolVarP(&o.quiet, "quiet", "q", false, "print only the report (no progress, no transcript path)")
 	fs.DurationVar(&o.timeout, "timeout", 10*time.Minute, "stop the whole run after this long (0: no limit)")
 	fs.Uint64Var(&o.maxSteps, "max-steps", 10_000_000, "stop a runbook after this many Starlark computation steps (0: no limit)")
 	fs.StringArrayVar(&o.labelArgs, "label", nil, "a label recorded in the transcript header, key=value (repeatable)")
@@ -128,11 +130,6 @@ func (o *runOptions) validate() error {
 	default:
 		return usageErrorf("--dry-run=%s: want none, client or server", o.dryRun)
 	}
-	switch o.output {
-	case "text", "json":
-	default:
-		return usageErrorf("-o %s: want text or json", o.output)
-	}
 	if o.noRecord && o.record != "" {
 		return usageErrorf("--record and --no-record contradict each other")
 	}
@@ -177,6 +174,9 @@ func (o *runOptions) run(ctx context.Context) error {
 		}
 	}
 	con := newConsole(o.errOut)
+	if o.quiet {
+		con = newConsole(io.Discard)
+	}
 	observe := con.event
 	var frames *playbook.FrameWriter
 	if o.stream {
@@ -201,11 +201,11 @@ func (o *runOptions) run(ctx context.Context) error {
 		}
 	}
 	if res.Header != nil {
-		if err := report.Render(o.out, res.Transcript(), o.output); err != nil {
+		if err := report.RenderWith(o.out, res.Transcript(), o.output.value, report.Options{Color: o.g.color.enabled(o.out)}); err != nil {
 			return err
 		}
 	}
-	if w != nil && res.Header != nil {
+	if w != nil && res.Header != nil && !o.quiet {
 		fmt.Fprintf(o.errOut, "transcript: %s\n", w.Path())
 	}
 	if res.Backtrace != "" {

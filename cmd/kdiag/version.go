@@ -35,13 +35,20 @@ func resolveVersion(ldflags string, read func() (*debug.BuildInfo, bool)) string
 }
 
 func newVersionCmd() *cobra.Command {
-	return &cobra.Command{
+	var output *outputFlag
+	cmd := &cobra.Command{
 		Use:   "version",
 		Short: "Print kdiag's version and transcript format",
 		Args:  exactArgs(0, "no arguments"),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if output.value != "text" {
+				return writeData(cmd.OutOrStdout(), output.value, map[string]any{
+					"version": version, "transcriptFormat": transcript.Version, "goVersion": runtime.Version(), "platform": runtime.GOOS + "/" + runtime.GOARCH})
+			}
 			fmt.Fprintf(cmd.OutOrStdout(), "kdiag %s (transcript format %d, %s %s/%s)\n", version, transcript.Version, runtime.Version(), runtime.GOOS, runtime.GOARCH)
 			return nil
 		},
 	}
+	output = addOutputFlag(cmd, dataOutputs)
+	return cmd
 }
