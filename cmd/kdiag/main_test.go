@@ -25,7 +25,9 @@ func TestScripts(t *testing.T) {
 		Cmds:          map[string]func(ts *testscript.TestScript, neg bool, args []string){"status": cmdStatus},
 		Setup: func(env *testscript.Env) error {
 			env.Setenv("KUBECONFIG", filepath.Join(env.WorkDir, "no-such-kubeconfig"))
-			return nil
+			root, err := filepath.Abs(filepath.Join("..", ".."))
+			env.Setenv("REPO", root)
+			return err
 		},
 	})
 }

@@ -170,6 +170,7 @@ func newRootCmd(ctx context.Context) *cobra.Command {
 		newVersionCmd(),
 		newAgentCmd(),
 	)
+	registerCompletions(root, g)
 	if name := displayName(os.Args[0]); name != "kdiag" {
 		asPlugin(root, name)
 	}

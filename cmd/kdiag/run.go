@@ -53,7 +53,8 @@ func newRunCmd(g *globalFlags) *cobra.Command {
 		Example: `  kdiag run readiness-probe-failing -p pod=my-broken-pod
   kdiag run ./my-runbook.star -p pod=web-0 -n shop --dry-run
   kdiag run readiness-probe-failing --params-file incident.yaml --yes -o json`,
-		Args: exactArgs(1, "one runbook (a .star path or a runbook name)"),
+		Args:              exactArgs(1, "one runbook (a .star path or a runbook name)"),
+		ValidArgsFunction: completeRunbooks(g),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := o.complete(cmd, args); err != nil {
 				return err
@@ -66,6 +67,7 @@ func newRunCmd(g *globalFlags) *cobra.Command {
 	}
 	fs := cmd.Flags()
 	fs.StringArrayVarP(&o.params, "param", "p", nil, "a runbook parameter, key=value (repeatable)")
+	cmd.RegisterFlagCompletionFunc("param", completeParams(g, &o.params))
 	fs.StringVar(&o.paramsFile, "params-file", "", "a YAML file of runbook parameters")
 	fs.StringVar(&o.record, "record", "", "where to write the transcript (default .kdiag/runs/TIME-NAME.jsonl)")
 	fs.BoolVar(&o.noRecord, "no-record", false, "do not write a transcript")
