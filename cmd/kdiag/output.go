@@ -15,7 +15,7 @@ import (
 
 // The -o values, the same words for every command that has them.
 var (
-	reportOutputs = []string{"text", "markdown", "json", "yaml"}
+	reportOutputs = []string{"text", "markdown", "json", "yaml", "html"}
 	dataOutputs   = []string{"text", "json", "yaml"}
 )
 

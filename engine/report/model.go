@@ -49,6 +49,7 @@ type Call struct {
 	Args       string  `json:"args"`
 	Outcome    string  `json:"outcome"`
 	Error      string  `json:"error,omitempty"`
+	AtMS       float64 `json:"at_ms"`
 	DurationMS float64 `json:"duration_ms"`
 }
 
@@ -96,7 +97,7 @@ func Build(t *transcript.Transcript) *Report {
 			s.Status, s.Message = e.Status, e.Message
 		case transcript.TypeCall:
 			r.Calls++
-			c := Call{Seq: e.Seq, Builtin: e.Builtin, Pos: e.Pos, Args: Short(e.Args, 70), DurationMS: e.DurationMS}
+			c := Call{Seq: e.Seq, Builtin: e.Builtin, Pos: e.Pos, Args: Short(e.Args, 70), AtMS: e.AtMS, DurationMS: e.DurationMS}
 			if e.Error != nil {
 				c.Error = e.Error.Message
 			} else {

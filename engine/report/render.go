@@ -12,7 +12,7 @@ import (
 )
 
 // Formats are the output formats Render accepts.
-var Formats = []string{"text", "markdown", "json", "yaml"}
+var Formats = []string{"text", "markdown", "json", "yaml", "html"}
 
 // Options tune rendering.
 type Options struct {
@@ -39,6 +39,8 @@ func RenderWith(w io.Writer, t *transcript.Transcript, format string, o Options)
 		enc.SetEscapeHTML(false)
 		enc.SetIndent("", "  ")
 		return enc.Encode(r)
+	case "html":
+		return html(w, r)
 	case "yaml":
 		b, err := yaml.Marshal(r)
 		if err != nil {
