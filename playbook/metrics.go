@@ -59,7 +59,7 @@ func newMetrics(version string, gauges func() (inflight, queued int)) *metrics {
 	return m
 }
 
-func (m *metrics) alertReceived()            { m.received.Inc() }
+func (m *metrics) alertReceived()             { m.received.Inc() }
 func (m *metrics) alertIgnored(reason string) { m.ignored.WithLabelValues(reason).Inc() }
 func (m *metrics) request(code int)           { m.requests.WithLabelValues(strconv.Itoa(code)).Inc() }
 func (m *metrics) notifyFailed()              { m.notifyFailures.Inc() }
