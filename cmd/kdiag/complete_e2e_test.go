@@ -49,7 +49,7 @@ def main(p):
 	if !slices.Contains(got, "namespace="+ns) {
 		t.Errorf("-p namespace=install-compl<TAB>: %q, want namespace=%s", got, ns)
 	}
-	got = lines("-n", "install-compl", "")
+	got = lines("-n", "install-compl")
 	if !slices.Contains(got, ns) || slices.Contains(got, "default") {
 		t.Errorf("-n install-compl<TAB>: %q, want %s and no other prefix", got, ns)
 	}

@@ -13,7 +13,7 @@ func newReportCmd(g *globalFlags) *cobra.Command {
 	var output *outputFlag
 	cmd := &cobra.Command{
 		Use:   "report TRANSCRIPT",
-		Short: "Render a transcript as a report (text, markdown, json or yaml)",
+		Short: "Render a transcript as a report (text, markdown, json, yaml or html)",
 		Args:  exactArgs(1, "one transcript"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			t, err := readTranscript(args[0])
