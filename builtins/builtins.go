@@ -17,6 +17,7 @@ import (
 	"github.com/kdiag/kdiag/builtins/std"
 	"github.com/kdiag/kdiag/builtins/trace"
 	"github.com/kdiag/kdiag/engine"
+	"k8s.io/client-go/tools/clientcmd"
 )
 
 // Config carries what the built-ins need to reach the cluster and the
@@ -37,11 +38,26 @@ type Config struct {
 	// AgentNamespace is where agent pods are created; "" is the namespace
 	// of the pod whose node they serve.
 	AgentNamespace string
+	// Overrides are kubectl's other connection flags (--as, --as-group,
+	// --user, --cluster, --token, --server, --request-timeout, ...), as
+	// clientcmd.BindOverrideFlags fills them; Context and Namespace above
+	// take precedence over their fields.
+	Overrides *clientcmd.ConfigOverrides
 }
 
-// clients returns the lazily-connecting Kubernetes clients of cfg.
-func (cfg Config) clients() kube.Clients {
-	return kube.NewClients(cfg.Kubeconfig, cfg.Context, cfg.Namespace)
+// Clients returns the lazily-connecting Kubernetes clients of cfg.
+func (cfg Config) Clients() kube.Clients {
+	var o clientcmd.ConfigOverrides
+	if cfg.Overrides != nil {
+		o = *cfg.Overrides
+	}
+	if cfg.Context != "" {
+		o.CurrentContext = cfg.Context
+	}
+	if cfg.Namespace != "" {
+		o.Context.Namespace = cfg.Namespace
+	}
+	return kube.NewClientsWithOverrides(cfg.Kubeconfig, o)
 }
 
 // All returns every built-in: the standard ones, then the cluster's, the
@@ -50,7 +66,7 @@ func (cfg Config) clients() kube.Clients {
 // invalid NodeMode is taken as local (the CLI validates it).
 func All(cfg Config) []*engine.Spec {
 	var specs []*engine.Spec
-	clients := cfg.clients()
+	clients := cfg.Clients()
 	endpoint := func() string { return cfg.RuntimeEndpoint }
 	specs = append(specs, std.Specs()...)
 	specs = append(specs, kube.Specs(clients)...)
@@ -98,5 +114,5 @@ func Preflight(ctx context.Context, cfg Config, rb *engine.Runbook, params map[s
 	if len(needs) == 0 {
 		return nil
 	}
-	return kube.Preflight(ctx, cfg.clients(), needs)
+	return kube.Preflight(ctx, cfg.Clients(), needs)
 }

@@ -49,9 +49,10 @@ func ReadManifest(dir string) (*Manifest, error) {
 }
 
 // CheckVersion reports an error when kdiag version v is older than the
-// manifest requires. Development builds (no parsable version) pass.
+// manifest requires. Development builds (no parsable version, or the
+// pseudo-version v0.0.0-TIME-REV of a build from an untagged tree) pass.
 func (m *Manifest) CheckVersion(path, v string) error {
-	if m == nil || m.Kdiag == "" {
+	if m == nil || m.Kdiag == "" || strings.HasPrefix(v, "v0.0.0-") {
 		return nil
 	}
 	want, ok := parseVersion(m.Kdiag)

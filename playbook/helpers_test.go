@@ -1,11 +1,15 @@
 package playbook_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
+	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -14,6 +18,9 @@ import (
 	"github.com/kdiag/kdiag/engine"
 	"github.com/kdiag/kdiag/playbook"
 	"github.com/kdiag/kdiag/playbook/playbooktest"
+	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
 )
 
 const testToken = "s3cret-token"
@@ -137,17 +144,72 @@ func waitFor(t testing.TB, what string, timeout time.Duration, cond func() bool)
 	}
 }
 
-// metric returns the value of one sample line of GET /metrics.
+// metric returns the value of a sample of GET /metrics, parsed with the
+// Prometheus text parser: NAME or NAME{label="value",...}, summed over the
+// series whose labels include the given ones (histograms: NAME_bucket
+// with le, NAME_sum, NAME_count).
 func metric(t testing.TB, s *playbooktest.Server, sample string) string {
 	t.Helper()
 	_, _, b := s.Get(t, "/metrics", "")
-	for _, l := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(l, sample+" "); ok {
-			return v
+	families, err := parseMetrics(b)
+	if err != nil {
+		t.Fatalf("/metrics: %v\n%s", err, b)
+	}
+	name, want := sample, map[string]string{}
+	if i := strings.IndexByte(sample, '{'); i >= 0 {
+		name = sample[:i]
+		for _, m := range regexp.MustCompile(`(\w+)="([^"]*)"`).FindAllStringSubmatch(sample[i:], -1) {
+			want[m[1]] = m[2]
 		}
 	}
-	t.Fatalf("no sample %s in /metrics:\n%s", sample, b)
-	return ""
+	base, part := name, ""
+	for _, suffix := range []string{"_bucket", "_sum", "_count"} {
+		if b, ok := strings.CutSuffix(name, suffix); ok && families[b] != nil && families[b].GetType() == dto.MetricType_HISTOGRAM {
+			base, part = b, suffix
+		}
+	}
+	f := families[base]
+	if f == nil {
+		t.Fatalf("no metric %s in /metrics:\n%s", base, b)
+	}
+	le, hasLE := want["le"]
+	delete(want, "le")
+	total, found := 0.0, false
+next:
+	for _, m := range f.GetMetric() {
+		for k, v := range want {
+			if !slices.ContainsFunc(m.GetLabel(), func(l *dto.LabelPair) bool { return l.GetName() == k && l.GetValue() == v }) {
+				continue next
+			}
+		}
+		switch {
+		case part == "_sum":
+			total += m.GetHistogram().GetSampleSum()
+		case part == "_count", part == "_bucket" && hasLE && le == "+Inf":
+			total += float64(m.GetHistogram().GetSampleCount())
+		case part == "_bucket":
+			for _, bk := range m.GetHistogram().GetBucket() {
+				if strconv.FormatFloat(bk.GetUpperBound(), 'g', -1, 64) == le {
+					total += float64(bk.GetCumulativeCount())
+				}
+			}
+		case m.Counter != nil:
+			total += m.GetCounter().GetValue()
+		case m.Gauge != nil:
+			total += m.GetGauge().GetValue()
+		}
+		found = true
+	}
+	if !found && len(want) > 0 && f.GetType() != dto.MetricType_COUNTER {
+		t.Fatalf("no sample %s in /metrics:\n%s", sample, b)
+	}
+	return strconv.FormatFloat(total, 'g', -1, 64)
+}
+
+// parseMetrics parses the Prometheus text exposition format.
+func parseMetrics(b []byte) (map[string]*dto.MetricFamily, error) {
+	p := expfmt.NewTextParser(model.UTF8Validation)
+	return p.TextToMetricFamilies(bytes.NewReader(b))
 }
 
 func mustJSON(v any) []byte {

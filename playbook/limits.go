@@ -102,6 +102,7 @@ func (c *limitedConn) Close() error {
 func (s *Server) httpServer(ln net.Listener) (*http.Server, net.Listener) {
 	lim := newConnLimiter(ln, s.cfg.MaxConnections)
 	s.conns = lim
+	s.metrics.addConnections(lim)
 	hs := &http.Server{
 		Handler:           s.Handler(),
 		ReadHeaderTimeout: min(10*time.Second, s.cfg.ReadTimeout),

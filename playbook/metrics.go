@@ -1,130 +1,110 @@
 package playbook
 
 import (
-	"fmt"
-	"io"
 	"net/http"
+	"runtime"
 	"strconv"
-	"sync"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 
 // durationBuckets are the upper bounds, in seconds, of the run duration
 // histogram.
 var durationBuckets = []float64{1, 5, 15, 30, 60, 120, 300, 600, 1800}
 
-// metrics are the server's counters, written in the Prometheus text
-// exposition format by hand.
+// metrics are the server's metrics, in a registry of the server's own
+// (with kdiag's build info and the Go runtime's and process's collectors).
 type metrics struct {
-	mu             sync.Mutex
-	received       int
-	ignored        map[string]int
-	runs           map[string]int
-	requests       map[string]int
-	notifyFailures int
-	buckets        []int // cumulative counts are computed when written
-	durSum         float64
-	durCount       int
+	registry       *prometheus.Registry
+	received       prometheus.Counter
+	ignored        *prometheus.CounterVec
+	runs           *prometheus.CounterVec
+	duration       *prometheus.HistogramVec
+	requests       *prometheus.CounterVec
+	notifyFailures prometheus.Counter
 }
 
-func newMetrics() *metrics {
-	m := &metrics{ignored: map[string]int{}, runs: map[string]int{}, requests: map[string]int{}, buckets: make([]int, len(durationBuckets))}
-	// Every reason and status is present from the start, so rate() works
-	// from the first increment.
-	for _, r := range []string{"resolved", "no_route", "deduplicated", "rejected", "bad_params"} {
-		m.ignored[r] = 0
+// newMetrics registers the metrics; gauges reads the runs in flight and
+// queued at scrape time.
+func newMetrics(version string, gauges func() (inflight, queued int)) *metrics {
+	m := &metrics{
+		registry: prometheus.NewRegistry(),
+		received: prometheus.NewCounter(prometheus.CounterOpts{Name: "kdiag_alerts_received_total", Help: "Alerts received in webhooks, firing or resolved."}),
+		ignored:  prometheus.NewCounterVec(prometheus.CounterOpts{Name: "kdiag_alerts_ignored_total", Help: "Alerts that started no run, by reason."}, []string{"reason"}),
+		runs: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "kdiag_runs_total", Help: "Runs ended, by route, runbook and status."},
+			[]string{"route", "runbook", "status"}),
+		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "kdiag_run_duration_seconds", Help: "How long runs took, from start to end, by route and runbook.",
+			Buckets: durationBuckets}, []string{"route", "runbook"}),
+		requests:       prometheus.NewCounterVec(prometheus.CounterOpts{Name: "kdiag_webhook_requests_total", Help: "Webhook requests, by HTTP status code."}, []string{"code"}),
+		notifyFailures: prometheus.NewCounter(prometheus.CounterOpts{Name: "kdiag_notify_failures_total", Help: "Run notifications that could not be delivered."}),
 	}
-	for _, st := range []string{StatusOK, StatusFailed, StatusCancelled} {
-		m.runs[st] = 0
+	buildInfo := prometheus.NewGauge(prometheus.GaugeOpts{Name: "kdiag_build_info", Help: "kdiag's version and the Go version it was built with; always 1.",
+		ConstLabels: prometheus.Labels{"version": version, "goversion": runtime.Version()}})
+	buildInfo.Set(1)
+	m.registry.MustRegister(m.received, m.ignored, m.runs, m.duration, m.requests, m.notifyFailures, buildInfo,
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "kdiag_runs_in_flight", Help: "Runs executing now."},
+			func() float64 { n, _ := gauges(); return float64(n) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "kdiag_runs_queued", Help: "Runs waiting for a free slot."},
+			func() float64 { _, q := gauges(); return float64(q) }),
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+	)
+	// Every reason is present from the start, so rate() works from the
+	// first increment.
+	for _, r := range []string{"resolved", "no_route", "deduplicated", "rejected", "bad_params"} {
+		m.ignored.WithLabelValues(r)
 	}
 	return m
 }
 
-func (m *metrics) alertReceived() {
-	m.mu.Lock()
-	m.received++
-	m.mu.Unlock()
+func (m *metrics) alertReceived()             { m.received.Inc() }
+func (m *metrics) alertIgnored(reason string) { m.ignored.WithLabelValues(reason).Inc() }
+func (m *metrics) request(code int)           { m.requests.WithLabelValues(strconv.Itoa(code)).Inc() }
+func (m *metrics) notifyFailed()              { m.notifyFailures.Inc() }
+
+// runStarted makes a route's series exist from its first run, so that
+// rate() works from the first increment.
+func (m *metrics) runStarted(route, runbook string) {
+	for _, st := range []string{StatusOK, StatusFailed, StatusCancelled} {
+		m.runs.WithLabelValues(route, runbook, st)
+	}
 }
 
-func (m *metrics) alertIgnored(reason string) {
-	m.mu.Lock()
-	m.ignored[reason]++
-	m.mu.Unlock()
+// runEnded counts a run by route, runbook and status and, if it started,
+// its duration.
+func (m *metrics) runEnded(route, runbook, status string, seconds float64, started bool) {
+	m.runStarted(route, runbook)
+	m.runs.WithLabelValues(route, runbook, status).Inc()
+	if started {
+		m.duration.WithLabelValues(route, runbook).Observe(seconds)
+	}
 }
 
-func (m *metrics) request(code int) {
-	m.mu.Lock()
-	m.requests[strconv.Itoa(code)]++
-	m.mu.Unlock()
+func (s *Server) handleMetrics(w http.ResponseWriter, r *http.Request) {
+	promhttp.HandlerFor(s.metrics.registry, promhttp.HandlerOpts{ErrorLog: slogPrinter{s}}).ServeHTTP(w, r)
 }
 
-func (m *metrics) notifyFailed() {
-	m.mu.Lock()
-	m.notifyFailures++
-	m.mu.Unlock()
-}
+// slogPrinter logs promhttp's errors to the server's log.
+type slogPrinter struct{ s *Server }
 
-// runEnded counts a run by status and, if it started, its duration.
-func (m *metrics) runEnded(status string, seconds float64, started bool) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	m.runs[status]++
-	if !started {
-		return
-	}
-	for i, le := range durationBuckets {
-		if seconds <= le {
-			m.buckets[i]++
-			break
-		}
-	}
-	m.durSum += seconds
-	m.durCount++
-}
+func (p slogPrinter) Println(v ...any) { p.s.log.Error("metrics", "err", v) }
 
-// write renders every metric; inflight and queued are read at scrape time.
-func (m *metrics) write(w io.Writer, inflight, queued int) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	head := func(name, typ, help string) { fmt.Fprintf(w, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, typ) }
-	head("kdiag_alerts_received_total", "counter", "Alerts received in webhooks, firing or resolved.")
-	fmt.Fprintf(w, "kdiag_alerts_received_total %d\n", m.received)
-	head("kdiag_alerts_ignored_total", "counter", "Alerts that started no run, by reason.")
-	for _, k := range sortedKeys(m.ignored) {
-		fmt.Fprintf(w, "kdiag_alerts_ignored_total{reason=%q} %d\n", k, m.ignored[k])
+// addConnections exposes the connection cap's counts: open connections
+// and those closed at the cap (rejected new ones, evicted idle ones).
+func (m *metrics) addConnections(l *connLimiter) {
+	refused := func(how string, pick func(rejected, evicted int64) int64) prometheus.Collector {
+		return prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "kdiag_connections_refused_total",
+			Help: "Connections closed at the cap: rejected new ones, evicted idle ones.", ConstLabels: prometheus.Labels{"how": how}},
+			func() float64 { _, r, e := l.counts(); return float64(pick(r, e)) })
 	}
-	head("kdiag_runs_total", "counter", "Runs ended, by status.")
-	for _, k := range sortedKeys(m.runs) {
-		fmt.Fprintf(w, "kdiag_runs_total{status=%q} %d\n", k, m.runs[k])
-	}
-	head("kdiag_runs_in_flight", "gauge", "Runs executing now.")
-	fmt.Fprintf(w, "kdiag_runs_in_flight %d\n", inflight)
-	head("kdiag_runs_queued", "gauge", "Runs waiting for a free slot.")
-	fmt.Fprintf(w, "kdiag_runs_queued %d\n", queued)
-	head("kdiag_run_duration_seconds", "histogram", "How long runs took, from start to end.")
-	cum := 0
-	for i, le := range durationBuckets {
-		cum += m.buckets[i]
-		fmt.Fprintf(w, "kdiag_run_duration_seconds_bucket{le=%q} %d\n", strconv.FormatFloat(le, 'g', -1, 64), cum)
-	}
-	fmt.Fprintf(w, "kdiag_run_duration_seconds_bucket{le=\"+Inf\"} %d\n", m.durCount)
-	fmt.Fprintf(w, "kdiag_run_duration_seconds_sum %s\n", strconv.FormatFloat(m.durSum, 'g', -1, 64))
-	fmt.Fprintf(w, "kdiag_run_duration_seconds_count %d\n", m.durCount)
-	head("kdiag_webhook_requests_total", "counter", "Webhook requests, by HTTP status code.")
-	for _, k := range sortedKeys(m.requests) {
-		fmt.Fprintf(w, "kdiag_webhook_requests_total{code=%q} %d\n", k, m.requests[k])
-	}
-	head("kdiag_notify_failures_total", "counter", "Run notifications that could not be delivered.")
-	fmt.Fprintf(w, "kdiag_notify_failures_total %d\n", m.notifyFailures)
-}
-
-func (s *Server) handleMetrics(w http.ResponseWriter, _ *http.Request) {
-	w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
-	inflight, queued := s.gauges()
-	s.metrics.write(w, inflight, queued)
-	if s.conns != nil {
-		open, rejected, evicted := s.conns.counts()
-		fmt.Fprintf(w, "# HELP kdiag_connections_open Open HTTP connections (max_connections caps them).\n# TYPE kdiag_connections_open gauge\nkdiag_connections_open %d\n", open)
-		fmt.Fprintf(w, "# HELP kdiag_connections_refused_total Connections closed at the cap: rejected new ones, evicted idle ones.\n# TYPE kdiag_connections_refused_total counter\n")
-		fmt.Fprintf(w, "kdiag_connections_refused_total{how=\"rejected\"} %d\nkdiag_connections_refused_total{how=\"evicted_idle\"} %d\n", rejected, evicted)
+	for _, c := range []prometheus.Collector{
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "kdiag_connections_open", Help: "Open HTTP connections (max_connections caps them)."},
+			func() float64 { o, _, _ := l.counts(); return float64(o) }),
+		refused("rejected", func(r, _ int64) int64 { return r }),
+		refused("evicted_idle", func(_, e int64) int64 { return e }),
+	} {
+		_ = m.registry.Register(c) // a second listener of the same server keeps the first's
 	}
 }

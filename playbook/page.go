@@ -24,8 +24,11 @@ var (
 	indexPage = template.Must(template.New("index.html").Funcs(pageFuncs).ParseFS(templateFS, "templates/index.html"))
 )
 
-// pageData is what the run page shows.
+// pageData is what the run page shows: the run's metadata and the
+// report's HTML view (the same as kdiag report -o html shows).
 type pageData struct {
 	Meta   *Meta
 	Report *report.Report
+	View   template.HTML
+	Style  template.CSS
 }

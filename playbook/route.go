@@ -58,7 +58,7 @@ func compileRoute(c *Config, i int) (*route, error) {
 	var zero TemplateData
 	zero.Labels, zero.Annotations = map[string]string{}, map[string]string{}
 	for _, k := range sortedKeys(rc.Params) {
-		t, err := template.New("params." + k).Option("missingkey=error").Parse(rc.Params[k])
+		t, err := template.New("params." + k).Funcs(templateFuncs).Option("missingkey=error").Parse(rc.Params[k])
 		if err != nil {
 			return nil, errorf(p("params", k), "bad template: %v", err)
 		}

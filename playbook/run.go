@@ -147,7 +147,7 @@ func (s *Server) finish(m *Meta, out Outcome) {
 	if snap.Started != nil {
 		secs = ended.Sub(*snap.Started).Seconds()
 	}
-	s.metrics.runEnded(snap.Status, secs, snap.Started != nil)
+	s.metrics.runEnded(snap.Route, snap.RunbookName, snap.Status, secs, snap.Started != nil)
 	s.log.Info("run ended", "run", snap.ID, "route", snap.Route, "status", snap.Status, "verdict", snap.Verdict, "message", snap.Message)
 	s.notifier.send(&snap)
 }

@@ -117,7 +117,15 @@ func (s *Server) handleRun(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, RunDetail{Run: m, Report: rep})
 	case "", "html":
 		w.Header().Set("Content-Type", "text/html; charset=utf-8")
-		if err := runPage.Execute(w, pageData{Meta: m, Report: rep}); err != nil {
+		data := pageData{Meta: m, Report: rep, Style: report.HTMLStyle}
+		if rep != nil {
+			view, err := report.HTMLView(rep)
+			if err != nil {
+				s.log.Error("run page", "run", m.ID, "err", err)
+			}
+			data.View = view
+		}
+		if err := runPage.Execute(w, data); err != nil {
 			s.log.Error("run page", "run", m.ID, "err", err)
 		}
 	case "markdown", "md", "text", "txt":

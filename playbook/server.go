@@ -146,7 +146,7 @@ func New(cfg *Config, opts Options) (*Server, error) {
 	if s.store, err = OpenStore(dir); err != nil {
 		return nil, err
 	}
-	s.metrics = newMetrics()
+	s.metrics = newMetrics(opts.Version, s.gauges)
 	if s.notifier != nil {
 		s.notifier.failed = s.metrics.notifyFailed
 	}

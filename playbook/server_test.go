@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kdiag/kdiag/engine/report"
 	"github.com/kdiag/kdiag/engine/transcript"
 	"github.com/kdiag/kdiag/playbook"
 )
@@ -90,6 +91,14 @@ func TestAlertRunsRunbook(t *testing.T) {
 	}
 	if code, _, b := s.Get(t, "/runs/"+id+"?format=markdown", ""); code != 200 || !bytes.Equal(b, md) {
 		t.Errorf("GET ?format=markdown: %d, differs from report.md:\n%s", code, b)
+	}
+	// The run page shows the same view as kdiag report -o html.
+	view, err := report.HTMLView(report.Build(tr))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if code, ctype, b := s.Get(t, "/runs/"+id, ""); code != 200 || ctype != "text/html; charset=utf-8" || !bytes.Contains(b, []byte(view)) || !bytes.Contains(b, []byte("<h2>Timeline</h2>")) {
+		t.Errorf("GET /runs/%s: %d %s, not the report's HTML view:\n%s", id, code, ctype, b)
 	}
 	if code, _, _ := s.Get(t, "/runs/20200101T000000Z-00000000", ""); code != http.StatusNotFound {
 		t.Errorf("unknown run: %d, want 404", code)

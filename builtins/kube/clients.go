@@ -10,13 +10,18 @@
 package kube
 
 import (
+	"errors"
 	"fmt"
 	"os"
+	"strings"
 	"sync"
+
+	"github.com/kdiag/kdiag/engine"
 
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
+	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 )
 
 // DefaultDebugImage is the image attach_ephemeral uses when neither its
@@ -47,11 +52,24 @@ type DebugImager interface {
 // the current context and namespace the context's namespace. Nothing is
 // read until a built-in first needs the cluster.
 func NewClients(kubeconfig, context, namespace string) Clients {
-	return &lazyClients{kubeconfig: kubeconfig, context: context, namespace: namespace}
+	return NewClientsWithOverrides(kubeconfig, clientcmd.ConfigOverrides{CurrentContext: context, Context: clientcmdapi.Context{Namespace: namespace}})
 }
 
+// NewClientsWithOverrides is NewClients with kubectl's connection flags:
+// overrides as clientcmd.BindOverrideFlags fills them (--context, --as,
+// --as-group, --user, --cluster, --token, --server, --request-timeout,
+// ...; Context.Namespace is -n).
+func NewClientsWithOverrides(kubeconfig string, overrides clientcmd.ConfigOverrides) Clients {
+	return &lazyClients{kubeconfig: kubeconfig, overrides: overrides, namespace: overrides.Context.Namespace}
+}
+
+// ErrNoConfiguration is wrapped by the error of Kube when there is no
+// kubeconfig, no in-cluster service account and no --server.
+var ErrNoConfiguration = errors.New("no kubeconfig")
+
 type lazyClients struct {
-	kubeconfig, context, namespace string
+	kubeconfig, namespace string
+	overrides             clientcmd.ConfigOverrides
 
 	cfgOnce sync.Once
 	cc      clientcmd.ClientConfig
@@ -71,11 +89,8 @@ func (l *lazyClients) clientConfig() clientcmd.ClientConfig {
 		if l.kubeconfig != "" {
 			rules.ExplicitPath = l.kubeconfig
 		}
-		overrides := &clientcmd.ConfigOverrides{CurrentContext: l.context}
-		if l.namespace != "" {
-			overrides.Context.Namespace = l.namespace
-		}
-		l.cc = clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules, overrides)
+		overrides := l.overrides
+		l.cc = clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules, &overrides)
 	})
 	return l.cc
 }
@@ -84,6 +99,11 @@ func (l *lazyClients) clientConfig() clientcmd.ClientConfig {
 func (l *lazyClients) Kube() (kubernetes.Interface, *rest.Config, error) {
 	l.kubeOnce.Do(func() {
 		rc, err := l.clientConfig().ClientConfig()
+		if clientcmd.IsEmptyConfig(err) {
+			// clientcmd's own message suggests the legacy KUBERNETES_MASTER.
+			l.err = &engine.UsageError{Err: fmt.Errorf("kubernetes client configuration: %w: none at %s, and not in a pod; give --kubeconfig, set $KUBECONFIG, or give --server (and --token)", ErrNoConfiguration, l.lookedAt())}
+			return
+		}
 		if err != nil {
 			l.err = fmt.Errorf("kubernetes client configuration: %w", err)
 			return
@@ -99,6 +119,15 @@ func (l *lazyClients) Kube() (kubernetes.Interface, *rest.Config, error) {
 		l.cs, l.rc = cs, rc
 	})
 	return l.cs, l.rc, l.err
+}
+
+// lookedAt names the kubeconfig files that were looked for.
+func (l *lazyClients) lookedAt() string {
+	if l.kubeconfig != "" {
+		return l.kubeconfig
+	}
+	rules := clientcmd.NewDefaultClientConfigLoadingRules()
+	return strings.Join(rules.Precedence, ", ")
 }
 
 // Namespace returns the --namespace override, else the context's
@@ -158,7 +187,7 @@ func debugImage(c Clients) string {
 // current one, or context when set) names, "" when it names none or the
 // kubeconfig cannot be read.
 func ContextNamespace(kubeconfig, context string) string {
-	l := &lazyClients{kubeconfig: kubeconfig, context: context}
+	l := &lazyClients{kubeconfig: kubeconfig, overrides: clientcmd.ConfigOverrides{CurrentContext: context}}
 	raw, err := l.clientConfig().RawConfig()
 	if err != nil {
 		return ""

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/json"
 	"fmt"
 	"io"
 	"strings"
@@ -12,7 +11,7 @@ import (
 )
 
 func newDescribeCmd(g *globalFlags) *cobra.Command {
-	var output string
+	var output *outputFlag
 	cmd := &cobra.Command{
 		Use:   "describe RUNBOOK",
 		Short: "Show a runbook's documentation, params and the built-ins it may call",
@@ -26,16 +25,14 @@ func newDescribeCmd(g *globalFlags) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if output == "json" {
-				enc := json.NewEncoder(cmd.OutOrStdout())
-				enc.SetIndent("", "  ")
-				return enc.Encode(rb)
+			if output.value != "text" {
+				return writeData(cmd.OutOrStdout(), output.value, rb)
 			}
 			writeDescription(cmd.OutOrStdout(), rb)
 			return nil
 		},
 	}
-	cmd.Flags().StringVarP(&output, "output", "o", "text", "text or json")
+	output = addOutputFlag(cmd, dataOutputs)
 	return cmd
 }
 

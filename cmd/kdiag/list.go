@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/json"
 	"fmt"
 	"io"
 	"strings"
@@ -14,7 +13,7 @@ import (
 )
 
 func newListCmd(g *globalFlags) *cobra.Command {
-	var output string
+	var output *outputFlag
 	var markdown bool
 	cmd := &cobra.Command{
 		Use:   "list",
@@ -22,7 +21,7 @@ func newListCmd(g *globalFlags) *cobra.Command {
 		Args:  exactArgs(0, "no arguments"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			specs := builtins.All(builtins.Config{})
-			if markdown {
+			if markdown || output.value == "markdown" {
 				return writeRunbooksMarkdown(cmd.OutOrStdout(), g, specs)
 			}
 			type row struct {
@@ -43,10 +42,8 @@ func newListCmd(g *globalFlags) *cobra.Command {
 				}
 				rows = append(rows, r)
 			}
-			if output == "json" {
-				enc := json.NewEncoder(cmd.OutOrStdout())
-				enc.SetIndent("", "  ")
-				return enc.Encode(rows)
+			if output.value != "text" {
+				return writeData(cmd.OutOrStdout(), output.value, rows)
 			}
 			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
 			fmt.Fprintln(tw, "NAME\tREPO\tSUMMARY")
@@ -60,8 +57,8 @@ func newListCmd(g *globalFlags) *cobra.Command {
 			return tw.Flush()
 		},
 	}
-	cmd.Flags().StringVarP(&output, "output", "o", "text", "text or json")
-	cmd.Flags().BoolVar(&markdown, "markdown", false, "print docs/runbooks.md: every runbook's doc, params and built-ins")
+	output = addOutputFlag(cmd, []string{"text", "json", "yaml", "markdown"})
+	cmd.Flags().BoolVar(&markdown, "markdown", false, "print docs/runbooks.md: every runbook's doc, params and built-ins (the same as -o markdown)")
 	return cmd
 }
 

@@ -18,7 +18,7 @@ type replayOptions struct {
 	g       *globalFlags
 	path    string
 	runbook string
-	output  string
+	output  *outputFlag
 	record  string
 	quiet   bool
 
@@ -45,7 +45,7 @@ different call stops the replay with exit code 3, naming the seq and position.`,
 		},
 	}
 	cmd.Flags().StringVar(&o.runbook, "runbook", "", "replay this (edited) runbook instead of the recorded one")
-	cmd.Flags().StringVarP(&o.output, "output", "o", "text", "report format: text, markdown or json")
+	o.output = addOutputFlag(cmd, reportOutputs)
 	cmd.Flags().StringVar(&o.record, "record", "", "also write the replayed transcript here")
 	cmd.Flags().BoolVarP(&o.quiet, "quiet", "q", false, "print only the report")
 	return cmd
@@ -96,7 +96,7 @@ func (o *replayOptions) run(ctx context.Context) error {
 	if res.Header == nil {
 		return res.Err
 	}
-	if err := report.Render(o.out, res.Transcript(), o.output); err != nil {
+	if err := report.RenderWith(o.out, res.Transcript(), o.output.value, report.Options{Color: o.g.color.enabled(o.out)}); err != nil {
 		return err
 	}
 	if res.Err == nil && !o.quiet {

@@ -9,11 +9,11 @@ import (
 	"github.com/spf13/cobra"
 )
 
-func newReportCmd() *cobra.Command {
-	var output string
+func newReportCmd(g *globalFlags) *cobra.Command {
+	var output *outputFlag
 	cmd := &cobra.Command{
 		Use:   "report TRANSCRIPT",
-		Short: "Render a transcript as a report (text, markdown or json)",
+		Short: "Render a transcript as a report (text, markdown, json, yaml or html)",
 		Args:  exactArgs(1, "one transcript"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			t, err := readTranscript(args[0])
@@ -23,12 +23,9 @@ func newReportCmd() *cobra.Command {
 			if err != nil {
 				fmt.Fprintf(cmd.ErrOrStderr(), "kdiag: warning: %v; showing what it holds\n", err)
 			}
-			if rerr := report.Render(cmd.OutOrStdout(), t, output); rerr != nil {
-				return usageErrorf("%v", rerr)
-			}
-			return nil
+			return report.RenderWith(cmd.OutOrStdout(), t, output.value, report.Options{Color: g.color.enabled(cmd.OutOrStdout())})
 		},
 	}
-	cmd.Flags().StringVarP(&output, "output", "o", "text", "text, markdown or json")
+	output = addOutputFlag(cmd, reportOutputs)
 	return cmd
 }

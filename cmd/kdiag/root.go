@@ -2,9 +2,12 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
+	"time"
 
 	"github.com/kdiag/kdiag/builtins"
 	"github.com/kdiag/kdiag/builtins/agent"
@@ -12,6 +15,7 @@ import (
 	"github.com/kdiag/kdiag/runbooks"
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
+	"k8s.io/client-go/tools/clientcmd"
 )
 
 // globalFlags are the flags every command shares: where the cluster is and
@@ -25,6 +29,8 @@ type globalFlags struct {
 	nodeMode        nodeModeFlag
 	agentImage      string
 	agentNamespace  string
+	color           colorFlag
+	overrides       clientcmd.ConfigOverrides
 
 	repoMap map[string]string
 }
@@ -37,13 +43,34 @@ func (g *globalFlags) addFlags(fs *pflag.FlagSet) {
 	fs.Var(&g.nodeMode, "node-mode", "where node built-ins run: local, agent (an agent pod on the pod's node) or auto (local on the pod's node, else agent)")
 	fs.StringVar(&g.agentImage, "agent-image", "", "the node agent pod's image, an image of this kdiag with it at /kdiag (default: $KDIAG_AGENT_IMAGE, "+agent.DefaultImage+")")
 	fs.StringVar(&g.agentNamespace, "agent-namespace", "", "where node agent pods are created (default: the target pod's namespace)")
+	// kubectl's connection flags (--as, --as-group, --user, --cluster,
+	// --token, --server, --request-timeout, ...); --context and -n are
+	// kdiag's own above.
+	names := clientcmd.RecommendedConfigOverrideFlags("")
+	names.CurrentContext.LongName = ""
+	names.ContextOverrideFlags.Namespace.LongName = ""
+	clientcmd.BindOverrideFlags(&g.overrides, fs, names)
+	fs.Var(&g.color, "color", "colour the report's severities and outcomes: auto (on a terminal, unless $NO_COLOR is set), always or never")
 	fs.StringArrayVar(&g.repos, "repo", nil, "a runbook repository directory, NAME=DIR or DIR (repeatable; also $KDIAG_REPOS, colon-separated)")
 }
 
 // config returns the built-ins' configuration.
 func (g *globalFlags) config() builtins.Config {
 	return builtins.Config{Kubeconfig: g.kubeconfig, Context: g.context, Namespace: g.namespace, RuntimeEndpoint: g.runtimeEndpoint,
-		NodeMode: string(g.nodeMode.mode()), AgentImage: g.agentImage, AgentNamespace: g.agentNamespace}
+		NodeMode: string(g.nodeMode.mode()), AgentImage: g.agentImage, AgentNamespace: g.agentNamespace, Overrides: &g.overrides}
+}
+
+// checkConnectionFlags checks what clientcmd would only check on the
+// first call to the cluster.
+func (g *globalFlags) checkConnectionFlags() error {
+	if t := g.overrides.Timeout; t != "" && t != "0" {
+		if _, err := time.ParseDuration(t); err != nil {
+			if _, err := strconv.Atoi(t); err != nil {
+				return usageErrorf("--request-timeout %s: want a duration like 30s, 2m or 0 (no timeout)", t)
+			}
+		}
+	}
+	return nil
 }
 
 // repoDirs returns the configured repositories by name (resolved by
@@ -105,16 +132,34 @@ func newRootCmd(ctx context.Context) *cobra.Command {
 		Long:          "kdiag runs Starlark runbooks that diagnose (and, when allowed, fix) Kubernetes pods.\nEvery built-in call is recorded to a transcript that replays without a cluster.",
 		SilenceErrors: true,
 		SilenceUsage:  true,
+		Args:          cobra.ArbitraryArgs,
+		// kdiag alone prints help; an unknown command is a usage error.
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if len(args) == 0 {
+				return cmd.Help()
+			}
+			msg := fmt.Sprintf("unknown command %q for %q", args[0], cmd.CommandPath())
+			cmd.SuggestionsMinimumDistance = 2
+			if s := cmd.SuggestionsFor(args[0]); len(s) > 0 {
+				msg += "; did you mean " + orList(s) + "?"
+			}
+			return usageErrorf("%s (see %s --help)", msg, cmd.CommandPath())
+		},
 	}
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
 		return usageErrorf("%v (see %s --help)", err, c.CommandPath())
 	})
 	g.addFlags(root.PersistentFlags())
-	root.PersistentPreRunE = func(cmd *cobra.Command, args []string) error { return g.resolveRepos() }
+	root.PersistentPreRunE = func(cmd *cobra.Command, args []string) error {
+		if err := g.checkConnectionFlags(); err != nil {
+			return err
+		}
+		return g.resolveRepos()
+	}
 	root.AddCommand(
 		newRunCmd(g),
 		newReplayCmd(g),
-		newReportCmd(),
+		newReportCmd(g),
 		newListCmd(g),
 		newDescribeCmd(g),
 		newBuiltinsCmd(g),
@@ -125,6 +170,10 @@ func newRootCmd(ctx context.Context) *cobra.Command {
 		newVersionCmd(),
 		newAgentCmd(),
 	)
+	registerCompletions(root, g)
+	if name := displayName(os.Args[0]); name != "kdiag" {
+		asPlugin(root, name)
+	}
 	return root
 }
 

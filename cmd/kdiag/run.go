@@ -19,9 +19,6 @@ import (
 	"gopkg.in/yaml.v3"
 )
 
-// version is set with -ldflags "-X main.version=...".
-var version = "v0.1.0-dev"
-
 // runOptions are the options of kdiag run.
 type runOptions struct {
 	g          *globalFlags
@@ -32,7 +29,8 @@ type runOptions struct {
 	noRecord   bool
 	dryRun     string
 	yes        bool
-	output     string
+	output     *outputFlag
+	quiet      bool
 	timeout    time.Duration
 	maxSteps   uint64
 	maxHeapMiB uint64
@@ -57,7 +55,8 @@ func newRunCmd(g *globalFlags) *cobra.Command {
 		Example: `  kdiag run readiness-probe-failing -p pod=my-broken-pod
   kdiag run ./my-runbook.star -p pod=web-0 -n shop --dry-run
   kdiag run readiness-probe-failing --params-file incident.yaml --yes -o json`,
-		Args: exactArgs(1, "one runbook (a .star path or a runbook name)"),
+		Args:              exactArgs(1, "one runbook (a .star path or a runbook name)"),
+		ValidArgsFunction: completeRunbooks(g),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := o.complete(cmd, args); err != nil {
 				return err
@@ -70,13 +69,15 @@ func newRunCmd(g *globalFlags) *cobra.Command {
 	}
 	fs := cmd.Flags()
 	fs.StringArrayVarP(&o.params, "param", "p", nil, "a runbook parameter, key=value (repeatable)")
+	cmd.RegisterFlagCompletionFunc("param", completeParams(g, &o.params))
 	fs.StringVar(&o.paramsFile, "params-file", "", "a YAML file of runbook parameters")
 	fs.StringVar(&o.record, "record", "", "where to write the transcript (default .kdiag/runs/TIME-NAME.jsonl)")
 	fs.BoolVar(&o.noRecord, "no-record", false, "do not write a transcript")
 	fs.StringVar(&o.dryRun, "dry-run", "none", "none, client (plan mutations, send nothing) or server (send with dryRun=All)")
 	fs.Lookup("dry-run").NoOptDefVal = "client"
 	fs.BoolVar(&o.yes, "yes", false, "approve every mutation without asking")
-	fs.StringVarP(&o.output, "output", "o", "text", "output format: text or json")
+	o.output = addOutputFlag(cmd, reportOutputs)
+	fs.BoolVarP(&o.quiet, "quiet", "q", false, "print only the report (no progress, no transcript path)")
 	fs.DurationVar(&o.timeout, "timeout", 10*time.Minute, "stop the whole run after this long (0: no limit)")
 	fs.Uint64Var(&o.maxSteps, "max-steps", 10_000_000, "stop a runbook after this many Starlark computation steps (0: no limit)")
 	fs.Uint64Var(&o.maxHeapMiB, "max-heap", 1024, "stop a runbook when kdiag's heap grows past this many MiB (0: no limit); the transcript is completed")
@@ -135,11 +136,6 @@ func (o *runOptions) validate() error {
 	default:
 		return usageErrorf("--dry-run=%s: want none, client or server", o.dryRun)
 	}
-	switch o.output {
-	case "text", "json":
-	default:
-		return usageErrorf("-o %s: want text or json", o.output)
-	}
 	if o.noRecord && o.record != "" {
 		return usageErrorf("--record and --no-record contradict each other")
 	}
@@ -185,6 +181,9 @@ func (o *runOptions) run(ctx context.Context) error {
 		}
 	}
 	con := newConsole(o.errOut)
+	if o.quiet {
+		con = newConsole(io.Discard)
+	}
 	observe := con.event
 	var frames *playbook.FrameWriter
 	if o.stream {
@@ -216,11 +215,11 @@ func (o *runOptions) run(ctx context.Context) error {
 		}
 	}
 	if res.Header != nil {
-		if err := report.Render(o.out, res.Transcript(), o.output); err != nil {
+		if err := report.RenderWith(o.out, res.Transcript(), o.output.value, report.Options{Color: o.g.color.enabled(o.out)}); err != nil {
 			return err
 		}
 	}
-	if w != nil && res.Header != nil {
+	if w != nil && res.Header != nil && !o.quiet {
 		fmt.Fprintf(o.errOut, "transcript: %s\n", w.Path())
 	}
 	if res.Backtrace != "" {

@@ -8,7 +8,6 @@ import (
 	"net"
 
 	"github.com/kdiag/kdiag/builtins"
-	"github.com/kdiag/kdiag/builtins/kube"
 	"github.com/kdiag/kdiag/engine"
 	"github.com/kdiag/kdiag/engine/transcript"
 	"github.com/kdiag/kdiag/playbook"
@@ -27,8 +26,9 @@ type serveOptions struct {
 	store    string
 	executor string
 
-	cfg    *playbook.Config
-	errOut io.Writer
+	cfg       *playbook.Config
+	errOut    io.Writer
+	logFormat string
 }
 
 func newServeCmd(g *globalFlags) *cobra.Command {
@@ -55,12 +55,17 @@ transcripts end with status cancelled. See docs/playbooks.md.`,
 	fs.StringVar(&o.config, "config", "", "the playbooks.yaml file (required)")
 	fs.StringVar(&o.executor, "executor", "", "local (in-process) or job (a Kubernetes Job per run); default: the config's executor:, else job in a pod and local elsewhere")
 	fs.StringVar(&o.listen, "listen", "", "the address to serve on (default: the config's listen:, else :8080)")
+	fs.StringVar(&o.logFormat, "log-format", "text", "the log's format on stderr: text or json (one JSON object a line, for log collectors)")
+	cmd.RegisterFlagCompletionFunc("log-format", cobra.FixedCompletions([]string{"text", "json"}, cobra.ShellCompDirectiveNoFileComp))
 	fs.StringVar(&o.store, "store", "", "the directory runs are kept in (default: the config's store:, else "+defaultServeStore+")")
 	return cmd
 }
 
 func (o *serveOptions) complete(cmd *cobra.Command) error {
 	o.errOut = cmd.ErrOrStderr()
+	if o.logFormat != "text" && o.logFormat != "json" {
+		return usageErrorf("--log-format %s: want text or json", o.logFormat)
+	}
 	if o.config == "" {
 		return usageErrorf("serve needs --config playbooks.yaml (see docs/playbooks.md)")
 	}
@@ -94,7 +99,7 @@ func (o *serveOptions) run(ctx context.Context) error {
 	loader := o.cfg.Loader(o.g.loader())
 	opts := playbook.Options{
 		Specs: specs, Loader: loader, StoreDir: o.store, Version: version,
-		Logger: slog.New(slog.NewTextHandler(o.errOut, nil)),
+		Logger: o.logger(),
 	}
 	var jobs *playbook.JobExecutor
 	switch o.cfg.Executor {
@@ -115,7 +120,7 @@ func (o *serveOptions) run(ctx context.Context) error {
 		return &engine.UsageError{Err: err}
 	}
 	if jobs != nil {
-		if jobs.Client, _, err = kube.NewClients(bcfg.Kubeconfig, bcfg.Context, bcfg.Namespace).Kube(); err != nil {
+		if jobs.Client, _, err = bcfg.Clients().Kube(); err != nil {
 			srv.Close()
 			return fmt.Errorf("serve: executor job: %w", err)
 		}
@@ -125,6 +130,18 @@ func (o *serveOptions) run(ctx context.Context) error {
 		srv.Close()
 		return fmt.Errorf("serve: %w", err)
 	}
-	fmt.Fprintf(o.errOut, "kdiag serve: listening on http://%s (%d routes, store %s)\n", ln.Addr(), len(o.cfg.Routes), o.store)
+	if o.logFormat == "json" {
+		o.logger().Info("kdiag serve: listening on http://"+ln.Addr().String(), "routes", len(o.cfg.Routes), "store", o.store, "version", version)
+	} else {
+		fmt.Fprintf(o.errOut, "kdiag serve: listening on http://%s (%d routes, store %s)\n", ln.Addr(), len(o.cfg.Routes), o.store)
+	}
 	return srv.Serve(ctx, ln)
+}
+
+// logger is the server's log on stderr, as --log-format says.
+func (o *serveOptions) logger() *slog.Logger {
+	if o.logFormat == "json" {
+		return slog.New(slog.NewJSONHandler(o.errOut, nil))
+	}
+	return slog.New(slog.NewTextHandler(o.errOut, nil))
 }

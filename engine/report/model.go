@@ -4,9 +4,11 @@
 package report
 
 import (
+	"bytes"
 	"encoding/json"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/kdiag/kdiag/engine/transcript"
 )
@@ -47,6 +49,7 @@ type Call struct {
 	Args       string  `json:"args"`
 	Outcome    string  `json:"outcome"`
 	Error      string  `json:"error,omitempty"`
+	AtMS       float64 `json:"at_ms"`
 	DurationMS float64 `json:"duration_ms"`
 }
 
@@ -81,7 +84,7 @@ func Build(t *transcript.Transcript) *Report {
 	r := &Report{Runbook: h.Name, Path: h.Runbook, Params: h.Params, Mode: h.Mode, Status: "incomplete",
 		Steps: []Step{}, Findings: []Finding{}, Changes: []Change{}}
 	if h.Start != nil {
-		r.Start = h.Start.UTC().Format("2006-01-02 15:04:05 MST")
+		r.Start = h.Start.UTC().Format(time.RFC3339)
 	}
 	steps := map[string]int{}
 	stepOf := func(name string) *Step {
@@ -105,7 +108,7 @@ func Build(t *transcript.Transcript) *Report {
 			s.Status, s.Message = e.Status, e.Message
 		case transcript.TypeCall:
 			r.Calls++
-			c := Call{Seq: e.Seq, Builtin: e.Builtin, Pos: e.Pos, Args: Short(e.Args, 70), DurationMS: e.DurationMS}
+			c := Call{Seq: e.Seq, Builtin: e.Builtin, Pos: e.Pos, Args: Short(e.Args, 70), AtMS: e.AtMS, DurationMS: e.DurationMS}
 			if e.Error != nil {
 				c.Error = e.Error.Message
 			} else {
@@ -117,7 +120,7 @@ func Build(t *transcript.Transcript) *Report {
 				r.Changes = append(r.Changes, change(e))
 			}
 		case transcript.TypeFinding:
-			r.Findings = append(r.Findings, Finding{Severity: e.Severity, Summary: e.Summary, Step: e.Step, Evidence: e.Evidence})
+			r.Findings = append(r.Findings, Finding{Severity: e.Severity, Summary: e.Summary, Step: e.Step, Evidence: UnescapeHTML(e.Evidence)})
 		case transcript.TypeVerdict:
 			r.Verdict = e.Summary
 		case transcript.TypePrint:
@@ -206,12 +209,42 @@ func rank(sev string) int {
 	return 0
 }
 
-// Short renders JSON on one line, cut to n runes.
+// Short renders JSON on one line, cut to n runes, without the HTML
+// escapes (\u003c, \u003e, \u0026) encoding/json put in.
 func Short(raw json.RawMessage, n int) string {
-	s := strings.TrimSpace(string(raw))
+	s := strings.TrimSpace(string(UnescapeHTML(raw)))
 	s = strings.Join(strings.Fields(s), " ")
 	if r := []rune(s); len(r) > n {
 		return string(r[:n-1]) + "…"
 	}
 	return s
 }
+
+// UnescapeHTML returns the JSON text raw with encoding/json's HTML escapes
+// \u003c, \u003e and \u0026 (and \u2028, \u2029) turned back into the
+// characters, which need no escaping in JSON; an escaped backslash is kept.
+func UnescapeHTML(raw json.RawMessage) json.RawMessage {
+	if !bytes.Contains(raw, []byte(`\u`)) {
+		return raw
+	}
+	out := make([]byte, 0, len(raw))
+	for i := 0; i < len(raw); i++ {
+		c := raw[i]
+		if c != '\\' || i+1 >= len(raw) {
+			out = append(out, c)
+			continue
+		}
+		if raw[i+1] == 'u' && i+6 <= len(raw) {
+			if r, ok := htmlEscapes[string(raw[i+2:i+6])]; ok {
+				out = append(out, r...)
+				i += 5
+				continue
+			}
+		}
+		out = append(out, c, raw[i+1]) // \\, \", \n, other \uXXXX: as is
+		i++
+	}
+	return out
+}
+
+var htmlEscapes = map[string]string{"003c": "<", "003e": ">", "0026": "&", "2028": "\u2028", "2029": "\u2029"}

@@ -8,25 +8,80 @@ import (
 	"strings"
 
 	"github.com/kdiag/kdiag/engine/transcript"
+	"sigs.k8s.io/yaml"
 )
 
 // Formats are the output formats Render accepts.
-var Formats = []string{"text", "markdown", "json"}
+var Formats = []string{"text", "markdown", "json", "yaml", "html"}
+
+// Options tune rendering.
+type Options struct {
+	// Color marks severities, statuses and step outcomes with ANSI colours
+	// in the text format (for a terminal).
+	Color bool
+}
 
 // Render writes the report of t in the given format.
 func Render(w io.Writer, t *transcript.Transcript, format string) error {
+	return RenderWith(w, t, format, Options{})
+}
+
+// RenderWith is Render with options.
+func RenderWith(w io.Writer, t *transcript.Transcript, format string, o Options) error {
 	r := Build(t)
 	switch format {
 	case "", "text":
-		return text(w, r)
+		return text(w, r, o)
 	case "markdown", "md":
 		return markdown(w, r)
 	case "json":
 		enc := json.NewEncoder(w)
+		enc.SetEscapeHTML(false)
 		enc.SetIndent("", "  ")
 		return enc.Encode(r)
+	case "html":
+		return html(w, r)
+	case "yaml":
+		b, err := yaml.Marshal(r)
+		if err != nil {
+			return err
+		}
+		_, err = w.Write(b)
+		return err
 	}
 	return fmt.Errorf("unknown report format %q (formats: %s)", format, strings.Join(Formats, ", "))
+}
+
+// ANSI colours of the text format.
+const (
+	ansiReset  = "\033[0m"
+	ansiRed    = "\033[1;31m"
+	ansiYellow = "\033[33m"
+	ansiGreen  = "\033[32m"
+	ansiCyan   = "\033[36m"
+)
+
+// paint wraps s in the colour of what it says (a severity, a status or a
+// step mark) when o.Color is set.
+func (o Options) paint(s, what string) string {
+	if !o.Color {
+		return s
+	}
+	c := ""
+	switch strings.ToLower(what) {
+	case "critical", "failed", "✗":
+		c = ansiRed
+	case "warning", "incomplete", "cancelled", "…":
+		c = ansiYellow
+	case "ok", "✓":
+		c = ansiGreen
+	case "info":
+		c = ansiCyan
+	}
+	if c == "" {
+		return s
+	}
+	return c + s + ansiReset
 }
 
 func params(p map[string]any) string {
@@ -60,12 +115,15 @@ func mark(status string) string {
 	return "…"
 }
 
-func text(w io.Writer, r *Report) error {
+func text(w io.Writer, r *Report, o Options) error {
 	p := func(format string, args ...any) { fmt.Fprintf(w, format, args...) }
 	p("Runbook   %s (%s)\n", r.Runbook, r.Path)
 	p("Params    %s\n", params(r.Params))
 	p("Mode      %s\n", r.Mode)
-	p("Status    %s · %d calls · %d changes · %s\n", r.Status, r.Calls, r.Writes, seconds(r.DurationMS))
+	if r.Start != "" {
+		p("Started   %s\n", r.Start)
+	}
+	p("Status    %s · %d calls · %d changes · %s\n", o.paint(r.Status, r.Status), r.Calls, r.Writes, seconds(r.DurationMS))
 	if r.Message != "" {
 		p("Error     %s\n", r.Message)
 	}
@@ -75,7 +133,7 @@ func text(w io.Writer, r *Report) error {
 		if name == "" {
 			name = "(outside any step)"
 		}
-		p("  %s %s\n", mark(s.Status), name)
+		p("  %s %s\n", o.paint(mark(s.Status), mark(s.Status)), name)
 		if s.Message != "" {
 			p("      error: %s\n", s.Message)
 		}
@@ -92,7 +150,7 @@ func text(w io.Writer, r *Report) error {
 		p("  (none)\n")
 	}
 	for _, f := range r.Findings {
-		p("  %-8s %s\n", strings.ToUpper(f.Severity), f.Summary)
+		p("  %s %s\n", o.paint(fmt.Sprintf("%-8s", strings.ToUpper(f.Severity)), f.Severity), f.Summary)
 		if len(f.Evidence) > 0 {
 			p("           evidence: %s\n", Short(f.Evidence, 200))
 		}
@@ -120,6 +178,9 @@ func markdown(w io.Writer, r *Report) error {
 	p("# %s\n\n", r.Runbook)
 	p("| | |\n|---|---|\n| runbook | `%s` |\n| params | `%s` |\n| mode | %s |\n| status | **%s** |\n| calls | %d (%d changes) |\n| duration | %s |\n",
 		r.Path, params(r.Params), r.Mode, r.Status, r.Calls, r.Writes, seconds(r.DurationMS))
+	if r.Start != "" {
+		p("| started | %s |\n", r.Start)
+	}
 	if r.Message != "" {
 		p("| error | %s |\n", mdCell(r.Message))
 	}
