@@ -124,17 +124,42 @@ func TestShapeChildHandler(t *testing.T) {
 	}
 }
 
+// TestShapeDeploymentFixed: a Deployment's pod; the fix waits for the
+// replacement pod, which has a new name, and probes it.
+func TestShapeDeploymentFixed(t *testing.T) {
+	env := shapesCluster(t)
+	ns, out := shapesRun(t, env, "deployment", "deployment.yaml", "app=cart")
+	shapesWant(t, out,
+		"CRITICAL configmap/cart-config data[maintenance.flag]: present",
+		"key maintenance.flag (cause, causal evidence) made /readyz of container cart fail; fixed and verified: pod "+ns+"/cart-")
+	if got := env.Kubectl(t, "get", "deployment", "cart", "-n", ns, "-o", "jsonpath={.status.readyReplicas}"); got != "1" {
+		t.Errorf("deployment ready replicas %q after the fix", got)
+	}
+}
+
+// TestShapeDaemonSet: a DaemonSet's pod is replaced by its controller.
+func TestShapeDaemonSet(t *testing.T) {
+	env := shapesCluster(t)
+	ns, out := shapesRun(t, env, "daemonset", "daemonset.yaml", "app=node-agent")
+	shapesWant(t, out,
+		"ConfigMap "+ns+"/agent-config key maintenance.flag, mounted at /etc/agent/maintenance.flag in container agent, makes /readyz fail",
+		"fixed and verified: pod "+ns+"/node-agent-")
+}
+
 // TestShapeDeployment: a Deployment's pod; the flag key is renamed by the
-// volume's items; the fix waits for the replacement pod (a new name).
+// volume's items, so the cause is named and the key is not removed (the
+// replacement pod could not mount the volume).
 func TestShapeDeployment(t *testing.T) {
 	env := shapesCluster(t)
-	ns, out := shapesRun(t, env, "deployment", "deployment.yaml", "app=checkout")
+	ns, out := shapesRun(t, env, "deployment-items", "deployment-items.yaml", "app=checkout")
 	shapesWant(t, out,
 		"CRITICAL configmap/checkout-config data[maintenance]: present",
 		"ConfigMap "+ns+"/checkout-config key maintenance, mounted at /etc/checkout/flags/maint in container api, makes /readyz fail",
-		"key maintenance (cause, causal evidence) made /readyz of container api fail; fixed and verified: pod "+ns+"/checkout-")
-	if got := env.Kubectl(t, "get", "deployment", "checkout", "-n", ns, "-o", "jsonpath={.status.readyReplicas}"); got != "1" {
-		t.Errorf("deployment ready replicas %q after the fix", got)
+		"key maintenance (cause, causal evidence) makes /readyz of container api fail; it is mapped by the pod's volume items or subPath to /etc/checkout/flags/maint, so removing the key would break the mount")
+	// Removing a key that a volume's items name leaves the replacement pod
+	// unable to mount it (seen: ContainerCreating until rolled back).
+	if data := shapesKeys(t, env, ns, "checkout-config"); !strings.Contains(data, "maintenance") {
+		t.Errorf("a key the volume's items name was removed: %s", data)
 	}
 }
 
