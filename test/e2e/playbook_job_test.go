@@ -181,14 +181,14 @@ func TestJobExecutorCancelAgent(t *testing.T) {
 	ns := namespace(t, env, "pbjc")
 	applyIn(t, env, "examples/broken-pod/manifests.yaml", "default", ns)
 	waitRunningNotReady(t, env, ns, "my-broken-pod")
-	y := strings.Replace(routeYAML("pod-not-ready", "never", "", jobYAML(env, jobsNS, image, false)), "trace: 2s", "trace: 60s\n      ephemeral: \"false\"\n      fix: \"false\"", 1)
+	y := strings.Replace(routeYAML("pod-not-ready", "never", "", jobYAML(env, jobsNS, image, false)), "trace: 5s", "trace: 60s\n      background: 60s\n      ephemeral: \"false\"\n      fix: \"false\"", 1)
 	s := startServer(t, env, strings.Replace(y, "termination_grace: 10s", "termination_grace: 30s", 1), jobExecutor(t, env))
 	id := started(t, s, ns)
 	tp := s.Store().TranscriptPath(id)
 	deadline := time.Now().Add(2 * time.Minute)
 	for {
 		b, _ := os.ReadFile(tp)
-		if strings.Contains(string(b), `"builtin":"http_probe"`) { // strace_sample is next
+		if strings.Contains(string(b), `"builtin":"find_pid"`) { // strace_sample is next
 			break
 		}
 		if time.Now().After(deadline) {
