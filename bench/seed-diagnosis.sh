@@ -63,8 +63,7 @@ for i in $(seq "$ROUNDS"); do
   tk=$(echo "$tk + $t1 - $t0" | bc); tm=$(echo "$tm + $t2 - $t1" | bc)
 done
 k=$(echo "scale=3; $tk / $ROUNDS" | bc); m=$(echo "scale=3; $tm / $ROUNDS" | bc)
-printf 'seed diagnosis, mean of %d rounds (trace window %ss in both):\n' "$ROUNDS" "$TRACE"
+printf 'seed diagnosis, mean of %d rounds (manual: strace for %ss; kdiag: until its probe is answered and a ConfigMap mount was touched, %ss at most):\n' "$ROUNDS" "$TRACE" "$TRACE"
 printf '  kdiag run readiness-probe-failing   %6.3fs\n' "$k"
 printf '  manual kubectl/crictl/nsenter/curl/strace script %6.3fs\n' "$m"
 printf '  ratio kdiag/manual                  %6.2f\n' "$(echo "scale=4; $k / $m" | bc)"
-printf '  ratio without the trace window      %6.2f\n' "$(echo "scale=4; ($k - $TRACE) / ($m - $TRACE)" | bc)"
