@@ -189,34 +189,47 @@ func libraryRun(t *testing.T, env *harness.Env, runbook string, params ...string
 	return res
 }
 
-var (
-	libraryConfigAppOnce sync.Once
-	libraryConfigAppErr  error
-)
+// exampleApps are the example apps built and imported by this test process.
+var exampleApps sync.Map // image -> *exampleApp
+
+type exampleApp struct {
+	once sync.Once
+	err  error
+}
+
+// importExampleApp builds the Go package pkg of the repository (an
+// example's app) and imports it into the cluster as image, once per test
+// process.
+func importExampleApp(t *testing.T, env *harness.Env, pkg, image string) {
+	t.Helper()
+	v, _ := exampleApps.LoadOrStore(image, &exampleApp{})
+	a := v.(*exampleApp)
+	a.once.Do(func() {
+		root, err := harness.RepoRoot()
+		if err != nil {
+			a.err = err
+			return
+		}
+		bin := filepath.Join(t.TempDir(), filepath.Base(pkg))
+		cmd := exec.Command("go", "build", "-o", bin, pkg)
+		cmd.Dir = root
+		cmd.Env = append(cmd.Environ(), "CGO_ENABLED=0")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			a.err = fmt.Errorf("go build %s: %v\n%s", pkg, err, out)
+			return
+		}
+		env.ImportImage(t, image, bin)
+	})
+	if a.err != nil {
+		t.Fatal(a.err)
+	}
+}
 
 // libraryConfigApp builds the config-file-missing example's app and imports
 // it as kdiag-config-app:v1, once per test process.
 func libraryConfigApp(t *testing.T, env *harness.Env) {
 	t.Helper()
-	libraryConfigAppOnce.Do(func() {
-		root, err := harness.RepoRoot()
-		if err != nil {
-			libraryConfigAppErr = err
-			return
-		}
-		bin := filepath.Join(t.TempDir(), "config-app")
-		cmd := exec.Command("go", "build", "-o", bin, "./examples/config-file-missing/app")
-		cmd.Dir = root
-		cmd.Env = append(cmd.Environ(), "CGO_ENABLED=0")
-		if out, err := cmd.CombinedOutput(); err != nil {
-			libraryConfigAppErr = fmt.Errorf("go build config-app: %v\n%s", err, out)
-			return
-		}
-		env.ImportImage(t, "kdiag-config-app:v1", bin)
-	})
-	if libraryConfigAppErr != nil {
-		t.Fatal(libraryConfigAppErr)
-	}
+	importExampleApp(t, env, "./examples/config-file-missing/app", "kdiag-config-app:v1")
 }
 
 // libraryPodOf waits up to a minute for a pod matching the label selector

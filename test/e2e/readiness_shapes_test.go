@@ -1,14 +1,10 @@
 package e2e
 
 import (
-	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
-	"time"
 
 	"github.com/kdiag/kdiag/test/harness"
 )
@@ -19,34 +15,11 @@ import (
 // container reads far more often. KDIAG_E2E_RECORDINGS=DIR keeps each
 // run's transcript as DIR/NAME.jsonl (how runbooks/testdata is refreshed).
 
-var (
-	shapesAppOnce sync.Once
-	shapesAppErr  error
-)
-
 // shapesCluster returns the cluster with the readiness app imported.
 func shapesCluster(t *testing.T) *harness.Env {
 	t.Helper()
 	env := harness.Cluster(t)
-	shapesAppOnce.Do(func() {
-		root, err := harness.RepoRoot()
-		if err != nil {
-			shapesAppErr = err
-			return
-		}
-		bin := filepath.Join(t.TempDir(), "readiness-app")
-		cmd := exec.Command("go", "build", "-o", bin, "./examples/readiness-shapes/app")
-		cmd.Dir = root
-		cmd.Env = append(cmd.Environ(), "CGO_ENABLED=0")
-		if out, err := cmd.CombinedOutput(); err != nil {
-			shapesAppErr = fmt.Errorf("go build readiness-app: %v\n%s", err, out)
-			return
-		}
-		env.ImportImage(t, "kdiag-readiness-app:v1", bin)
-	})
-	if shapesAppErr != nil {
-		t.Fatal(shapesAppErr)
-	}
+	importExampleApp(t, env, "./examples/readiness-shapes/app", "kdiag-readiness-app:v1")
 	return env
 }
 
@@ -57,7 +30,7 @@ func shapesRun(t *testing.T, env *harness.Env, name, manifest, pod string, param
 	ns = namespace(t, env, "shape")
 	applyIn(t, env, "examples/readiness-shapes/"+manifest, "shapes", ns)
 	if app, ok := strings.CutPrefix(pod, "app="); ok {
-		pod = shapesPodOf(t, env, ns, app)
+		pod = libraryPodOf(t, env, ns, "app="+app)
 	}
 	waitRunningNotReady(t, env, ns, pod)
 	tp := filepath.Join(t.TempDir(), name+".jsonl")
@@ -79,19 +52,6 @@ func shapesRun(t *testing.T, env *harness.Env, name, manifest, pod string, param
 	}
 	t.Logf("%s:\n%s", name, out)
 	return ns, out
-}
-
-// shapesPodOf returns the name of the one pod of app label name.
-func shapesPodOf(t *testing.T, env *harness.Env, ns, app string) string {
-	t.Helper()
-	for i := 0; i < 120; i++ {
-		if out, _, err := env.RunKubectl("get", "pods", "-n", ns, "-l", "app="+app, "-o", "jsonpath={.items[*].metadata.name}"); err == nil && out != "" {
-			return strings.Fields(out)[0]
-		}
-		time.Sleep(500 * time.Millisecond)
-	}
-	t.Fatalf("no pod with app=%s in %s", app, ns)
-	return ""
 }
 
 func shapesWant(t *testing.T, out string, want ...string) {
