@@ -108,7 +108,11 @@ func TestBackendsAgree(t *testing.T) {
 // set_robust_list...); a syscall interrupted by a ptrace stop restarts.
 var ptraceInduced = map[string]bool{"restart_syscall": true, "rt_sigprocmask": true, "rt_sigreturn": true,
 	"tgkill": true, "getpid": true, "gettid": true, "sigaltstack": true, "clone3": true, "clone": true, "mmap": true,
-	"munmap": true, "mprotect": true, "madvise": true, "rseq": true, "set_robust_list": true, "sched_yield": true, "futex": true}
+	"munmap": true, "mprotect": true, "madvise": true, "rseq": true, "set_robust_list": true, "sched_yield": true, "futex": true,
+	// exit_group never returns: ptrace reports it unfinished at the exit
+	// event; eBPF only sends a record at sys_exit, so the call of a
+	// process that exits is sometimes lost (counted, not decoded).
+	"exit_group": true, "exit": true}
 
 func firstKey(m map[string]bool) []string {
 	keys := make([]string, 0, len(m))

@@ -139,7 +139,7 @@ func TestStraceSampleSeesMissingPath(t *testing.T) {
 		case (ev.Name == "newfstatat" || ev.Name == "statx" || ev.Name == "stat") && len(ev.Args) > 1 && straceContains(ev.Args, quoted):
 			if ev.Errno == "ENOENT" && ev.Ret != nil && *ev.Ret == -2 {
 				statENOENT = true
-			} else {
+			} else if ev.Ret != nil { // one still in progress when the sample ended has no result
 				t.Errorf("stat of the missing path: %+v", ev)
 			}
 		case ev.Name == "openat" && len(ev.Args) == 4 && ev.Args[1] == `"/etc/hostname"`:
@@ -354,9 +354,10 @@ func TestStraceSampleStoppedProcessStaysStopped(t *testing.T) {
 		t.Error("not detached")
 	}
 	straceAssertFree(t, pid)
-	if st, _ := ptraceStatus(pid); !strings.HasPrefix(st["State"], "T") {
-		t.Errorf("stopped process after strace_sample: State %q, want T (stopped)", st["State"])
-	}
+	// A thread detached from a group-stop gets its SIGSTOP again: it may
+	// show R for the moment it takes to stop again, never for longer (a
+	// process that was let run would not stop by itself).
+	straceWaitState(t, pid, "T")
 	syscall.Kill(pid, syscall.SIGCONT)
 	straceWaitState(t, pid, "S", "R")
 }
