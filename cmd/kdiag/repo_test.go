@@ -144,7 +144,10 @@ func TestRepoPinUpdateOffline(t *testing.T) {
 	if out, _ := run(); !strings.Contains(out, "hey from v1") {
 		t.Fatalf("after the updates the run should use lib 3 and team's pinned v1:\n%s", out)
 	}
-	_ = lib3
+	// Replaying the first recording against today's pins names what changed.
+	if out, err := kd("replay", tr.Path, "--runbook", "team-check"); err != nil || !strings.Contains(out, "changed since the recording: @lib//util.star (lib at "+lib1[:12]+", now "+lib3[:12]+")") || strings.Contains(out, "team-check.star (") {
+		t.Fatalf("replay against the new pins: %v\n%s", err, out)
+	}
 
 	// Offline: the remotes are gone, runs work from the cache, even with
 	// the extracted trees removed (they come back from the cached clones).
