@@ -33,6 +33,9 @@ type Report struct {
 	Cleanups   []transcript.Cleanup `json:"cleanups,omitempty"`
 	// Sources are the pinned repositories the run's files came from.
 	Sources []Source `json:"sources,omitempty"`
+	// Unchecked are the failed calls the runbook went on without (through
+	// attempt): what the run could not check, and why.
+	Unchecked []Call `json:"unchecked,omitempty"`
 }
 
 // Source is a pinned repository a run loaded files from.
@@ -131,6 +134,7 @@ func Build(t *transcript.Transcript) *Report {
 			c := Call{Seq: e.Seq, Builtin: e.Builtin, Pos: e.Pos, Args: Short(e.Args, 70), AtMS: e.AtMS, DurationMS: e.DurationMS}
 			if e.Error != nil {
 				c.Error = e.Error.Message
+				r.Unchecked = append(r.Unchecked, c)
 			} else {
 				c.Outcome = Short(e.Result, 90)
 			}
@@ -154,6 +158,9 @@ func Build(t *transcript.Transcript) *Report {
 	if f := t.Footer; f != nil {
 		r.Status, r.Message, r.DurationMS, r.Cleanups = f.Status, f.Message, f.DurationMS, f.Cleanups
 	}
+	if n := len(r.Unchecked); n > 0 && r.Status != transcript.StatusOK {
+		r.Unchecked = r.Unchecked[:n-1] // the failure that ended the run
+	}
 	r.escape()
 	return r
 }
@@ -164,6 +171,10 @@ func Build(t *transcript.Transcript) *Report {
 func (r *Report) escape() {
 	for _, s := range []*string{&r.Runbook, &r.Path, &r.Mode, &r.Status, &r.Message, &r.Verdict} {
 		*s = Printable(*s)
+	}
+	for i := range r.Unchecked {
+		c := &r.Unchecked[i]
+		c.Builtin, c.Pos, c.Args, c.Error = Printable(c.Builtin), Printable(c.Pos), Printable(c.Args), Printable(c.Error)
 	}
 	for i := range r.Steps {
 		s := &r.Steps[i]

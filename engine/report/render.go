@@ -158,6 +158,12 @@ func text(w io.Writer, r *Report, o Options) error {
 			p("           evidence: %s\n", Short(f.Evidence, 200))
 		}
 	}
+	if len(r.Unchecked) > 0 {
+		p("\nNot checked (failed calls the runbook went on without)\n")
+		for _, c := range r.Unchecked {
+			p("  #%-3d %s\n", c.Seq, c.Error)
+		}
+	}
 	if len(r.Changes) > 0 {
 		p("\nChanges\n")
 		for _, c := range r.Changes {
@@ -201,6 +207,12 @@ func markdown(w io.Writer, r *Report) error {
 		p("- **%s** %s\n", f.Severity, f.Summary)
 		if len(f.Evidence) > 0 {
 			p("  - evidence: `%s`\n", Short(f.Evidence, 300))
+		}
+	}
+	if len(r.Unchecked) > 0 {
+		p("\n## Not checked\n\nFailed calls the runbook went on without:\n\n")
+		for _, c := range r.Unchecked {
+			p("- #%d %s\n", c.Seq, mdCell(c.Error))
 		}
 	}
 	if len(r.Changes) > 0 {
