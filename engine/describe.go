@@ -2,7 +2,8 @@ package engine
 
 import (
 	"context"
-	"sort"
+	"maps"
+	"slices"
 
 	"go.starlark.net/syntax"
 )
@@ -35,10 +36,7 @@ func Describe(path string, opts Options) (*Runbook, error) {
 	}
 	rb.Builtins = map[Effect][]string{}
 	for eff, names := range used {
-		for n := range names {
-			rb.Builtins[eff] = append(rb.Builtins[eff], n)
-		}
-		sort.Strings(rb.Builtins[eff])
+		rb.Builtins[eff] = slices.Sorted(maps.Keys(names))
 	}
 	return rb, nil
 }

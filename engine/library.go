@@ -3,7 +3,9 @@ package engine
 import (
 	"fmt"
 	"io/fs"
+	"maps"
 	"os"
+	"slices"
 	"sort"
 	"strings"
 )
@@ -65,10 +67,5 @@ func (l *Loader) Find(name string) (string, error) {
 }
 
 func (l *Loader) repoOrder() []string {
-	names := make([]string, 0, len(l.Repos))
-	for n := range l.Repos {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	return names
+	return slices.Sorted(maps.Keys(l.Repos))
 }

@@ -46,6 +46,10 @@ type Approval struct {
 	Plan any
 }
 
+// DefaultMaxSteps is the bound on a run's Starlark computation steps
+// that kdiag run (--max-steps) and the playbook server use.
+const DefaultMaxSteps = 10_000_000
+
 // Options configure a run or a replay.
 type Options struct {
 	// Specs are the built-ins available to the runbook.
@@ -66,7 +70,8 @@ type Options struct {
 	Writer *transcript.Writer
 	// Observer, if set, is called with every event after it is recorded.
 	Observer func(*transcript.Event)
-	// MaxSteps bounds the Starlark computation steps; 0 means no bound.
+	// MaxSteps bounds the Starlark computation steps; 0 means no bound
+	// (the command line and the server use DefaultMaxSteps).
 	MaxSteps uint64
 	// MaxHeapBytes, if set, stops the runbook (status failed, with a
 	// message saying why, the transcript complete) when the process's

@@ -1,6 +1,8 @@
 package playbook
 
 import (
+	"maps"
+	"slices"
 	"strings"
 
 	"github.com/kdiag/kdiag/engine"
@@ -40,7 +42,7 @@ func compileRoutes(c *Config, specs []*engine.Spec, l *engine.Loader) ([]*route,
 		if r.runbook, err = engine.Describe(r.module, engine.Options{Specs: specs, Loader: l}); err != nil {
 			return nil, errorf(p("runbook"), "runbook %s does not load: %v", rc.Runbook, err)
 		}
-		for _, k := range sortedKeys(rc.Params) {
+		for _, k := range slices.Sorted(maps.Keys(rc.Params)) {
 			if _, ok := r.runbook.Param(k); !ok {
 				return nil, errorf(p("params", k), "runbook %s has no param %q; %s", r.runbook.Name, k, r.runbook.ParamList())
 			}

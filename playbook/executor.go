@@ -47,14 +47,20 @@ type RunHandle interface {
 	Wait() Outcome
 }
 
-// Executor runs runbooks for the server: in-process (Local) or, later, in
-// a Kubernetes Job. Cancelling the context given to Start stops the run;
-// its transcript then ends with status cancelled.
+// Executor runs runbooks for the server: in-process (Local) or in a
+// Kubernetes Job (package playbook/job). Cancelling the context given to
+// Start stops the run; its transcript then ends with status cancelled.
 type Executor interface {
 	// Name names the executor in run metadata ("local", "job").
 	Name() string
 	// Start starts the run and returns without waiting for it.
 	Start(ctx context.Context, req RunRequest) (RunHandle, error)
+}
+
+// runbookChecker is implemented by executors that can run only some
+// runbooks; New checks every route's runbook with it.
+type runbookChecker interface {
+	CheckRunbook(module string) error
 }
 
 // Local is the in-process Executor: it runs the runbook with engine.Run

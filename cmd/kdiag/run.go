@@ -14,7 +14,6 @@ import (
 	"github.com/kdiag/kdiag/engine"
 	"github.com/kdiag/kdiag/engine/report"
 	"github.com/kdiag/kdiag/engine/transcript"
-	"github.com/kdiag/kdiag/playbook"
 	"github.com/spf13/cobra"
 	"gopkg.in/yaml.v3"
 )
@@ -79,7 +78,7 @@ func newRunCmd(g *globalFlags) *cobra.Command {
 	o.output = addOutputFlag(cmd, reportOutputs)
 	fs.BoolVarP(&o.quiet, "quiet", "q", false, "print only the report (no progress, no transcript path)")
 	fs.DurationVar(&o.timeout, "timeout", 10*time.Minute, "stop the whole run after this long (0: no limit)")
-	fs.Uint64Var(&o.maxSteps, "max-steps", 10_000_000, "stop a runbook after this many Starlark computation steps (0: no limit)")
+	fs.Uint64Var(&o.maxSteps, "max-steps", engine.DefaultMaxSteps, "stop a runbook after this many Starlark computation steps (0: no limit)")
 	fs.Uint64Var(&o.maxHeapMiB, "max-heap", 1024, "stop a runbook when kdiag's heap grows past this many MiB (0: no limit); the transcript is completed")
 	fs.StringArrayVar(&o.labelArgs, "label", nil, "a label recorded in the transcript header, key=value (repeatable)")
 	fs.StringSliceVar(&o.allow, "allow-builtins", nil, "approve only these write built-ins (comma-separated; empty: none) and refuse the others, without asking")
@@ -185,15 +184,15 @@ func (o *runOptions) run(ctx context.Context) error {
 		con = newConsole(io.Discard)
 	}
 	observe := con.event
-	var frames *playbook.FrameWriter
+	var frames *transcript.FrameWriter
 	if o.stream {
-		frames = playbook.NewFrameWriter(o.out)
+		frames = transcript.NewFrameWriter(o.out)
 		if o.frameKey != "" {
 			key, err := os.ReadFile(o.frameKey)
 			if err != nil || len(key) < 16 {
 				return &engine.UsageError{Err: fmt.Errorf("--frame-key-file: want a key of at least 16 bytes: %v", err)}
 			}
-			frames = playbook.NewSignedFrameWriter(o.out, key)
+			frames = transcript.NewSignedFrameWriter(o.out, key)
 		}
 		observe = func(e *transcript.Event) { frames.Event(e); con.event(e) }
 		o.out = o.errOut

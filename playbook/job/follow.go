@@ -1,4 +1,4 @@
-package playbook
+package job
 
 import (
 	"context"
@@ -7,6 +7,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/kdiag/kdiag/engine/transcript"
+	"github.com/kdiag/kdiag/playbook"
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -23,13 +25,13 @@ var stuckReasons = map[string]bool{
 
 // jobRun follows one run's Job.
 type jobRun struct {
-	j   *JobExecutor
+	j   *Executor
 	job *batchv1.Job
-	req RunRequest
+	req playbook.RunRequest
 	key []byte // the run's frame key
 
 	mu   sync.Mutex
-	live frameReader
+	live *transcript.FrameReader
 	sink *transcriptSink
 
 	pod        *corev1.Pod
@@ -40,17 +42,17 @@ type jobRun struct {
 }
 
 // follow waits for the Job's pod, streams its log into the transcript and
-// maps how the run ended to an Outcome. The Job is deleted at the end.
-func (j *JobExecutor) follow(ctx context.Context, job *batchv1.Job, req RunRequest, key []byte) Outcome {
+// maps how the run ended to an playbook.Outcome. The Job is deleted at the end.
+func (j *Executor) follow(ctx context.Context, job *batchv1.Job, req playbook.RunRequest, key []byte) playbook.Outcome {
 	r := &jobRun{j: j, job: job, req: req, sink: &transcriptSink{path: req.TranscriptPath}, key: key}
-	r.live.key = key
+	r.live = transcript.NewFrameReader(key)
 	out := r.run(ctx)
 	defer j.deleteSecret(job.Namespace, frameKeySecret(req.ID))
 	r.mu.Lock()
-	if r.live.err != nil {
-		out.Damaged = "transcript stream: " + r.live.err.Error()
-		if r.live.forged > 0 {
-			out.Damaged = fmt.Sprintf("%s (%d forged frames dropped)", out.Damaged, r.live.forged)
+	if r.live.Err() != nil {
+		out.Damaged = "transcript stream: " + r.live.Err().Error()
+		if r.live.Forged() > 0 {
+			out.Damaged = fmt.Sprintf("%s (%d forged frames dropped)", out.Damaged, r.live.Forged())
 		}
 	}
 	r.mu.Unlock()
@@ -71,7 +73,7 @@ func (r *jobRun) name() string { return r.job.Namespace + "/" + r.job.Name }
 
 // run polls the Job and its pod until the pod's container has ended, the
 // Job failed or ctx is cancelled.
-func (r *jobRun) run(ctx context.Context) Outcome {
+func (r *jobRun) run(ctx context.Context) playbook.Outcome {
 	poll := r.j.Poll
 	if poll <= 0 {
 		poll = 500 * time.Millisecond
@@ -97,15 +99,15 @@ func (r *jobRun) run(ctx context.Context) Outcome {
 }
 
 // check looks at the Job and its pod once.
-func (r *jobRun) check(ctx context.Context, elapsed time.Duration) (Outcome, bool) {
+func (r *jobRun) check(ctx context.Context, elapsed time.Duration) (playbook.Outcome, bool) {
 	job, err := r.j.Client.BatchV1().Jobs(r.job.Namespace).Get(ctx, r.job.Name, metav1.GetOptions{})
 	switch {
 	case ctx.Err() != nil:
-		return Outcome{}, false
+		return playbook.Outcome{}, false
 	case apierrors.IsNotFound(err):
 		return r.ended(fmt.Sprintf("job %s was deleted while the run was going", r.name())), true
 	case err != nil:
-		return Outcome{}, false // a passing API error: look again
+		return playbook.Outcome{}, false // a passing API error: look again
 	}
 	if why := deadlineText(job, r.name()); why != "" {
 		return r.ended(why + r.pendingText()), true
@@ -114,13 +116,13 @@ func (r *jobRun) check(ctx context.Context, elapsed time.Duration) (Outcome, boo
 	if err != nil || len(pods.Items) == 0 {
 		if err == nil && r.pod == nil && elapsed > 5*time.Second {
 			if msg := r.failedCreate(ctx); msg != "" {
-				return Outcome{Status: StatusFailed, Message: fmt.Sprintf("job %s cannot create its pod: %s", r.name(), msg)}, true
+				return playbook.Outcome{Status: playbook.StatusFailed, Message: fmt.Sprintf("job %s cannot create its pod: %s", r.name(), msg)}, true
 			}
 		}
 		if err == nil && r.pod != nil {
 			return r.ended(fmt.Sprintf("the pod %s of job %s was deleted while the run was going", r.pod.Name, r.name())), true
 		}
-		return Outcome{}, false
+		return playbook.Outcome{}, false
 	}
 	pod := &pods.Items[0]
 	r.pod = pod
@@ -132,7 +134,7 @@ func (r *jobRun) check(ctx context.Context, elapsed time.Duration) (Outcome, boo
 		w := st.State.Waiting
 		r.pending = strings.TrimSuffix(w.Reason+": "+w.Message, ": ")
 		if stuckReasons[w.Reason] {
-			return Outcome{Status: StatusFailed, Message: fmt.Sprintf("the pod %s of job %s cannot start kdiag: %s: %s", pod.Name, r.name(), w.Reason, w.Message)}, true
+			return playbook.Outcome{Status: playbook.StatusFailed, Message: fmt.Sprintf("the pod %s of job %s cannot start kdiag: %s: %s", pod.Name, r.name(), w.Reason, w.Message)}, true
 		}
 	case st.State.Running != nil:
 		r.pending = ""
@@ -140,7 +142,7 @@ func (r *jobRun) check(ctx context.Context, elapsed time.Duration) (Outcome, boo
 	case st.State.Terminated != nil:
 		return r.terminated(ctx, st.State.Terminated), true
 	}
-	return Outcome{}, false
+	return playbook.Outcome{}, false
 }
 
 // containerStatus returns the status of the pod's kdiag container.
@@ -183,7 +185,7 @@ func (r *jobRun) failedCreate(ctx context.Context) string {
 
 // terminated reads the whole log of the ended container, keeps the more
 // complete of it and the streamed transcript, and maps the end.
-func (r *jobRun) terminated(ctx context.Context, t *corev1.ContainerStateTerminated) Outcome {
+func (r *jobRun) terminated(ctx context.Context, t *corev1.ContainerStateTerminated) playbook.Outcome {
 	r.waitStream(10 * time.Second)
 	r.reread(ctx)
 	if why := r.deadline(ctx); why != "" {
@@ -215,35 +217,35 @@ func deadlineText(job *batchv1.Job, name string) string {
 
 // ended maps the end of a run whose pod ended without a terminated
 // container status (deadline, deletion).
-func (r *jobRun) ended(why string) Outcome {
+func (r *jobRun) ended(why string) playbook.Outcome {
 	r.waitStream(r.j.Config.TerminationGrace + 15*time.Second)
 	out := r.outcome(why)
-	if r.live.complete() && out.Status != StatusOK {
-		out.Status, out.Message = StatusFailed, why+"; "+out.Message
+	if r.live.Complete() && out.Status != playbook.StatusOK {
+		out.Status, out.Message = playbook.StatusFailed, why+"; "+out.Message
 	}
 	return out
 }
 
 // cancel deletes the Job, so that the pod is terminated and kdiag ends
 // the transcript with status cancelled, and waits for the transcript.
-func (r *jobRun) cancel(ctx context.Context) Outcome {
+func (r *jobRun) cancel(ctx context.Context) playbook.Outcome {
 	cause := context.Cause(ctx)
 	if err := r.j.deleteJob(r.job); err != nil {
-		return Outcome{Status: StatusCancelled, Message: fmt.Sprintf("%v; %v", cause, err)}
+		return playbook.Outcome{Status: playbook.StatusCancelled, Message: fmt.Sprintf("%v; %v", cause, err)}
 	}
 	if r.streamDone == nil {
-		return Outcome{Status: StatusCancelled, Message: fmt.Sprintf("cancelled before kdiag started in job %s: %v", r.name(), cause)}
+		return playbook.Outcome{Status: playbook.StatusCancelled, Message: fmt.Sprintf("cancelled before kdiag started in job %s: %v", r.name(), cause)}
 	}
 	r.waitStream(r.j.Config.TerminationGrace + 15*time.Second)
-	if !r.live.complete() {
+	if !r.live.Complete() {
 		r.reread(context.Background())
 	}
 	out := r.outcome("")
-	if out.Status != StatusCancelled && !r.live.complete() {
-		out.Status = StatusCancelled
+	if out.Status != playbook.StatusCancelled && !r.live.Complete() {
+		out.Status = playbook.StatusCancelled
 	}
 	msg := fmt.Sprintf("%v (job %s deleted)", cause, r.name())
-	if !r.live.complete() {
+	if !r.live.Complete() {
 		msg += "; the transcript ends before its footer"
 	}
 	out.Message = strings.TrimPrefix(out.Message+"; "+msg, "; ")
@@ -251,12 +253,12 @@ func (r *jobRun) cancel(ctx context.Context) Outcome {
 }
 
 // outcome maps the transcript (its footer, when it has one) or, lacking
-// one, why the pod ended and its last lines of output, to an Outcome.
-func (r *jobRun) outcome(why string) Outcome {
+// one, why the pod ended and its last lines of output, to an playbook.Outcome.
+func (r *jobRun) outcome(why string) playbook.Outcome {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	out := Outcome{Status: StatusFailed}
-	if ft := r.live.footer(); ft != nil && r.live.err == nil {
+	out := playbook.Outcome{Status: playbook.StatusFailed}
+	if ft := r.live.Footer(); ft != nil && r.live.Err() == nil {
 		out.Status, out.Message = ft.Status, ft.Message
 		return out
 	}
@@ -264,13 +266,13 @@ func (r *jobRun) outcome(why string) Outcome {
 	if why != "" {
 		parts = append(parts, why)
 	}
-	if r.live.err != nil {
-		parts = append(parts, "transcript stream: "+r.live.err.Error())
+	if r.live.Err() != nil {
+		parts = append(parts, "transcript stream: "+r.live.Err().Error())
 	}
-	if len(r.live.events) > 0 {
-		parts = append(parts, fmt.Sprintf("the transcript ends after %d events, without a footer", len(r.live.events)))
+	if len(r.live.Events()) > 0 {
+		parts = append(parts, fmt.Sprintf("the transcript ends after %d events, without a footer", len(r.live.Events())))
 	}
-	if last := lastLines(r.live.other, 3); last != "" {
+	if last := lastLines(r.live.Other(), 3); last != "" {
 		parts = append(parts, last)
 	}
 	out.Message = strings.Join(parts, ": ")
@@ -291,7 +293,7 @@ func lastLines(lines []string, n int) string {
 }
 
 // deleteJob deletes a Job and, through background propagation, its pod.
-func (j *JobExecutor) deleteJob(job *batchv1.Job) error {
+func (j *Executor) deleteJob(job *batchv1.Job) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	bg := metav1.DeletePropagationBackground
@@ -303,7 +305,7 @@ func (j *JobExecutor) deleteJob(job *batchv1.Job) error {
 }
 
 // deleteSecret deletes a run's frame key Secret.
-func (j *JobExecutor) deleteSecret(ns, name string) {
+func (j *Executor) deleteSecret(ns, name string) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	_ = j.Client.CoreV1().Secrets(ns).Delete(ctx, name, metav1.DeleteOptions{})
