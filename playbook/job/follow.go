@@ -16,6 +16,25 @@ import (
 	"k8s.io/apimachinery/pkg/fields"
 )
 
+// How long the follower gives things, named.
+const (
+	// failedCreateAfter is how long a Job may have no pod before the
+	// follower looks for a FailedCreate event saying why (no
+	// ServiceAccount, a policy refusing the pod).
+	failedCreateAfter = 5 * time.Second
+	// streamDrain is how long the log stream has, once the container
+	// ended, to deliver the rest of the transcript.
+	streamDrain = 10 * time.Second
+	// streamGrace is added to the Job's termination grace: how long a
+	// deleted or timed-out pod's stream has to end.
+	streamGrace = 15 * time.Second
+	// apiTimeout bounds the calls made after the run (delete the Job and
+	// the frame key, read the whole log).
+	apiTimeout = 30 * time.Second
+	// defaultPoll is Executor.Poll's default.
+	defaultPoll = 500 * time.Millisecond
+)
+
 // stuckReasons are the reasons a container waits that no waiting fixes:
 // the run fails at once instead of at the Job's deadline.
 var stuckReasons = map[string]bool{
@@ -34,6 +53,7 @@ type jobRun struct {
 	live *transcript.FrameReader
 	sink *transcriptSink
 
+	w          *jobWatch
 	pod        *corev1.Pod
 	pending    string // why the pod is not running yet, for messages
 	streamDone chan struct{}
@@ -71,60 +91,68 @@ func (j *Executor) follow(ctx context.Context, job *batchv1.Job, req playbook.Ru
 
 func (r *jobRun) name() string { return r.job.Namespace + "/" + r.job.Name }
 
-// run polls the Job and its pod until the pod's container has ended, the
-// Job failed or ctx is cancelled.
+// run follows the Job and its pod through informers, looking at them on
+// every change and when the log stream ends, until the pod's container
+// has ended, the Job failed or ctx is cancelled. Until the pod exists it
+// also looks every Poll, for what no informer reports (FailedCreate
+// events).
 func (r *jobRun) run(ctx context.Context) playbook.Outcome {
+	wctx, stop := context.WithCancel(ctx)
+	r.w = r.watch(wctx)
+	defer r.w.running.Wait()
+	defer stop()
 	poll := r.j.Poll
 	if poll <= 0 {
-		poll = 500 * time.Millisecond
+		poll = defaultPoll
 	}
 	t := time.NewTicker(poll)
 	defer t.Stop()
 	start := time.Now()
-	for tick := 0; ; tick++ {
-		// While the log streams, the stream's end is the news: look at
-		// the Job only every 20 polls (its deadline, its deletion).
-		if r.streamDone == nil || tick%20 == 0 || r.streamEnded() {
+	for {
+		r.streamEnded()
+		if r.w.hasSynced() {
 			if out, done := r.check(ctx, time.Since(start)); done {
 				return out
 			}
 		}
+		var tick <-chan time.Time
+		if r.pod == nil {
+			tick = t.C
+		}
 		select {
 		case <-ctx.Done():
 			return r.cancel(ctx)
-		case <-t.C:
+		case <-r.w.changed:
+		case <-tick:
 		case <-r.streamDoneOrNil():
 		}
 	}
 }
 
-// check looks at the Job and its pod once.
+// check looks at the Job and its pod, as the informers have them, once.
 func (r *jobRun) check(ctx context.Context, elapsed time.Duration) (playbook.Outcome, bool) {
-	job, err := r.j.Client.BatchV1().Jobs(r.job.Namespace).Get(ctx, r.job.Name, metav1.GetOptions{})
-	switch {
-	case ctx.Err() != nil:
+	if ctx.Err() != nil {
 		return playbook.Outcome{}, false
-	case apierrors.IsNotFound(err):
+	}
+	job := r.w.currentJob(r.job.Namespace, r.job.Name)
+	if job == nil {
 		return r.ended(fmt.Sprintf("job %s was deleted while the run was going", r.name())), true
-	case err != nil:
-		return playbook.Outcome{}, false // a passing API error: look again
 	}
 	if why := deadlineText(job, r.name()); why != "" {
 		return r.ended(why + r.pendingText()), true
 	}
-	pods, err := r.j.Client.CoreV1().Pods(r.job.Namespace).List(ctx, metav1.ListOptions{LabelSelector: batchv1.JobNameLabel + "=" + r.job.Name})
-	if err != nil || len(pods.Items) == 0 {
-		if err == nil && r.pod == nil && elapsed > 5*time.Second {
+	pod := r.w.firstPod()
+	if pod == nil {
+		if r.pod == nil && elapsed > failedCreateAfter {
 			if msg := r.failedCreate(ctx); msg != "" {
 				return playbook.Outcome{Status: playbook.StatusFailed, Message: fmt.Sprintf("job %s cannot create its pod: %s", r.name(), msg)}, true
 			}
 		}
-		if err == nil && r.pod != nil {
+		if r.pod != nil {
 			return r.ended(fmt.Sprintf("the pod %s of job %s was deleted while the run was going", r.pod.Name, r.name())), true
 		}
 		return playbook.Outcome{}, false
 	}
-	pod := &pods.Items[0]
 	r.pod = pod
 	st := containerStatus(pod)
 	switch {
@@ -186,7 +214,7 @@ func (r *jobRun) failedCreate(ctx context.Context) string {
 // terminated reads the whole log of the ended container, keeps the more
 // complete of it and the streamed transcript, and maps the end.
 func (r *jobRun) terminated(ctx context.Context, t *corev1.ContainerStateTerminated) playbook.Outcome {
-	r.waitStream(10 * time.Second)
+	r.waitStream(streamDrain)
 	r.reread(ctx)
 	if why := r.deadline(ctx); why != "" {
 		return r.ended(why)
@@ -218,7 +246,7 @@ func deadlineText(job *batchv1.Job, name string) string {
 // ended maps the end of a run whose pod ended without a terminated
 // container status (deadline, deletion).
 func (r *jobRun) ended(why string) playbook.Outcome {
-	r.waitStream(r.j.Config.TerminationGrace + 15*time.Second)
+	r.waitStream(r.j.Config.TerminationGrace + streamGrace)
 	out := r.outcome(why)
 	if r.live.Complete() && out.Status != playbook.StatusOK {
 		out.Status, out.Message = playbook.StatusFailed, why+"; "+out.Message
@@ -236,7 +264,7 @@ func (r *jobRun) cancel(ctx context.Context) playbook.Outcome {
 	if r.streamDone == nil {
 		return playbook.Outcome{Status: playbook.StatusCancelled, Message: fmt.Sprintf("cancelled before kdiag started in job %s: %v", r.name(), cause)}
 	}
-	r.waitStream(r.j.Config.TerminationGrace + 15*time.Second)
+	r.waitStream(r.j.Config.TerminationGrace + streamGrace)
 	if !r.live.Complete() {
 		r.reread(context.Background())
 	}
@@ -294,7 +322,7 @@ func lastLines(lines []string, n int) string {
 
 // deleteJob deletes a Job and, through background propagation, its pod.
 func (j *Executor) deleteJob(job *batchv1.Job) error {
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), apiTimeout)
 	defer cancel()
 	bg := metav1.DeletePropagationBackground
 	err := j.Client.BatchV1().Jobs(job.Namespace).Delete(ctx, job.Name, metav1.DeleteOptions{PropagationPolicy: &bg})
@@ -306,7 +334,7 @@ func (j *Executor) deleteJob(job *batchv1.Job) error {
 
 // deleteSecret deletes a run's frame key Secret.
 func (j *Executor) deleteSecret(ns, name string) {
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), apiTimeout)
 	defer cancel()
 	_ = j.Client.CoreV1().Secrets(ns).Delete(ctx, name, metav1.DeleteOptions{})
 }

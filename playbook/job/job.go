@@ -38,14 +38,15 @@ type Executor struct {
 	Config playbook.JobConfig
 	// Client creates, watches and deletes the Jobs and reads pod logs.
 	Client kubernetes.Interface
-	// Poll is how often the Job's pod is looked at while it starts and
-	// after it ends (default 500ms).
+	// Poll is how often the follower looks for why a Job has no pod yet
+	// (its FailedCreate events, which no informer reports; default
+	// 500ms). The Job and its pod are watched, not polled.
 	Poll time.Duration
 }
 
 // New returns an Executor with the config's job: settings.
 func New(cfg *playbook.Config, client kubernetes.Interface) *Executor {
-	j := &Executor{Client: client, Poll: 500 * time.Millisecond}
+	j := &Executor{Client: client, Poll: defaultPoll}
 	if cfg.Job != nil {
 		j.Config = *cfg.Job
 	}

@@ -109,7 +109,7 @@ func (r *jobRun) reread(ctx context.Context) {
 	if r.pod == nil {
 		return
 	}
-	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	ctx, cancel := context.WithTimeout(ctx, apiTimeout)
 	defer cancel()
 	rc, err := r.j.Client.CoreV1().Pods(r.job.Namespace).GetLogs(r.pod.Name, &corev1.PodLogOptions{Container: "kdiag"}).Stream(ctx)
 	if err != nil {
