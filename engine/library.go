@@ -5,6 +5,7 @@ import (
 	"io/fs"
 	"maps"
 	"os"
+	"path/filepath"
 	"slices"
 	"sort"
 	"strings"
@@ -42,6 +43,28 @@ func (l *Loader) Runbooks() []RunbookRef {
 		add(name, os.DirFS(l.Repos[name]))
 	}
 	return refs
+}
+
+// ResolveRunbook turns a runbook reference, as kdiag's command line and
+// a playbook route take it, into a loader module: an @REPO//file.star
+// module as is, a path to a .star file (or any reference with a slash;
+// a relative one is taken from dir when dir is set), or a runbook name
+// looked up with Find.
+func (l *Loader) ResolveRunbook(ref, dir string) (string, error) {
+	if strings.HasPrefix(ref, "@") {
+		return ref, nil
+	}
+	if strings.HasSuffix(ref, ".star") || strings.ContainsRune(ref, '/') {
+		p := ref
+		if dir != "" && !filepath.IsAbs(p) {
+			p = filepath.Join(dir, p)
+		}
+		if _, err := os.Stat(p); err != nil {
+			return "", fmt.Errorf("runbook %s: no such file", filepath.Clean(p))
+		}
+		return p, nil
+	}
+	return l.Find(ref)
 }
 
 // Find returns the module of the runbook called name: a repository's

@@ -2,6 +2,7 @@ package playbook
 
 import (
 	"maps"
+	"path/filepath"
 	"slices"
 	"strings"
 
@@ -36,7 +37,7 @@ func compileRoutes(c *Config, specs []*engine.Spec, l *engine.Loader) ([]*route,
 				return nil, errorf(p("allow_builtins", j), "allow_builtins: %q is not a write built-in (write built-ins: %s)", b, strings.Join(writeNames, ", "))
 			}
 		}
-		if r.module, err = resolveRunbook(c, l, rc.Runbook); err != nil {
+		if r.module, err = l.ResolveRunbook(rc.Runbook, filepath.Dir(c.Path)); err != nil {
 			return nil, errorf(p("runbook"), "%v", err)
 		}
 		if r.runbook, err = engine.Describe(r.module, engine.Options{Specs: specs, Loader: l}); err != nil {
