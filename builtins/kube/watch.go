@@ -36,8 +36,12 @@ func watchPods(ctx context.Context, op string, cs kubernetes.Interface, ns strin
 	var mu sync.Mutex
 	var refused error
 	what := fmt.Sprintf("pods in namespace %q", ns)
-	fail := func(err error, verb string) {
-		if err == nil || ctx.Err() != nil || apierrors.IsResourceExpired(err) || apierrors.IsGone(err) {
+	// fail ends the wait with a list or watch the API server refused; not
+	// with one cut short because the informer stopped (lctx) or ctx
+	// ended, nor with an expired resource version (the reflector lists
+	// again).
+	fail := func(lctx context.Context, err error, verb string) {
+		if err == nil || lctx.Err() != nil || ctx.Err() != nil || apierrors.IsResourceExpired(err) || apierrors.IsGone(err) {
 			return
 		}
 		mu.Lock()
@@ -51,17 +55,25 @@ func watchPods(ctx context.Context, op string, cs kubernetes.Interface, ns strin
 		ListWithContextFunc: func(lctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
 			o.LabelSelector, o.FieldSelector = opts.LabelSelector, opts.FieldSelector
 			list, err := cs.CoreV1().Pods(ns).List(lctx, o)
-			fail(err, "list")
+			fail(lctx, err, "list")
 			return list, err
 		},
 		WatchFuncWithContext: func(lctx context.Context, o metav1.ListOptions) (watch.Interface, error) {
 			o.LabelSelector, o.FieldSelector = opts.LabelSelector, opts.FieldSelector
 			w, err := cs.CoreV1().Pods(ns).Watch(lctx, o)
-			fail(err, "watch")
+			fail(lctx, err, "watch")
 			return w, err
 		},
 	}
 	listed := map[types.UID]string{} // resource versions handled from the initial list
+	var handled error                // handle's error, returned as it is
+	call := func(t watch.EventType, p *corev1.Pod) (bool, error) {
+		done, err := handle(t, p)
+		if err != nil {
+			handled = err
+		}
+		return done, err
+	}
 	initial := func(store cache.Store) (bool, error) {
 		pods := make([]*corev1.Pod, 0, len(store.List()))
 		for _, o := range store.List() {
@@ -72,11 +84,11 @@ func watchPods(ctx context.Context, op string, cs kubernetes.Interface, ns strin
 		slices.SortFunc(pods, func(a, b *corev1.Pod) int { return strings.Compare(a.Name, b.Name) })
 		for _, p := range pods {
 			listed[p.UID] = p.ResourceVersion
-			if done, err := handle(watch.Added, p); done || err != nil {
+			if done, err := call(watch.Added, p); done || err != nil {
 				return true, err
 			}
 		}
-		return handle(watch.Bookmark, nil) // end of the initial list
+		return call(watch.Bookmark, nil) // end of the initial list
 	}
 	change := func(ev watch.Event) (bool, error) {
 		p, ok := ev.Object.(*corev1.Pod)
@@ -86,12 +98,16 @@ func watchPods(ctx context.Context, op string, cs kubernetes.Interface, ns strin
 		if rv, ok := listed[p.UID]; ok && ev.Type == watch.Added && rv == p.ResourceVersion {
 			return false, nil // the informer's replay of the initial list, handled above
 		}
-		return handle(ev.Type, p)
+		return call(ev.Type, p)
 	}
 	_, err := watchtools.UntilWithSync(wctx, lw, &corev1.Pod{}, initial, change)
 	mu.Lock()
 	defer mu.Unlock()
 	switch {
+	case handled != nil:
+		return handled
+	case err == nil:
+		return nil
 	case refused != nil:
 		return refused
 	case ctx.Err() != nil:
