@@ -100,7 +100,8 @@ func watchPods(ctx context.Context, op string, cs kubernetes.Interface, ns strin
 		}
 		return call(ev.Type, p)
 	}
-	_, err := watchtools.UntilWithSync(wctx, lw, &corev1.Pod{}, initial, change)
+	// A fake clientset (unit tests) cannot stream the initial list.
+	_, err := watchtools.UntilWithSync(wctx, cache.ToListWatcherWithWatchListSemantics(lw, cs), &corev1.Pod{}, initial, change)
 	mu.Lock()
 	defer mu.Unlock()
 	switch {

@@ -42,7 +42,7 @@ func (r *jobRun) watch(ctx context.Context) *jobWatch {
 	var jc, pc cache.Controller
 	w.job, jc = cache.NewInformerWithOptions(cache.InformerOptions{
 		ObjectType: &batchv1.Job{}, Handler: notify,
-		ListerWatcher: &cache.ListWatch{
+		ListerWatcher: cache.ToListWatcherWithWatchListSemantics(&cache.ListWatch{
 			ListWithContextFunc: func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
 				o.FieldSelector = byName
 				return jobs.List(ctx, o)
@@ -51,11 +51,11 @@ func (r *jobRun) watch(ctx context.Context) *jobWatch {
 				o.FieldSelector = byName
 				return jobs.Watch(ctx, o)
 			},
-		},
+		}, r.j.Client),
 	})
 	w.pods, pc = cache.NewInformerWithOptions(cache.InformerOptions{
 		ObjectType: &corev1.Pod{}, Handler: notify,
-		ListerWatcher: &cache.ListWatch{
+		ListerWatcher: cache.ToListWatcherWithWatchListSemantics(&cache.ListWatch{
 			ListWithContextFunc: func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
 				o.LabelSelector = byJob
 				return pods.List(ctx, o)
@@ -64,7 +64,7 @@ func (r *jobRun) watch(ctx context.Context) *jobWatch {
 				o.LabelSelector = byJob
 				return pods.Watch(ctx, o)
 			},
-		},
+		}, r.j.Client),
 	})
 	w.running.Go(func() { jc.RunWithContext(ctx) })
 	w.running.Go(func() { pc.RunWithContext(ctx) })
