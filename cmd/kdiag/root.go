@@ -59,8 +59,8 @@ func (g *globalFlags) addFlags(fs *pflag.FlagSet) {
 
 // config returns the built-ins' configuration.
 func (g *globalFlags) config() builtins.Config {
-	return builtins.Config{Kubeconfig: g.kubeconfig, Context: g.context, Namespace: g.namespace, RuntimeEndpoint: g.runtimeEndpoint,
-		NodeMode: string(g.nodeMode.mode()), AgentImage: g.agentImage, AgentNamespace: g.agentNamespace, Overrides: &g.overrides}
+	return withEnv(builtins.Config{Kubeconfig: g.kubeconfig, Context: g.context, Namespace: g.namespace, RuntimeEndpoint: g.runtimeEndpoint,
+		NodeMode: string(g.nodeMode.mode()), AgentImage: g.agentImage, AgentNamespace: g.agentNamespace, Overrides: &g.overrides})
 }
 
 // checkConnectionFlags checks what clientcmd would only check on the
@@ -90,10 +90,7 @@ func (g *globalFlags) repoDirs() map[string]string {
 // manifest's required kdiag version.
 func (g *globalFlags) resolveRepos() error {
 	g.repoMap = map[string]string{}
-	all := append([]string{}, g.repos...)
-	if env := os.Getenv("KDIAG_REPOS"); env != "" {
-		all = append(all, strings.Split(env, ":")...)
-	}
+	all := append(append([]string{}, g.repos...), envRepoList()...)
 	for _, r := range all {
 		if r == "" {
 			continue

@@ -1,6 +1,7 @@
 // Package transcript defines kdiag's transcript format: JSON Lines with a
 // header, one event per built-in call, step, finding and print, and a
-// footer; and its writer and strict reader.
+// footer; its writer and strict reader; and the frames that carry a
+// transcript through a log line by line (kdiag run --stream-transcript).
 package transcript
 
 import (

@@ -15,6 +15,7 @@ import (
 	"github.com/kdiag/kdiag/builtins/kube"
 	"github.com/kdiag/kdiag/engine/transcript"
 	"github.com/kdiag/kdiag/playbook"
+	"github.com/kdiag/kdiag/playbook/job"
 	"github.com/kdiag/kdiag/playbook/playbooktest"
 	"github.com/kdiag/kdiag/test/harness"
 )
@@ -72,7 +73,7 @@ func jobExecutor(t *testing.T, env *harness.Env) func(*playbook.Config) playbook
 		t.Fatal(err)
 	}
 	return func(cfg *playbook.Config) playbook.Executor {
-		j := playbook.NewJobExecutor(cfg, cs)
+		j := job.New(cfg, cs)
 		j.Poll = 200 * time.Millisecond
 		return j
 	}
@@ -81,7 +82,7 @@ func jobExecutor(t *testing.T, env *harness.Env) func(*playbook.Config) playbook
 // noRunsLeft waits until no Job or pod of a run is left in ns.
 func noRunsLeft(t *testing.T, env *harness.Env, ns string) {
 	t.Helper()
-	noneLeft(t, env, ns, "jobs,pods", playbook.RunLabel)
+	noneLeft(t, env, ns, "jobs,pods", job.RunLabel)
 }
 
 // noneLeft waits until no object of kinds matching selector is left in ns.
