@@ -5,6 +5,7 @@ import (
 	"strings"
 
 	"github.com/kdiag/kdiag/builtins"
+	"github.com/kdiag/kdiag/engine/repos"
 )
 
 // The environment variables kdiag reads for its defaults, all read here:
@@ -17,7 +18,28 @@ const (
 	envDebugImage  = "KDIAG_DEBUG_IMAGE"  // attach_ephemeral's default image
 	envNoPreflight = "KDIAG_NO_PREFLIGHT" // "1" skips the RBAC preflight
 	envNoColor     = "NO_COLOR"           // set: no colour on a terminal
+	envLock        = "KDIAG_LOCK"         // --lock's default
+	envConfigDir   = "KDIAG_CONFIG_DIR"   // where the user's kdiag.lock is
+	envCacheDir    = "KDIAG_CACHE_DIR"    // where pinned repositories are cached
 )
+
+// envRepoPaths returns the lock file and the repository cache: --lock or
+// $KDIAG_LOCK, else repos.DefaultLockPath in $KDIAG_CONFIG_DIR; the cache
+// in $KDIAG_CACHE_DIR, else repos.DefaultCacheDir.
+func envRepoPaths(flagLock string) (lock, cache string) {
+	lock = flagLock
+	if lock == "" {
+		lock = os.Getenv(envLock)
+	}
+	if lock == "" {
+		lock = repos.DefaultLockPath(os.Getenv(envConfigDir))
+	}
+	cache = os.Getenv(envCacheDir)
+	if cache == "" {
+		cache = repos.DefaultCacheDir()
+	}
+	return lock, cache
+}
 
 // withEnv returns cfg with its defaults from the environment filled where
 // the flags left them empty.

@@ -100,14 +100,15 @@ Runbooks of a pinned repository are found by name, and load from it as @NAME//pa
 	return cmd
 }
 
-func (o *repoOptions) cache() *repos.Cache { return &repos.Cache{Dir: repos.DefaultCacheDir()} }
+func (o *repoOptions) cache() *repos.Cache {
+	_, cache := envRepoPaths(o.g.lock)
+	return &repos.Cache{Dir: cache}
+}
 
 // lockPath is --lock, else $KDIAG_LOCK, else repos.DefaultLockPath.
 func (g *globalFlags) lockPath() string {
-	if g.lock != "" {
-		return g.lock
-	}
-	return repos.DefaultLockPath()
+	lock, _ := envRepoPaths(g.lock)
+	return lock
 }
 
 // pinnedRepos reads the lock and returns the pinned repositories' trees
@@ -117,7 +118,8 @@ func (g *globalFlags) pinnedRepos(ctx context.Context) (map[string]string, map[s
 	if err != nil || len(l.Repos) == 0 {
 		return nil, nil, err
 	}
-	dirs, err := repos.Dirs(ctx, l, &repos.Cache{Dir: repos.DefaultCacheDir()})
+	_, cache := envRepoPaths(g.lock)
+	dirs, err := repos.Dirs(ctx, l, &repos.Cache{Dir: cache})
 	if err != nil {
 		return nil, nil, err
 	}

@@ -54,7 +54,7 @@ func (g *globalFlags) addFlags(fs *pflag.FlagSet) {
 	clientcmd.BindOverrideFlags(&g.overrides, fs, names)
 	fs.Var(&g.color, "color", "colour the report's severities and outcomes: auto (on a terminal, unless $NO_COLOR is set), always or never")
 	fs.StringArrayVar(&g.repos, "repo", nil, "a runbook repository directory, NAME=DIR or DIR (repeatable; also $KDIAG_REPOS, colon-separated)")
-	fs.StringVar(&g.lock, "lock", os.Getenv("KDIAG_LOCK"), "the lock file of pinned repositories (default: ./kdiag.lock if present, else ~/.config/kdiag/kdiag.lock; also $KDIAG_LOCK)")
+	fs.StringVar(&g.lock, "lock", "", "the lock file of pinned repositories (default: ./kdiag.lock if present, else ~/.config/kdiag/kdiag.lock; also $KDIAG_LOCK)")
 }
 
 // config returns the built-ins' configuration.

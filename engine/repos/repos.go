@@ -119,32 +119,25 @@ func (l *Lock) remove(name string) bool {
 }
 
 // DefaultLockPath is ./kdiag.lock when it exists (a project's lock), else
-// the user's lock in $KDIAG_CONFIG_DIR, $XDG_CONFIG_HOME/kdiag or
-// ~/.config/kdiag.
-func DefaultLockPath() string {
+// the user's lock in configDir, or when that is "" in
+// $XDG_CONFIG_HOME/kdiag (~/.config/kdiag).
+func DefaultLockPath(configDir string) string {
 	if _, err := os.Stat(LockName); err == nil {
 		abs, _ := filepath.Abs(LockName)
 		return abs
 	}
-	return filepath.Join(configDir(), LockName)
+	if configDir == "" {
+		if d, err := os.UserConfigDir(); err == nil {
+			configDir = filepath.Join(d, "kdiag")
+		} else {
+			configDir = filepath.Join(os.TempDir(), "kdiag-config")
+		}
+	}
+	return filepath.Join(configDir, LockName)
 }
 
-func configDir() string {
-	if d := os.Getenv("KDIAG_CONFIG_DIR"); d != "" {
-		return d
-	}
-	if d, err := os.UserConfigDir(); err == nil {
-		return filepath.Join(d, "kdiag")
-	}
-	return filepath.Join(os.TempDir(), "kdiag-config")
-}
-
-// DefaultCacheDir is $KDIAG_CACHE_DIR, else $XDG_CACHE_HOME/kdiag/repos
-// (~/.cache/kdiag/repos).
+// DefaultCacheDir is $XDG_CACHE_HOME/kdiag/repos (~/.cache/kdiag/repos).
 func DefaultCacheDir() string {
-	if d := os.Getenv("KDIAG_CACHE_DIR"); d != "" {
-		return d
-	}
 	if d, err := os.UserCacheDir(); err == nil {
 		return filepath.Join(d, "kdiag", "repos")
 	}
