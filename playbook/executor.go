@@ -27,6 +27,21 @@ type RunRequest struct {
 	Timeout time.Duration
 	// TranscriptPath is where the transcript must be once the run ends.
 	TranscriptPath string
+	// Key is the same for one alert episode (route, fingerprint, the
+	// alert's startsAt) on every replica of the server: an executor that
+	// names what it creates by it lets the API server refuse a second run.
+	Key string
+}
+
+// DuplicateError is returned by an Executor's Start when another replica
+// of the server already started the run of the same Key.
+type DuplicateError struct {
+	// What names the object that exists, e.g. "job kdiag/kdiag-3f2a...".
+	What string
+}
+
+func (e *DuplicateError) Error() string {
+	return "another replica of the server runs this alert: " + e.What + " exists"
 }
 
 // Outcome is how a run ended.

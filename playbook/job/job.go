@@ -38,6 +38,10 @@ type Executor struct {
 	Config playbook.JobConfig
 	// Client creates, watches and deletes the Jobs and reads pod logs.
 	Client kubernetes.Interface
+	// DedupeWindow is how long after a run ends that the same alert
+	// episode given to another replica is still a duplicate (the
+	// server's dedupe_window).
+	DedupeWindow time.Duration
 	// Poll is how often the follower looks for why a Job has no pod yet
 	// (its FailedCreate events, which no informer reports; default
 	// 500ms). The Job and its pod are watched, not polled.
@@ -46,7 +50,7 @@ type Executor struct {
 
 // New returns an Executor with the config's job: settings.
 func New(cfg *playbook.Config, client kubernetes.Interface) *Executor {
-	j := &Executor{Client: client, Poll: defaultPoll}
+	j := &Executor{Client: client, Poll: defaultPoll, DedupeWindow: cfg.DedupeWindow}
 	if cfg.Job != nil {
 		j.Config = *cfg.Job
 	}
@@ -77,13 +81,20 @@ func (j *Executor) Start(ctx context.Context, req playbook.RunRequest) (playbook
 		ObjectMeta: metav1.ObjectMeta{Name: frameKeySecret(req.ID), Namespace: job.Namespace, Labels: job.Labels},
 		Data:       map[string][]byte{frameKeyFile: key},
 	}
-	if _, err := j.Client.CoreV1().Secrets(sec.Namespace).Create(ctx, sec, metav1.CreateOptions{}); err != nil {
-		return nil, fmt.Errorf("create the run's frame key secret %s/%s: %w", sec.Namespace, sec.Name, err)
+	// Another replica of the server may have been given the same alert.
+	release, err := j.claim(ctx, req, job.Namespace)
+	if err != nil {
+		return nil, err
 	}
 	created, err := j.Client.BatchV1().Jobs(job.Namespace).Create(ctx, job, metav1.CreateOptions{})
 	if err != nil {
-		j.deleteSecret(job.Namespace, sec.Name)
+		release(false)
 		return nil, fmt.Errorf("create job %s/%s: %w", job.Namespace, job.Name, err)
+	}
+	if _, err := j.Client.CoreV1().Secrets(sec.Namespace).Create(ctx, sec, metav1.CreateOptions{}); err != nil {
+		j.deleteJob(created)
+		release(false)
+		return nil, fmt.Errorf("create the run's frame key secret %s/%s: %w", sec.Namespace, sec.Name, err)
 	}
 	// Owned by the Job, the Secret goes with it even if the server dies
 	// before it deletes the Secret itself.
@@ -93,6 +104,7 @@ func (j *Executor) Start(ctx context.Context, req playbook.RunRequest) (playbook
 	go func() {
 		defer close(h.done)
 		h.out = j.follow(ctx, created, req, key)
+		release(true)
 	}()
 	return h, nil
 }
