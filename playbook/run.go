@@ -59,7 +59,7 @@ func (s *Server) request(rt *route, id string, params map[string]any, a Alert) R
 	return RunRequest{
 		ID: id, Runbook: rt.module, Params: params, Policy: rt.policy, Timeout: rt.timeout,
 		TranscriptPath: s.store.TranscriptPath(id), Key: episodeKey(rt.name, a),
-		Labels:         map[string]string{"alertname": a.Labels["alertname"], "fingerprint": a.Fingerprint, "route": rt.name, "run": id},
+		Labels: map[string]string{"alertname": a.Labels["alertname"], "fingerprint": a.Fingerprint, "route": rt.name, "run": id},
 	}
 }
 
