@@ -63,7 +63,7 @@ func TestLibraryOOMKilledReportPeak(t *testing.T) {
 		return libraryOOMKilled(libraryStatus(p, "reports"))
 	})
 	r := libraryRun(t, env, "oomkilled", "pod=reports", "namespace="+ns, "wait=90s", "sample=15s")
-	r.verdictSays(t, "container reports is OOMKilled", "holds steady at", "nothing leaks",
+	r.verdictSays(t, "container reports is OOMKilled", "holds steady at", "nothing leaks: the limit is too small",
 		"cause pod/reports spec.containers[0].resources.limits.memory: 48Mi", "fix: raise containers[0].resources.limits.memory to at least")
 	if strings.Contains(r.verdict, "grows") {
 		t.Errorf("a steady working set with a peak is called growth:\n%s", r.text())
@@ -101,7 +101,7 @@ func TestLibraryEvictedEmptyDir(t *testing.T) {
 	pod := libraryEvictedPod(t, env, ns, "app=exporter", 240*time.Second)
 	r := libraryRun(t, env, "evicted", "pod="+pod, "namespace="+ns)
 	r.verdictSays(t, "emptyDir scratch exceeded pod/exporter spec.volumes[0].emptyDir.sizeLimit: 8Mi",
-		"written by container exporter at /scratch", "make container exporter (/scratch) clean up")
+		"written by container exporter at /scratch, the only container that mounts it writable", "make container exporter (/scratch) clean up")
 	if strings.Contains(r.text(), "container uploader at") {
 		t.Errorf("the read-only sidecar is named as a writer:\n%s", r.text())
 	}
