@@ -170,3 +170,23 @@ func TestLibraryRolloutStuckSurge(t *testing.T) {
 		"unschedulable", "Insufficient cpu", "kubectl rollout undo deployment/checkout")
 	r.mustSay(t, "maxUnavailable 25% of 2 replicas rounds down to 0")
 }
+
+// TestLibraryEvictedPodTotalUnlimitedWriter: the pod passes the sum of its
+// containers' ephemeral-storage limits, but the writer is a sidecar with no
+// limit filling an emptyDir; the eviction message names no container. The
+// runbook measures every container of the replacement and names the
+// sidecar, not the container that has the limit.
+func TestLibraryEvictedPodTotalUnlimitedWriter(t *testing.T) {
+	t.Parallel()
+	env := harness.Cluster(t)
+	ns := namespace(t, env, "lib3-evict-total")
+	libraryApply(t, env, ns, "examples/evicted/emptydir-no-limit.yaml")
+	pod := libraryEvictedPod(t, env, ns, "app=ingest", 240*time.Second)
+	libraryWait(t, env, ns, libraryRunningPodOf(t, env, ns, "app=ingest"), "Running", 60*time.Second, libraryRunning)
+	r := libraryRun(t, env, "evicted", "pod="+pod, "namespace="+ns)
+	r.verdictSays(t, "the pod passed the 16Mi sum of its containers' ephemeral-storage limits (deployment/ingest spec.template.spec.containers[0].resources.limits.ephemeral-storage: 16Mi)",
+		"container cache-warmer, with no limit of its own, writes", "to /cache", "make container cache-warmer (containers[1]) delete or rotate", "give emptyDir cache a sizeLimit")
+	if strings.Contains(r.verdict, "container ingest exceeded") {
+		t.Errorf("the container with the limit is blamed:\n%s", r.text())
+	}
+}
