@@ -274,7 +274,11 @@ func (r *run) execModule(name string) (starlark.StringDict, error) {
 		return nil, err
 	}
 	sum := sha256.Sum256(src)
-	r.files = append(r.files, transcript.File{Path: name, SHA256: hex.EncodeToString(sum[:]), Source: string(src)})
+	f := transcript.File{Path: name, SHA256: hex.EncodeToString(sum[:]), Source: string(src)}
+	if repo, o, ok := r.opts.Loader.origin(name); ok {
+		f.Repo, f.URL, f.Commit = repo, o.URL, o.Commit
+	}
+	r.files = append(r.files, f)
 	r.modules[name] = nil
 	r.loadStack = append(r.loadStack, name)
 	predecl := r.predecl

@@ -8,7 +8,7 @@ import "github.com/kdiag/kdiag/engine"
 // touch c; the first call that needs the cluster does.
 func Specs(c Clients) []*engine.Spec {
 	k := &kube{clients: c}
-	return []*engine.Spec{
+	specs := []*engine.Spec{
 		k.getSpec(),
 		k.listSpec(),
 		k.getPodSpec(),
@@ -21,4 +21,8 @@ func Specs(c Clients) []*engine.Spec {
 		k.restartSpec(),
 		k.waitReadySpec(),
 	}
+	for _, s := range specs {
+		k.guard(s)
+	}
+	return specs
 }

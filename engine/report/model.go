@@ -31,6 +31,16 @@ type Report struct {
 	Verdict    string               `json:"verdict,omitempty"`
 	Log        []string             `json:"log,omitempty"`
 	Cleanups   []transcript.Cleanup `json:"cleanups,omitempty"`
+	// Sources are the pinned repositories the run's files came from.
+	Sources []Source `json:"sources,omitempty"`
+}
+
+// Source is a pinned repository a run loaded files from.
+type Source struct {
+	Repo   string   `json:"repo"`
+	URL    string   `json:"url"`
+	Commit string   `json:"commit"`
+	Files  []string `json:"files"`
 }
 
 // Step is one step with the calls made inside it.
@@ -85,6 +95,16 @@ func Build(t *transcript.Transcript) *Report {
 		Steps: []Step{}, Findings: []Finding{}, Changes: []Change{}}
 	if h.Start != nil {
 		r.Start = h.Start.UTC().Format(time.RFC3339)
+	}
+	for _, f := range h.Files {
+		if f.Repo == "" {
+			continue
+		}
+		if n := len(r.Sources); n > 0 && r.Sources[n-1].Repo == f.Repo && r.Sources[n-1].Commit == f.Commit {
+			r.Sources[n-1].Files = append(r.Sources[n-1].Files, f.Path)
+			continue
+		}
+		r.Sources = append(r.Sources, Source{Repo: f.Repo, URL: f.URL, Commit: f.Commit, Files: []string{f.Path}})
 	}
 	steps := map[string]int{}
 	stepOf := func(name string) *Step {

@@ -119,6 +119,9 @@ func text(w io.Writer, r *Report, o Options) error {
 	p := func(format string, args ...any) { fmt.Fprintf(w, format, args...) }
 	p("Runbook   %s (%s)\n", r.Runbook, r.Path)
 	p("Params    %s\n", params(r.Params))
+	for _, s := range r.Sources {
+		p("Source    %s at %s (%s): %s\n", s.Repo, s.Commit, s.URL, strings.Join(s.Files, ", "))
+	}
 	p("Mode      %s\n", r.Mode)
 	if r.Start != "" {
 		p("Started   %s\n", r.Start)

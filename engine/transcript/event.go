@@ -36,6 +36,11 @@ type File struct {
 	Path   string `json:"path"`
 	SHA256 string `json:"sha256"`
 	Source string `json:"source"`
+	// Repo, URL and Commit say where a file of a pinned repository came
+	// from (kdiag repo add); empty for the built-in library and local files.
+	Repo   string `json:"repo,omitempty"`
+	URL    string `json:"url,omitempty"`
+	Commit string `json:"commit,omitempty"`
 }
 
 // Target is the cluster context a run was aimed at.
