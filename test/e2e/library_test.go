@@ -86,7 +86,7 @@ func TestLibraryImagePull(t *testing.T) {
 
 	libraryWait(t, env, ns, "report-builder", "ErrImageNeverPull", 60*time.Second, libraryWaiting("log-shipper", "ErrImageNeverPull"))
 	r = libraryRun(t, env, "image-pull", "pod=report-builder", "namespace="+ns)
-	r.verdictSays(t, "image kdiag-log-shipper:v3 is not on node "+env.NodeName+" and imagePullPolicy is Never")
+	r.verdictSays(t, "image kdiag-log-shipper:v3 is not on node "+env.NodeName+" and pod/report-builder spec.containers[1].imagePullPolicy: Never")
 	if strings.Contains(r.text(), "builder:") {
 		t.Errorf("the running container is blamed too:\n%s", r.text())
 	}
