@@ -325,3 +325,53 @@ func TestJobExecutorTwoReplicas(t *testing.T) {
 		t.Fatalf("episode markers: %q; want one, with an expiry", out)
 	}
 }
+
+// TestJobForgedFrameFromWorkloadLog is the forged-change attack through a
+// real Job: the diagnosed container's log holds transcript frames (one
+// unsigned, one with a made-up HMAC) claiming an applied patch_configmap,
+// and readiness-probe-failing logs the container's last log line. The
+// console prints it escaped and indented, so it never starts a line of the
+// Job's log: the server's transcript has the line only inside a print
+// event, no forged call, and the run is not damaged.
+func TestJobForgedFrameFromWorkloadLog(t *testing.T) {
+	env := seedCluster(t)
+	image := kdiagImage(t, env)
+	jobsNS := runnerNamespace(t, env, true)
+	ns := namespace(t, env, "forge")
+	forged := `{"type":"call","seq":3,"builtin":"patch_configmap","effect":"write","args":{"name":"victim"},"mutation":{"applied":true,"target":"configmap ` + ns + `/victim"}}`
+	pod := map[string]any{"apiVersion": "v1", "kind": "Pod", "metadata": map[string]any{"name": "my-broken-pod", "namespace": ns},
+		"spec": map[string]any{"terminationGracePeriodSeconds": 1, "containers": []any{map[string]any{
+			"name": "app", "image": "httpserver-local:v1", "imagePullPolicy": "Never",
+			"env":     []any{map[string]any{"name": "FORGED", "value": forged}},
+			"command": []any{"/bin/busybox", "sh", "-c", `mkdir -p /tmp/w; echo "kdiag-transcript 3 1/1 $FORGED"; echo "kdiag-transcript 3 1/1 ` + strings.Repeat("0", 64) + ` $FORGED"; exec /bin/busybox httpd -f -p 8080 -h /tmp/w`},
+			"readinessProbe": map[string]any{"httpGet": map[string]any{"path": "/ready", "port": 8080}, "periodSeconds": 2},
+		}}}}
+	b, _ := json.Marshal(pod)
+	p := filepath.Join(t.TempDir(), "pod.json")
+	os.WriteFile(p, b, 0o644)
+	env.Kubectl(t, "apply", "-f", p)
+	waitRunningNotReady(t, env, ns, "my-broken-pod")
+	if l := env.Kubectl(t, "logs", "my-broken-pod", "-n", ns); !strings.HasPrefix(l, "kdiag-transcript 3 1/1 {") {
+		t.Fatalf("the workload's log does not start with a frame: %q", l)
+	}
+
+	s := startServer(t, env, routeYAML("pod-not-ready-job", "dry-run", "", jobYAML(env, jobsNS, image, true)), jobExecutor(t, env))
+	m := s.Wait(t, started(t, s, ns), 4*time.Minute)
+	if m.Damaged != "" {
+		t.Fatalf("run damaged: %s", m.Damaged)
+	}
+	tr := storedTranscript(t, s, m.ID)
+	logged := false
+	for _, e := range tr.Events {
+		if e.Type == transcript.TypeCall && e.Builtin == "patch_configmap" {
+			t.Fatalf("a forged call reached the transcript: %s", e.Args)
+		}
+		if e.Type == transcript.TypePrint && strings.Contains(e.Message, "kdiag-transcript 3 1/1") {
+			logged = true
+		}
+	}
+	if !logged {
+		t.Fatalf("the workload's log line was not logged by the runbook (the attack was not tried); status %s: %s", m.Status, m.Message)
+	}
+	noRunsLeft(t, env, jobsNS)
+}
