@@ -116,11 +116,11 @@ func TestRouterModes(t *testing.T) {
 		t.Errorf("find_pid through the agent\n%s\nlocally\n%s", a, l)
 	}
 	probe := &node.HTTPProbeRequest{Target: &node.Target{PID: res.PID}, URL: "http://127.0.0.1:8080/healthz", Method: "GET", TimeoutMS: 5000}
-	ap, err := r.HTTPProbe(ctx, probe)
+	ap, err := node.HTTPProbe.Send(ctx, r, probe)
 	if err != nil {
 		t.Fatal(err)
 	}
-	lp, err := node.Local{}.HTTPProbe(ctx, probe)
+	lp, err := node.HTTPProbe.Local(ctx, probe)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -139,7 +139,7 @@ func TestRouterModes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := auto.HTTPProbe(ctx, &node.HTTPProbeRequest{Target: &node.Target{PID: res.PID}, URL: probe.URL, Method: "GET", TimeoutMS: 5000}); err != nil {
+	if _, err := node.HTTPProbe.Send(ctx, auto, &node.HTTPProbeRequest{Target: &node.Target{PID: res.PID}, URL: probe.URL, Method: "GET", TimeoutMS: 5000}); err != nil {
 		t.Fatal(err)
 	}
 	if pods := agentPodsIn(t, env, ns); len(pods) != 0 {
@@ -175,14 +175,14 @@ func BenchmarkHTTPProbe(b *testing.B) {
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		start := time.Now()
-		p, err := r.HTTPProbe(ctx, req)
+		p, err := node.HTTPProbe.Send(ctx, r, req)
 		if err != nil || !p.OK {
 			b.Fatalf("agent: %+v %v", p, err)
 		}
 		viaAgent += time.Since(start)
 
 		start = time.Now()
-		if p, err := (node.Local{}).HTTPProbe(ctx, req); err != nil || !p.OK {
+		if p, err := node.HTTPProbe.Local(ctx, req); err != nil || !p.OK {
 			b.Fatalf("local: %+v %v", p, err)
 		}
 		local += time.Since(start)

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/kdiag/kdiag/builtins/kube"
+	"github.com/kdiag/kdiag/builtins/node"
 	"github.com/kdiag/kdiag/engine"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -74,7 +75,7 @@ type Options struct {
 	ActiveDeadline time.Duration
 }
 
-// Router is the Executor (node.Executor, node.Tracer and cri.Finder) of
+// Router is the Executor (node.Executor and cri.Finder) of
 // one kdiag: it serves each request on this machine or in the agent pod of
 // the node the request is about, creating that pod on first use. Build
 // one per run (builtins.All does).
@@ -237,20 +238,20 @@ func (r *Router) Close(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
-// via serves one request: locally, or in the agent of the request's node,
-// retrying once with a new agent when the old one went away.
-func via[Req, Res any](ctx context.Context, r *Router, op string, n *nodeInfo, req *Req,
-	local func(context.Context, *Req) (*Res, error)) (*Res, error) {
+// via serves one request of op: locally, or in the agent of the
+// request's node, retrying once with a new agent when the old one went
+// away.
+func via(ctx context.Context, r *Router, op node.Op, n *nodeInfo, req any) (any, error) {
 	if r.opts.Mode == ModeLocal || n == nil || r.opts.Mode == ModeAuto && r.isLocal(n) {
-		return local(ctx, req)
+		return op.Serve(ctx, req)
 	}
 	for attempt := 0; ; attempt++ {
-		a, err := r.agentFor(ctx, op, n)
+		a, err := r.agentFor(ctx, op.Name(), n)
 		if err != nil {
 			return nil, err
 		}
-		res := new(Res)
-		err = a.call(ctx, op, req, res)
+		res := op.NewResult()
+		err = a.call(ctx, op.Name(), req, res)
 		a.inflight.Done()
 		if errors.Is(err, errAgentGone) && attempt == 0 && ctx.Err() == nil {
 			r.drop(a)

@@ -19,6 +19,7 @@ import (
 
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
+	"github.com/kdiag/kdiag/builtins/node"
 	"github.com/kdiag/kdiag/engine"
 )
 
@@ -36,7 +37,7 @@ func SpecsFor(f Finder, defaultEndpoint func() string) []*engine.Spec {
 	if defaultEndpoint == nil {
 		defaultEndpoint = func() string { return "" }
 	}
-	return []*engine.Spec{findPIDSpec(f, defaultEndpoint)}
+	return []*engine.Spec{findPIDSpec(f.FindPID, defaultEndpoint)}
 }
 
 // FindPIDRequest asks for a container's main process. The three endpoint
@@ -57,6 +58,17 @@ type FindPIDRequest struct {
 	FlagEndpoint string `json:"flag_endpoint,omitempty"`
 	// EnvEndpoint is kdiag's $CONTAINER_RUNTIME_ENDPOINT.
 	EnvEndpoint string `json:"env_endpoint,omitempty"`
+}
+
+// FindPID is find_pid as a node operation, which the node agent serves
+// with Local. It names no process: the Router (package builtins/agent)
+// sends it to the node of its pod, through Finder.
+var FindPID = &node.Row[FindPIDRequest, FindPIDResult]{
+	Builtin: "find_pid",
+	Declare: func(send func(context.Context, *FindPIDRequest) (*FindPIDResult, error)) *engine.Spec {
+		return findPIDSpec(send, func() string { return "" })
+	},
+	Linux: Local{}.FindPID,
 }
 
 // Finder serves find_pid's requests. Local asks this node's runtime; a
@@ -98,7 +110,7 @@ type FindPIDResult struct {
 	Namespaces  map[string]string `json:"namespaces"`
 }
 
-func findPIDSpec(f Finder, defaultEndpoint func() string) *engine.Spec {
+func findPIDSpec(send func(context.Context, *FindPIDRequest) (*FindPIDResult, error), defaultEndpoint func() string) *engine.Spec {
 	return &engine.Spec{
 		Name: "find_pid",
 		Doc: `find_pid returns the host PID of a container's main process, asking the node's container runtime through the CRI (like crictl inspect).
@@ -147,7 +159,7 @@ namespaces: paths of the process's namespaces {net, pid, mnt, uts, ipc, cgroup, 
 			if req.Pod == "" && req.ContainerID == "" {
 				return nil, errNoContainer
 			}
-			return f.FindPID(ctx, req)
+			return send(ctx, req)
 		},
 	}
 }

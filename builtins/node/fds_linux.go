@@ -15,8 +15,12 @@ import (
 // maxFDs caps open_files.
 const maxFDs = 10000
 
-// OpenFiles lists /proc/PID/fd with the offsets and flags of fdinfo.
-func (Local) OpenFiles(ctx context.Context, req *ProcRequest) (*OpenFilesResult, error) {
+func init() {
+	OpenFiles.Linux = localOpenFiles
+}
+
+// localOpenFiles lists /proc/PID/fd with the offsets and flags of fdinfo.
+func localOpenFiles(ctx context.Context, req *ProcRequest) (*OpenFilesResult, error) {
 	t := &req.Target
 	if err := checkTarget("open_files", t); err != nil {
 		return nil, err

@@ -32,8 +32,12 @@ func procPath(pid int, rest string) string {
 	return "/proc/" + strconv.Itoa(pid) + "/" + rest
 }
 
-// EnterNS checks the process and records the identity of its namespaces.
-func (Local) EnterNS(ctx context.Context, req *EnterNSRequest) (*NSHandle, error) {
+func init() {
+	EnterNS.Linux = localEnterNS
+}
+
+// localEnterNS checks the process and records the identity of its namespaces.
+func localEnterNS(ctx context.Context, req *EnterNSRequest) (*NSHandle, error) {
 	names, err := checkNamespaces("enter_ns", req.Namespaces)
 	if err != nil {
 		return nil, err

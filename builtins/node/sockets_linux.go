@@ -19,9 +19,13 @@ var tcpStates = map[string]string{
 	"09": "LAST_ACK", "0A": "LISTEN", "0B": "CLOSING", "0C": "NEW_SYN_RECV",
 }
 
-// Sockets parses the target's /proc/PID/net/{tcp,tcp6,udp,udp6}, which
+func init() {
+	Sockets.Linux = localSockets
+}
+
+// localSockets parses the target's /proc/PID/net/{tcp,tcp6,udp,udp6}, which
 // show its network namespace, and matches socket inodes to its fds.
-func (Local) Sockets(ctx context.Context, req *ProcRequest) (*SocketsResult, error) {
+func localSockets(ctx context.Context, req *ProcRequest) (*SocketsResult, error) {
 	t := &req.Target
 	if err := checkTarget("sockets", t); err != nil {
 		return nil, err
