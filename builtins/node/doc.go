@@ -12,6 +12,7 @@
 //	ps            the processes of the target's PID namespace
 //	open_files    a process's open file descriptors
 //	sockets       the TCP and UDP sockets of the target's network namespace
+//	unix_sockets  the unix domain sockets of the target's network namespace
 //	mounts        the target's mount table
 //	environ       a process's environment, secret-looking values redacted
 //

@@ -5,7 +5,6 @@ package node
 import (
 	"context"
 	"os"
-	"sort"
 	"strconv"
 	"strings"
 
@@ -47,22 +46,6 @@ func localOpenFiles(ctx context.Context, req *ProcRequest) (*OpenFilesResult, er
 		res.Files = append(res.Files, f)
 	}
 	return res, nil
-}
-
-// listFDs returns a process's descriptor numbers, sorted.
-func listFDs(pid int) ([]int, error) {
-	names, err := readDirNames(procPath(pid, "fd"))
-	if err != nil {
-		return nil, err
-	}
-	fds := make([]int, 0, len(names))
-	for _, n := range names {
-		if fd, err := strconv.Atoi(n); err == nil {
-			fds = append(fds, fd)
-		}
-	}
-	sort.Ints(fds)
-	return fds, nil
 }
 
 // fdType classifies a descriptor by its link text, or by what it points to.

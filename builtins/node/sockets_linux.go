@@ -52,24 +52,6 @@ func localSockets(ctx context.Context, req *ProcRequest) (*SocketsResult, error)
 	return res, nil
 }
 
-// socketFDs maps socket inodes to the process's descriptors for them.
-func socketFDs(pid int) map[uint64][]int {
-	out := map[uint64][]int{}
-	fds, _ := listFDs(pid)
-	for _, fd := range fds {
-		link, err := os.Readlink(procPath(pid, "fd/"+strconv.Itoa(fd)))
-		if err != nil {
-			continue
-		}
-		if s, ok := strings.CutPrefix(link, "socket:["); ok {
-			if ino, err := strconv.ParseUint(strings.TrimSuffix(s, "]"), 10, 64); err == nil {
-				out[ino] = append(out[ino], fd)
-			}
-		}
-	}
-	return out
-}
-
 // parseNetTable parses one /proc/net/{tcp,udp}[6] table:
 //
 //	sl local_address rem_address st tx_queue:rx_queue tr:tm->when retrnsmt uid timeout inode ...

@@ -17,6 +17,7 @@ func Ops() []Op {
 		PS,
 		OpenFiles,
 		Sockets,
+		UnixSockets,
 		Mounts,
 		Environ,
 	}

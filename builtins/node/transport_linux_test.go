@@ -78,3 +78,22 @@ func TestSpecsOverAWire(t *testing.T) {
 	_, err = do("read_file", engine.Args{"path": "/nope", "ns": ns, "max_bytes": int64(10)})
 	wantErr(t, err, engine.KindNotFound, "read_file: /nope: no such file")
 }
+
+// TestTableRows: every row of the table declares the built-in it names,
+// once, and every node built-in is a row.
+func TestTableRows(t *testing.T) {
+	seen := map[string]bool{}
+	for _, op := range node.Ops() {
+		s := op.Spec(node.Local{})
+		if s == nil || s.Name != op.Name() || s.Run == nil {
+			t.Errorf("row %s declares %+v", op.Name(), s)
+		}
+		if seen[op.Name()] {
+			t.Errorf("row %s is in the table twice", op.Name())
+		}
+		seen[op.Name()] = true
+	}
+	if specs := node.Specs(); len(specs) != len(seen) {
+		t.Errorf("%d specs for %d rows", len(specs), len(seen))
+	}
+}
