@@ -90,9 +90,9 @@ func agentPodsIn(tb testing.TB, env *harness.Env, ns string) []string {
 }
 
 // TestRouterModes drives a Router against a real pod: in agent mode
-// find_pid and http_probe go through an agent pod on the pod's node and
-// answer what node.Local answers, and Close deletes the pod; in auto mode,
-// on the pod's node, no agent pod is made.
+// find_pid, http_probe and unix_sockets go through an agent pod on the
+// pod's node and answer what node.Local answers, and Close deletes the
+// pod; in auto mode, on the pod's node, no agent pod is made.
 func TestRouterModes(t *testing.T) {
 	env := e2eCluster(t)
 	ns, pod := e2eTarget(t, env)
@@ -126,6 +126,19 @@ func TestRouterModes(t *testing.T) {
 	}
 	if !ap.OK || ap.Status != lp.Status || ap.Body != lp.Body || ap.Address != lp.Address {
 		t.Errorf("http_probe through the agent %+v, locally %+v", ap, lp)
+	}
+	// A row added after the agent (unix_sockets) is served the same way.
+	us := &node.UnixSocketsRequest{Target: node.Target{PID: res.PID}, MaxSockets: 100}
+	au, err := node.UnixSockets.Send(ctx, r, us)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lu, err := node.UnixSockets.Local(ctx, us)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a, l := mustJSON(t, au), mustJSON(t, lu); a != l || au.PID != res.PID {
+		t.Errorf("unix_sockets through the agent\n%s\nlocally\n%s", a, l)
 	}
 	if err := r.Close(ctx); err != nil {
 		t.Fatal(err)
