@@ -15,7 +15,7 @@ export CGO_ENABLED := 0
 GOTEST_TIMEOUT ?= 45m
 FUZZTIME    ?= 10s
 
-.PHONY: build test unit e2e fuzz lint bench demo demo-replay cluster-up cluster-down docs clean
+.PHONY: build test test-faults unit e2e fuzz lint bench demo demo-replay cluster-up cluster-down docs clean
 
 build:
 	$(GO) build -ldflags "$(LDFLAGS)" -o $(KDIAG) ./cmd/kdiag
@@ -26,6 +26,12 @@ test: build cluster-up
 	$(GO) test -timeout $(GOTEST_TIMEOUT) -count=1 ./...
 	$(KDIAG) test runbooks
 	$(MAKE) fuzz
+	$(MAKE) test-faults
+
+# Fault injection: freezes the cluster's API server, kubelet and containerd
+# (SIGSTOP) during kdiag runs, so it runs alone, after everything else.
+test-faults: build cluster-up
+	$(GO) test -tags faults -p 1 -timeout 15m -count=1 ./test/faults
 
 unit: build
 	KDIAG_E2E=0 $(GO) test -count=1 ./...

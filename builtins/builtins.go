@@ -7,8 +7,11 @@ package builtins
 
 import (
 	"context"
+	"errors"
 	"os"
 	"sort"
+	"strconv"
+	"time"
 
 	"github.com/kdiag/kdiag/builtins/agent"
 	"github.com/kdiag/kdiag/builtins/cri"
@@ -65,6 +68,28 @@ func (cfg Config) Clients() kube.Clients {
 // that created it (runs sharing the built-ins make new ones as needed). An
 // invalid NodeMode is taken as local (the CLI validates it).
 func All(cfg Config) []*engine.Spec {
+	specs := all(cfg)
+	kube.ApplyRequestTimeout(specs, cfg.requestTimeout())
+	engine.AddTimeoutParams(specs)
+	return specs
+}
+
+// requestTimeout is --request-timeout as a duration (0: not given).
+func (cfg Config) requestTimeout() time.Duration {
+	if cfg.Overrides == nil || cfg.Overrides.Timeout == "" {
+		return 0
+	}
+	t := cfg.Overrides.Timeout
+	if d, err := time.ParseDuration(t); err == nil {
+		return d
+	}
+	if n, err := strconv.Atoi(t); err == nil {
+		return time.Duration(n) * time.Second
+	}
+	return 0
+}
+
+func all(cfg Config) []*engine.Spec {
 	var specs []*engine.Spec
 	clients := cfg.Clients()
 	endpoint := func() string { return cfg.RuntimeEndpoint }
@@ -114,5 +139,24 @@ func Preflight(ctx context.Context, cfg Config, rb *engine.Runbook, params map[s
 	if len(needs) == 0 {
 		return nil
 	}
-	return kube.Preflight(ctx, cfg.Clients(), needs)
+	clients := cfg.Clients()
+	pctx, cancel := context.WithTimeout(ctx, preflightTimeout)
+	defer cancel()
+	err := kube.Preflight(pctx, clients, needs)
+	if err != nil && kube.NoAnswer(pctx, err) && ctx.Err() == nil {
+		host := "?"
+		if _, rc, cerr := clients.Kube(); cerr == nil {
+			host = rc.Host
+		}
+		why := "within " + preflightTimeout.String()
+		if !errors.Is(pctx.Err(), context.DeadlineExceeded) {
+			why = "(" + kube.Reason(err) + ")"
+		}
+		return engine.Wrapf(engine.KindUnavailable, err, "rbac: the API server at %s did not answer the permission check %s; check the control plane (kubectl get --raw /readyz), or skip the check with KDIAG_NO_PREFLIGHT=1", host, why)
+	}
+	return err
 }
+
+// preflightTimeout bounds the RBAC preflight, which a hung API server
+// would otherwise hold until the run's deadline.
+const preflightTimeout = 20 * time.Second

@@ -20,6 +20,11 @@ const (
 	KindConflict  Kind = "conflict"
 	KindCancelled Kind = "cancelled"
 	KindFailed    Kind = "failed"
+	// KindUnavailable says a component did not answer in time or refused
+	// the connection: the API server, a kubelet, the container runtime or
+	// a node agent. The message names it; a runbook can go on with what
+	// still works (see attempt).
+	KindUnavailable Kind = "unavailable"
 	// KindIrreversible is returned by a Spec's Undo for a change that has
 	// no inverse (an ephemeral container, a restart): undo reports it and
 	// goes on.
@@ -31,9 +36,20 @@ const (
 type Error struct {
 	Kind    Kind   `json:"kind"`
 	Message string `json:"message"`
+	// Cause is the underlying error, when there is one; it is not recorded.
+	Cause error `json:"-"`
 }
 
 func (e *Error) Error() string { return e.Message }
+
+// Unwrap returns the underlying error.
+func (e *Error) Unwrap() error { return e.Cause }
+
+// Wrapf returns an *Error of the given kind that keeps cause for errors.Is
+// and errors.As; the message is formatted from format and args only.
+func Wrapf(kind Kind, cause error, format string, args ...any) error {
+	return &Error{Kind: kind, Message: fmt.Sprintf(format, args...), Cause: cause}
+}
 
 // Errorf returns an *Error of the given kind.
 func Errorf(kind Kind, format string, args ...any) error {

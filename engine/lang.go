@@ -23,6 +23,7 @@ var LanguageDoc = []struct{ Name, Signature, Doc string }{
 	{"finding", "finding(severity, summary, evidence=None)", "Records a finding (severity info, warning or critical) with evidence (any value; secrets are redacted)."},
 	{"verdict", "verdict(summary)", "Records the run's conclusion; the last verdict is the report's."},
 	{"log", "log(*args)", "Prints a line to the console and the transcript (print() does the same)."},
+	{"attempt", "attempt(fn, *args, **kwargs)", "Calls fn(*args, **kwargs) and returns struct(ok, value, kind, error): a built-in failure (kind not_found, forbidden, timeout, unavailable, ...) becomes a value instead of ending the run, so a runbook can go on with what still works and say what it could not check. Cancellation and fail() still end the run."},
 	{"fail", "fail(msg)", "Stops the run with status failed and the message."},
 	{"struct", "struct(**kwargs)", "Makes an immutable struct."},
 	{"rollback", "rollback(reason)", "Reverts the changes this run made, newest first, through their recorded inverses (a fix that did not prove itself); irreversible ones (restarts) are skipped and named. Needs no approval of its own; kdiag undo skips what it reverted. Returns {reverted, changes: [{seq, builtin, target, reverted, note}]}."},
@@ -37,6 +38,7 @@ func (r *run) predeclared() starlark.StringDict {
 		"verdict": starlark.NewBuiltin("verdict", r.verdict),
 		"log":     starlark.NewBuiltin("log", r.log),
 		"fail":    starlark.NewBuiltin("fail", r.fail),
+		"attempt": starlark.NewBuiltin("attempt", r.attempt),
 		"struct":  starlark.NewBuiltin("struct", starlarkstruct.Make),
 		"json":    starjson.Module,
 	}

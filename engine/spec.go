@@ -142,3 +142,23 @@ type cleanup struct {
 	name string
 	fn   func(ctx context.Context) error
 }
+
+// AddTimeoutParams gives every non-pure built-in of specs that has a
+// default Timeout, and declares no "timeout" argument of its own, a
+// keyword argument "timeout" (a duration) that overrides the default for
+// one call. Call it once, where the built-ins are assembled.
+func AddTimeoutParams(specs []*Spec) {
+	for _, s := range specs {
+		if s.Effect == Pure || s.Timeout <= 0 {
+			continue
+		}
+		has := false
+		for _, p := range s.Params {
+			has = has || p.Name == "timeout"
+		}
+		if !has {
+			s.Params = append(s.Params, Param{Name: "timeout", Type: "duration", Default: s.Timeout.String(),
+				Doc: "the longest this call may take; it then fails with kind timeout or unavailable"})
+		}
+	}
+}

@@ -18,7 +18,7 @@ var criProcRoot = "/proc"
 // findPIDByCgroup finds a container's main process without a runtime: the
 // processes whose cgroup path names the container ID, and among them the
 // one whose parent is outside that set (the container's init).
-func findPIDByCgroup(id string, none *criNoEndpointError) (*FindPIDResult, error) {
+func findPIDByCgroup(id string, none error) (*FindPIDResult, error) {
 	if len(id) < 12 {
 		return nil, engine.Errorf(engine.KindInvalid, "find_pid: container ID %q is too short to look up in /proc/*/cgroup without a runtime (want at least 12 characters); %v", id, none)
 	}

@@ -67,8 +67,10 @@ func (c *criClient) fail(ctx context.Context, op string, err error) error {
 		return engine.Errorf(engine.KindForbidden, "find_pid: %s: permission denied on the socket (run kdiag as root on the node)", where)
 	case dialErr != nil && errors.Is(dialErr, syscall.ECONNREFUSED):
 		return engine.Errorf(engine.KindRefused, "find_pid: %s: connection refused (stale socket: the runtime is not listening)", where)
+	case errors.Is(ctx.Err(), context.DeadlineExceeded) || status.Code(err) == codes.DeadlineExceeded:
+		return engine.Wrapf(engine.KindUnavailable, err, "find_pid: the container runtime at %s did not answer %s in time: it may be hung (on the node: systemctl status containerd, crictl info); find_pid(container_id=...) finds a running container through /proc/*/cgroup without it", where, op)
 	case ctx.Err() != nil:
-		return engine.Errorf(engine.KindTimeout, "find_pid: %s: %s: %v", where, op, ctx.Err())
+		return engine.Errorf(engine.KindCancelled, "find_pid: %s: %s: %v", where, op, ctx.Err())
 	}
 	st, _ := status.FromError(err)
 	msg := "find_pid: " + where + ": " + op + ": " + st.Message()

@@ -197,14 +197,30 @@ func findPIDEnv(ctx context.Context, q findPIDQuery, arg, flag, env string) (*Fi
 		return nil, fmt.Errorf("find_pid: %s: %w", ep.Endpoint, err)
 	}
 	defer c.Close()
-	return c.findPID(ctx, q)
+	res, err := c.findPID(ctx, q)
+	if err != nil && q.ContainerID != "" && engine.KindOf(err) == engine.KindUnavailable {
+		// The runtime is hung: the container's processes are still in
+		// its cgroup.
+		if r, ferr := findPIDByCgroup(q.ContainerID, err); ferr == nil {
+			r.Endpoint = ep.Endpoint
+			return r, nil
+		}
+	}
+	return res, err
 }
+
+// versionTimeout bounds the CRI Version call that starts find_pid, so that
+// a hung runtime is reported (or bypassed through /proc) in seconds.
+const versionTimeout = 5 * time.Second
 
 // findPID finds the container through the CRI.
 func (c *criClient) findPID(ctx context.Context, q findPIDQuery) (*FindPIDResult, error) {
-	ver, err := c.Version(ctx, &runtimeapi.VersionRequest{})
+	// A hung runtime is found out by its first, cheapest call.
+	vctx, cancel := context.WithTimeout(ctx, versionTimeout)
+	ver, err := c.Version(vctx, &runtimeapi.VersionRequest{})
+	cancel()
 	if err != nil {
-		return nil, c.fail(ctx, "Version", err)
+		return nil, c.fail(vctx, "Version", err)
 	}
 	runtime := strings.TrimSpace(ver.RuntimeName + " " + ver.RuntimeVersion)
 	var ctr *runtimeapi.Container

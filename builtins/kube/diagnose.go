@@ -59,6 +59,9 @@ type ContainerDiag struct {
 	Limits          map[string]string `json:"limits,omitempty"`
 	Requests        map[string]string `json:"requests,omitempty"`
 	Target          string            `json:"target,omitempty"`
+	// ContainerID is the runtime's ID of the current instance, without the
+	// runtime's scheme ("containerd://"), for find_pid(container_id=...).
+	ContainerID string `json:"container_id,omitempty"`
 }
 
 // Termination is how a container instance ended.
@@ -137,11 +140,12 @@ func (k *kube) podDiagnosisSpec() *engine.Spec {
 			"containers, init_containers, ephemeral_containers: [{name, image, ready, state (waiting/running/terminated), reason, message, " +
 			"exit_code, restarts, last_termination {reason, exit_code, signal, finished_at}, readiness_probe/liveness_probe/startup_probe " +
 			"{type (http/tcp/exec/grpc), path, port, port_name, scheme, command, period...}, ports, " +
-			"volume_mounts [{name, mount_path, sub_path, read_only, source {kind, name, items}}], limits, requests}]\n" +
+			"volume_mounts [{name, mount_path, sub_path, read_only, source {kind, name, items}}], limits, requests, container_id (for find_pid when the runtime does not answer)}]\n" +
 			"probe_failures: [{container, probe, message, count, last_seen}] from Unhealthy events\n" +
 			"warnings: other Warning events\nevents_error: why events could not be read, if so\n" +
 			"problems: the findings in plain words",
-		Effect: engine.Read,
+		Effect:  engine.Read,
+		Timeout: apiReadTimeout,
 		Run: func(ctx context.Context, c *engine.Call) (any, error) {
 			cs, _, err := k.client("pod_diagnosis")
 			if err != nil {

@@ -37,6 +37,9 @@ func describeContainer(p *corev1.Pod, c *corev1.Container) ContainerDiag {
 		cd.Image = c.Image
 	}
 	cd.Ready, cd.Restarts = st.Ready, st.RestartCount
+	if _, id, ok := strings.Cut(st.ContainerID, "://"); ok {
+		cd.ContainerID = id
+	}
 	switch s := st.State; {
 	case s.Waiting != nil:
 		cd.State, cd.Reason, cd.Message = "waiting", s.Waiting.Reason, s.Waiting.Message

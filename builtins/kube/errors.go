@@ -22,6 +22,9 @@ type kube struct {
 	// approved call adds the container the approval showed.
 	mu      sync.Mutex
 	planned map[string]string
+
+	// health says whether the API server stopped answering in this run.
+	health health
 }
 
 // client returns the clientset, building it on first use.
@@ -55,27 +58,27 @@ func apiError(op string, err error, what string, need Need) error {
 	}
 	switch {
 	case errors.Is(err, context.DeadlineExceeded):
-		return engine.Errorf(engine.KindTimeout, "%s: %s: timed out", op, what)
+		return engine.Wrapf(engine.KindTimeout, err, "%s: %s: timed out", op, what)
 	case errors.Is(err, context.Canceled):
-		return engine.Errorf(engine.KindCancelled, "%s: %s: cancelled", op, what)
+		return engine.Wrapf(engine.KindCancelled, err, "%s: %s: cancelled", op, what)
 	case apierrors.IsNotFound(err):
-		return engine.Errorf(engine.KindNotFound, "%s: %s not found", op, what)
+		return engine.Wrapf(engine.KindNotFound, err, "%s: %s not found", op, what)
 	case apierrors.IsForbidden(err):
 		msg := fmt.Sprintf("%s: forbidden: %s", op, statusMessage(err))
 		if need.Verb != "" {
 			msg += "; add to a Role: " + need.roleRule()
 		}
-		return engine.Errorf(engine.KindForbidden, "%s", msg)
+		return engine.Wrapf(engine.KindForbidden, err, "%s", msg)
 	case apierrors.IsUnauthorized(err):
-		return engine.Errorf(engine.KindForbidden, "%s: unauthorized (the credentials of the kubeconfig were rejected): %s", op, statusMessage(err))
+		return engine.Wrapf(engine.KindForbidden, err, "%s: unauthorized (the credentials of the kubeconfig were rejected): %s", op, statusMessage(err))
 	case apierrors.IsConflict(err), apierrors.IsAlreadyExists(err):
-		return engine.Errorf(engine.KindConflict, "%s: %s: %s", op, what, statusMessage(err))
+		return engine.Wrapf(engine.KindConflict, err, "%s: %s: %s", op, what, statusMessage(err))
 	case apierrors.IsTimeout(err), apierrors.IsServerTimeout(err):
-		return engine.Errorf(engine.KindTimeout, "%s: %s: %s", op, what, statusMessage(err))
+		return engine.Wrapf(engine.KindTimeout, err, "%s: %s: %s", op, what, statusMessage(err))
 	case apierrors.IsInvalid(err), apierrors.IsBadRequest(err):
-		return engine.Errorf(engine.KindInvalid, "%s: %s", op, statusMessage(err))
+		return engine.Wrapf(engine.KindInvalid, err, "%s: %s", op, statusMessage(err))
 	case apierrors.IsTooManyRequests(err):
-		return engine.Errorf(engine.KindRefused, "%s: %s: %s", op, what, statusMessage(err))
+		return engine.Wrapf(engine.KindRefused, err, "%s: %s: %s", op, what, statusMessage(err))
 	}
 	return fmt.Errorf("%s: %s: %w", op, what, err)
 }

@@ -45,7 +45,8 @@ func (k *kube) eventsSpec() *engine.Spec {
 		},
 		Result: "a list of events: type (Normal/Warning), reason, message, count, first_seen, last_seen (RFC 3339), " +
 			"source (component, host), field_path (e.g. spec.containers{app})",
-		Effect: engine.Read,
+		Effect:  engine.Read,
+		Timeout: apiReadTimeout,
 		Run: func(ctx context.Context, c *engine.Call) (any, error) {
 			kind, name, ns := "", c.Args.String("name"), c.Args.String("namespace")
 			switch v := c.Args["kind"].(type) {

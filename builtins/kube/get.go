@@ -31,8 +31,9 @@ func (k *kube) getSpec() *engine.Spec {
 			{Name: "namespace", Type: "string", Doc: "namespace (default: the client's namespace); ignored for cluster-scoped kinds"},
 			{Name: "missing_ok", Type: "bool", Default: false, Doc: "return None instead of failing when the object does not exist"},
 		},
-		Result: "the object as the API server returns it (apiVersion, kind, metadata, spec, status...)",
-		Effect: engine.Read,
+		Result:  "the object as the API server returns it (apiVersion, kind, metadata, spec, status...)",
+		Effect:  engine.Read,
+		Timeout: apiReadTimeout,
 		Run: func(ctx context.Context, c *engine.Call) (any, error) {
 			ki, ok := lookupKind(c.Args.String("kind"))
 			if !ok {
@@ -58,8 +59,9 @@ func (k *kube) getPodSpec() *engine.Spec {
 			{Name: "namespace", Type: "string", Doc: "namespace (default: the client's namespace)"},
 			{Name: "missing_ok", Type: "bool", Default: false, Doc: "return None instead of failing when the pod does not exist"},
 		},
-		Result: "the pod as the API server returns it (metadata, spec, status)",
-		Effect: engine.Read,
+		Result:  "the pod as the API server returns it (metadata, spec, status)",
+		Effect:  engine.Read,
+		Timeout: apiReadTimeout,
 		Run: func(ctx context.Context, c *engine.Call) (any, error) {
 			ki, _ := lookupKind("pod")
 			return k.getObject(ctx, "get_pod", ki, k.namespace(c), c.Args.String("name"), c.Args.Bool("missing_ok"))
@@ -116,8 +118,9 @@ func (k *kube) listSpec() *engine.Spec {
 			{Name: "field_selector", Type: "string", Doc: "field selector, e.g. status.phase=Running"},
 			{Name: "all_namespaces", Type: "bool", Default: false, Doc: "list across all namespaces"},
 		},
-		Result: "a list of objects, each with apiVersion and kind",
-		Effect: engine.Read,
+		Result:  "a list of objects, each with apiVersion and kind",
+		Effect:  engine.Read,
+		Timeout: apiReadTimeout,
 		Run: func(ctx context.Context, c *engine.Call) (any, error) {
 			ki, ok := lookupKind(c.Args.String("kind"))
 			if !ok {

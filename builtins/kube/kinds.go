@@ -43,6 +43,7 @@ var kindTable = []struct {
 	{[]string{"pv", "pvs", "persistentvolume", "persistentvolumes"}, kindInfo{"pv", "PersistentVolume", "", "v1", "persistentvolumes", false}},
 	{[]string{"node", "nodes", "no"}, kindInfo{"node", "Node", "", "v1", "nodes", false}},
 	{[]string{"namespace", "namespaces", "ns"}, kindInfo{"namespace", "Namespace", "", "v1", "namespaces", false}},
+	{[]string{"lease", "leases"}, kindInfo{"lease", "Lease", "coordination.k8s.io", "v1", "leases", true}},
 	{[]string{"deployment", "deployments", "deploy"}, kindInfo{"deployment", "Deployment", "apps", "v1", "deployments", true}},
 	{[]string{"replicaset", "replicasets", "rs"}, kindInfo{"replicaset", "ReplicaSet", "apps", "v1", "replicasets", true}},
 	{[]string{"statefulset", "statefulsets", "sts"}, kindInfo{"statefulset", "StatefulSet", "apps", "v1", "statefulsets", true}},
@@ -101,6 +102,8 @@ func restFor(cs kubernetes.Interface, k kindInfo) rest.Interface {
 		return cs.PolicyV1().RESTClient()
 	case "admissionregistration.k8s.io":
 		return cs.AdmissionregistrationV1().RESTClient()
+	case "coordination.k8s.io":
+		return cs.CoordinationV1().RESTClient()
 	}
 	return cs.CoreV1().RESTClient()
 }

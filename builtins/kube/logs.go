@@ -48,8 +48,9 @@ func (k *kube) logsSpec() *engine.Spec {
 		Result: "pod: the pod name\ncontainer: the container read\ntext: the log text\n" +
 			"lines: number of lines in text\ntruncated: true when the log was cut at 1 MiB\n" +
 			"note: set when previous=True found the previous log gone and read the terminated current instance instead",
-		Effect: engine.Read,
-		Run:    k.runLogs,
+		Effect:  engine.Read,
+		Timeout: logsTimeout,
+		Run:     k.runLogs,
 	}
 }
 

@@ -54,10 +54,11 @@ func (k *kube) patchConfigMapSpec() *engine.Spec {
 		Result: "applied: the change was made (false under --dry-run)\ndry_run: client or server under --dry-run\n" +
 			"patch: the JSON patch sent (or planned)\nbefore_keys, after_keys: the data keys before and after\n" +
 			"resource_version: the ConfigMap's resourceVersion after the change\nobject: the resulting ConfigMap",
-		Effect: engine.Write,
-		Plans:  true,
-		Run:    k.runPatchConfigMap,
-		Undo:   k.undoPatchConfigMap,
+		Effect:  engine.Write,
+		Timeout: apiWriteTimeout,
+		Plans:   true,
+		Run:     k.runPatchConfigMap,
+		Undo:    k.undoPatchConfigMap,
 		CheckUndo: func(m *engine.Mutation) (any, error) {
 			ns, name, inv, err := checkPatchUndo(m)
 			if err != nil {

@@ -46,6 +46,7 @@ func Specs(c Clients) []*engine.Spec {
 	specs := make([]*engine.Spec, len(table))
 	for i, b := range table {
 		specs[i] = b.spec(k)
+		k.guard(specs[i])
 	}
 	return specs
 }
