@@ -101,7 +101,7 @@ func TestRouterModes(t *testing.T) {
 	find := &cri.FindPIDRequest{Pod: pod, Namespace: ns, EnvEndpoint: env.RuntimeEndpoint}
 
 	r := New(Options{Mode: ModeAgent, Clients: clients, Image: e2eImage})
-	res, err := r.FindPID(ctx, find)
+	res, err := cri.FindPID.Send(ctx, r, find)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -148,7 +148,7 @@ func TestRouterModes(t *testing.T) {
 	}
 
 	auto := New(Options{Mode: ModeAuto, Clients: clients, Image: e2eImage})
-	res, err = auto.FindPID(ctx, find)
+	res, err = cri.FindPID.Send(ctx, auto, find)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -179,7 +179,7 @@ func BenchmarkHTTPProbe(b *testing.B) {
 	ctx := context.Background()
 	r := New(Options{Mode: ModeAgent, Clients: kube.NewClients(env.Kubeconfig, "", ""), Image: e2eImage})
 	b.Cleanup(func() { r.Close(context.Background()) })
-	res, err := r.FindPID(ctx, &cri.FindPIDRequest{Pod: pod, Namespace: ns, EnvEndpoint: env.RuntimeEndpoint})
+	res, err := cri.FindPID.Send(ctx, r, &cri.FindPIDRequest{Pod: pod, Namespace: ns, EnvEndpoint: env.RuntimeEndpoint})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -228,7 +228,7 @@ func BenchmarkAgentStart(b *testing.B) {
 	for i := 0; i < b.N; i++ {
 		r := New(Options{Mode: ModeAgent, Clients: clients, Image: e2eImage})
 		t0 := time.Now()
-		if _, err := r.FindPID(ctx, &cri.FindPIDRequest{Pod: pod, Namespace: ns, EnvEndpoint: env.RuntimeEndpoint}); err != nil {
+		if _, err := cri.FindPID.Send(ctx, r, &cri.FindPIDRequest{Pod: pod, Namespace: ns, EnvEndpoint: env.RuntimeEndpoint}); err != nil {
 			b.Fatal(err)
 		}
 		t1 := time.Now()
@@ -257,7 +257,7 @@ func TestAgentStartFailures(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	start := time.Now()
-	_, err := r.FindPID(ctx, &cri.FindPIDRequest{Pod: pod, Namespace: ns, EnvEndpoint: env.RuntimeEndpoint})
+	_, err := cri.FindPID.Send(ctx, r, &cri.FindPIDRequest{Pod: pod, Namespace: ns, EnvEndpoint: env.RuntimeEndpoint})
 	if err == nil || !strings.HasPrefix(err.Error(), "find_pid: node agent: agent pod "+ns+"/kdiag-agent-") ||
 		!strings.Contains(err.Error(), "cannot start: ErrImage") || !strings.Contains(err.Error(), "--agent-image must name an image of this kdiag, with kdiag at /kdiag") {
 		t.Errorf("bad image: %v", err)
@@ -273,7 +273,7 @@ func TestAgentStartFailures(t *testing.T) {
 	r = New(Options{Mode: ModeAgent, Clients: clients, Image: e2eImage})
 	ctx, cancel = context.WithTimeout(context.Background(), 8*time.Second)
 	defer cancel()
-	_, err = r.FindPID(ctx, &cri.FindPIDRequest{Pod: pod, Namespace: ns, RuntimeEndpoint: "unix:///kdiag-no-such-dir/containerd.sock"})
+	_, err = cri.FindPID.Send(ctx, r, &cri.FindPIDRequest{Pod: pod, Namespace: ns, RuntimeEndpoint: "unix:///kdiag-no-such-dir/containerd.sock"})
 	if err == nil || !strings.Contains(err.Error(), "did not start in time (waiting: ContainerCreating; last warning: FailedMount: ") ||
 		!strings.Contains(err.Error(), "/kdiag-no-such-dir") {
 		t.Errorf("missing socket directory: %v", err)
@@ -291,14 +291,14 @@ func TestAgentStartFailures(t *testing.T) {
 	env.Kubectl(t, "label", "namespace", ns, "pod-security.kubernetes.io/enforce=baseline")
 	find := &cri.FindPIDRequest{Pod: pod, Namespace: ns, EnvEndpoint: env.RuntimeEndpoint}
 	r = New(Options{Mode: ModeAgent, Clients: clients, Image: e2eImage})
-	_, err = r.FindPID(context.Background(), find)
+	_, err = cri.FindPID.Send(context.Background(), r, find)
 	if engine.KindOf(err) != engine.KindForbidden || !strings.Contains(err.Error(), `violates PodSecurity "baseline:latest"`) ||
 		!strings.HasSuffix(err.Error(), "the agent pod is privileged: pass --agent-namespace a namespace whose pod-security.kubernetes.io/enforce level is privileged") {
 		t.Errorf("baseline namespace: %v", err)
 	}
 	other, _ := e2eNamespace(t, env)
 	r = New(Options{Mode: ModeAgent, Clients: clients, Image: e2eImage, Namespace: other})
-	if _, err := r.FindPID(context.Background(), find); err != nil {
+	if _, err := cri.FindPID.Send(context.Background(), r, find); err != nil {
 		t.Fatalf("agent in namespace %s: %v", other, err)
 	}
 	if pods := agentPodsIn(t, env, other); len(pods) != 1 {

@@ -6,10 +6,10 @@
 //
 // # Modes
 //
-// Router is the node.Executor and cri.Finder that builtins.All hands to
-// the node, trace and cri built-ins (their declarations do not change;
-// only where they run). It knows no built-in by name: every node
-// operation is a node.Row, from which the Router takes the process a
+// Router is the node.Executor that builtins.All hands to the node, trace
+// and cri built-ins (their declarations do not change; only where they
+// run). It knows no built-in by name: every node operation is a node.Row,
+// from which the Router takes the process (or, for find_pid, the pod) a
 // request is about, and the agent its request and result types and the
 // Linux implementation that serves it. Its Mode (kdiag --node-mode) is:
 //

@@ -9,10 +9,7 @@ import (
 	"github.com/kdiag/kdiag/engine"
 )
 
-var (
-	_ node.Executor = (*Router)(nil)
-	_ cri.Finder    = (*Router)(nil)
-)
+var _ node.Executor = (*Router)(nil)
 
 // ops are the node operations an agent serves: find_pid, the node
 // built-ins and strace_sample.
@@ -21,8 +18,8 @@ func ops() []node.Op {
 }
 
 // Specs returns find_pid and the node built-ins (strace_sample included),
-// served by r. Their declarations are those of packages cri and node; only
-// where they run changes.
+// served by r. Their declarations are those of packages cri, node and
+// trace; only where they run changes.
 func (r *Router) Specs() []*engine.Spec {
 	specs := cri.SpecsFor(r, r.opts.RuntimeEndpoint)
 	specs = append(specs, node.SpecsFor(r)...)
@@ -34,41 +31,34 @@ func (r *Router) Specs() []*engine.Spec {
 	return specs
 }
 
-// FindPID finds the container on the node of its pod: it looks the pod up
-// to learn the node, and remembers the node of the PID found for the node
-// built-ins that follow. In auto mode a failed look-up falls back to this
-// machine, as local mode does.
-func (r *Router) FindPID(ctx context.Context, req *cri.FindPIDRequest) (*cri.FindPIDResult, error) {
-	local := cri.Local{}.FindPID
+// locate serves a request about a pod (find_pid's) on the pod's node: it
+// looks the pod up to learn the node, and remembers the node of the
+// process found for the requests about it that follow. In auto mode a
+// failed look-up falls back to this machine, as local mode does.
+func (r *Router) locate(ctx context.Context, op node.Op, req any, pod node.Pod) (any, error) {
 	if r.opts.Mode == ModeLocal {
-		return local(ctx, req)
+		return op.Serve(ctx, req)
 	}
 	var n *nodeInfo
-	if req.Pod != "" {
-		ns := req.Namespace
+	if pod.Name != "" {
+		ns := pod.Namespace
 		if ns == "" {
 			ns = "default"
 		}
-		name, ips, err := r.podNode(ctx, ns, req.Pod)
+		name, ips, err := r.podNode(ctx, op.Name(), ns, pod.Name)
 		switch {
 		case err != nil && r.opts.Mode == ModeAuto:
-			return local(ctx, req)
+			return op.Serve(ctx, req)
 		case err != nil:
 			return nil, err
 		}
-		n = r.learn(name, ns, ips, firstSet(req.RuntimeEndpoint, req.FlagEndpoint, req.EnvEndpoint))
+		n = r.learn(name, ns, ips, pod.Endpoint)
 	} else if n = r.nodeOf(0); n == nil && r.opts.Mode == ModeAgent {
-		return nil, engine.Errorf(engine.KindInvalid, "find_pid: --node-mode=agent needs pod= (and namespace=) to know which node to ask; container_id= alone names no node")
+		return nil, engine.Errorf(engine.KindInvalid, "%s: --node-mode=agent needs pod= (and namespace=) to know which node to ask; %s alone names no node", op.Name(), pod.Instead)
 	}
-	var res *cri.FindPIDResult
-	var err error
-	if n == nil || r.opts.Mode == ModeAuto && r.isLocal(n) {
-		res, err = local(ctx, req)
-	} else {
-		res, err = cri.FindPID.Send(ctx, routed{r, n}, req)
-	}
+	res, err := via(ctx, r, op, n, req)
 	if err == nil && n != nil {
-		r.remember(res.PID, n)
+		r.remember(op.Found(res), n)
 	}
 	return res, err
 }
@@ -87,31 +77,15 @@ func (r *Router) nodeFor(op string, pid int) (*nodeInfo, error) {
 }
 
 // Do implements node.Executor: it serves a request about a process on
-// the node where find_pid found that process (see nodeFor).
+// the node where find_pid found that process (see nodeFor), and a
+// request about a pod on the pod's node (see locate).
 func (r *Router) Do(ctx context.Context, op node.Op, req any) (any, error) {
+	if pod, ok := op.Pod(req); ok {
+		return r.locate(ctx, op, req, pod)
+	}
 	n, err := r.nodeFor(op.Name(), op.PID(req))
 	if err != nil {
 		return nil, err
 	}
 	return via(ctx, r, op, n, req)
-}
-
-// routed is the Executor of one request whose node is already known.
-type routed struct {
-	r *Router
-	n *nodeInfo
-}
-
-func (x routed) Do(ctx context.Context, op node.Op, req any) (any, error) {
-	return via(ctx, x.r, op, x.n, req)
-}
-
-// firstSet returns the first non-empty string.
-func firstSet(ss ...string) string {
-	for _, s := range ss {
-		if s != "" {
-			return s
-		}
-	}
-	return ""
 }

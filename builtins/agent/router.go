@@ -75,7 +75,7 @@ type Options struct {
 	ActiveDeadline time.Duration
 }
 
-// Router is the Executor (node.Executor and cri.Finder) of
+// Router is the node.Executor of
 // one kdiag: it serves each request on this machine or in the agent pod of
 // the node the request is about, creating that pod on first use. Build
 // one per run (builtins.All does).
@@ -264,22 +264,22 @@ func via(ctx context.Context, r *Router, op node.Op, n *nodeInfo, req any) (any,
 	}
 }
 
-// podNode looks up the node of pod namespace/name for find_pid.
-func (r *Router) podNode(ctx context.Context, namespace, name string) (node string, hostIPs []string, err error) {
+// podNode looks up the node of pod namespace/name for op (find_pid).
+func (r *Router) podNode(ctx context.Context, op, namespace, name string) (node string, hostIPs []string, err error) {
 	cs, _, err := r.opts.Clients.Kube()
 	if err != nil {
-		return "", nil, fmt.Errorf("find_pid: node agent: %w", err)
+		return "", nil, fmt.Errorf("%s: node agent: %w", op, err)
 	}
 	p, err := cs.CoreV1().Pods(namespace).Get(ctx, name, metav1.GetOptions{})
 	switch {
 	case apierrors.IsNotFound(err):
-		return "", nil, engine.Errorf(engine.KindNotFound, "find_pid: pod %q not found (looked up for its node)", namespace+"/"+name)
+		return "", nil, engine.Errorf(engine.KindNotFound, "%s: pod %q not found (looked up for its node)", op, namespace+"/"+name)
 	case apierrors.IsForbidden(err):
-		return "", nil, engine.Errorf(engine.KindForbidden, "find_pid: cannot get pod %q to find its node: %v; add to a Role: - apiGroups: [\"\"] resources: [\"pods\"] verbs: [\"get\"]", namespace+"/"+name, err)
+		return "", nil, engine.Errorf(engine.KindForbidden, "%s: cannot get pod %q to find its node: %v; add to a Role: - apiGroups: [\"\"] resources: [\"pods\"] verbs: [\"get\"]", op, namespace+"/"+name, err)
 	case err != nil:
-		return "", nil, fmt.Errorf("find_pid: get pod %q for its node: %w", namespace+"/"+name, err)
+		return "", nil, fmt.Errorf("%s: get pod %q for its node: %w", op, namespace+"/"+name, err)
 	case p.Spec.NodeName == "":
-		return "", nil, engine.Errorf(engine.KindNotFound, "find_pid: pod %q is not scheduled on a node yet", namespace+"/"+name)
+		return "", nil, engine.Errorf(engine.KindNotFound, "%s: pod %q is not scheduled on a node yet", op, namespace+"/"+name)
 	}
 	for _, ip := range p.Status.HostIPs {
 		hostIPs = append(hostIPs, ip.IP)

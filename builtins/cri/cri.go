@@ -1,7 +1,8 @@
 // Package cri declares the built-ins that ask the node's container runtime
 // through the Container Runtime Interface (CRI) over its unix socket.
 //
-// find_pid talks to a Finder with a JSON-serialisable request: Local asks
+// find_pid is a node operation (a node.Row, FindPID) with a
+// JSON-serialisable request: Local asks
 // this node's runtime; the node agent (package builtins/agent) serves the
 // same request on the node that runs the pod.
 package cri
@@ -23,21 +24,24 @@ import (
 	"github.com/kdiag/kdiag/engine"
 )
 
-// Specs returns the cri built-ins. defaultEndpoint, if not nil, returns
+// Specs returns the cri built-ins, served by this machine. defaultEndpoint, if not nil, returns
 // kdiag's --runtime-endpoint flag value ("" when unset); it is consulted
 // after the runtime_endpoint argument and before $CONTAINER_RUNTIME_ENDPOINT,
 // /etc/crictl.yaml and the well-known sockets.
 func Specs(defaultEndpoint func() string) []*engine.Spec {
-	return SpecsFor(Local{}, defaultEndpoint)
+	return SpecsFor(node.Local{}, defaultEndpoint)
 }
 
-// SpecsFor returns the cri built-ins, served by f; defaultEndpoint is as
+// SpecsFor returns the cri built-ins, served by x; defaultEndpoint is as
 // for Specs.
-func SpecsFor(f Finder, defaultEndpoint func() string) []*engine.Spec {
+func SpecsFor(x node.Executor, defaultEndpoint func() string) []*engine.Spec {
 	if defaultEndpoint == nil {
 		defaultEndpoint = func() string { return "" }
 	}
-	return []*engine.Spec{findPIDSpec(f.FindPID, defaultEndpoint)}
+	send := func(ctx context.Context, req *FindPIDRequest) (*FindPIDResult, error) {
+		return FindPID.Send(ctx, x, req)
+	}
+	return []*engine.Spec{findPIDSpec(send, defaultEndpoint)}
 }
 
 // FindPIDRequest asks for a container's main process. The three endpoint
@@ -60,28 +64,34 @@ type FindPIDRequest struct {
 	EnvEndpoint string `json:"env_endpoint,omitempty"`
 }
 
-// FindPID is find_pid as a node operation, which the node agent serves
-// with Local. It names no process: the Router (package builtins/agent)
-// sends it to the node of its pod, through Finder.
+// FindPID is find_pid as a node operation: the node agent serves it with
+// Local. It is about a pod, not a process: the agent Router (package
+// builtins/agent) sends it to the node of its pod, and the requests about
+// the process found after it.
 var FindPID = &node.Row[FindPIDRequest, FindPIDResult]{
 	Builtin: "find_pid",
 	Declare: func(send func(context.Context, *FindPIDRequest) (*FindPIDResult, error)) *engine.Spec {
 		return findPIDSpec(send, func() string { return "" })
 	},
 	Linux: Local{}.FindPID,
+	Locate: func(r *FindPIDRequest) node.Pod {
+		return node.Pod{Namespace: r.Namespace, Name: r.Pod, Endpoint: firstSet(r.RuntimeEndpoint, r.FlagEndpoint, r.EnvEndpoint), Instead: "container_id="}
+	},
+	FoundPID: func(r *FindPIDResult) int { return r.PID },
 }
 
-// Finder serves find_pid's requests. Local asks this node's runtime; a
-// node agent can serve the same requests on another node.
-type Finder interface {
-	// FindPID finds a container and the host PID of its main process.
-	FindPID(ctx context.Context, req *FindPIDRequest) (*FindPIDResult, error)
+// firstSet returns the first non-empty string.
+func firstSet(ss ...string) string {
+	for _, s := range ss {
+		if s != "" {
+			return s
+		}
+	}
+	return ""
 }
 
-// Local is the Finder of this node.
+// Local asks this node's runtime.
 type Local struct{}
-
-var _ Finder = Local{}
 
 // FindPID asks this node's container runtime.
 func (Local) FindPID(ctx context.Context, req *FindPIDRequest) (*FindPIDResult, error) {

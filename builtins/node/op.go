@@ -39,6 +39,29 @@ type Op interface {
 	// Serve serves req on this machine: the Linux implementation, or a
 	// refusal on another system.
 	Serve(ctx context.Context, req any) (any, error)
+	// Pod returns the pod req names and true for an operation about a
+	// pod rather than a process (find_pid); false for the others. req
+	// may be nil.
+	Pod(req any) (Pod, bool)
+	// Found returns the process (in the node's PID namespace) a result
+	// of an operation about a pod names, 0 if none.
+	Found(res any) int
+}
+
+// Pod is the pod a request names, for an operation that finds a process
+// from its pod (find_pid): the Router sends such a request to the pod's
+// node and the requests about the process found after it.
+type Pod struct {
+	// Namespace and Name name the pod; Name is "" when the request names
+	// no pod.
+	Namespace, Name string
+	// Endpoint is the container runtime endpoint the request asks for,
+	// which the agent on the pod's node is given.
+	Endpoint string
+	// Instead says what names the target of a request without a pod,
+	// e.g. "container_id=", for the error that such a request names no
+	// node.
+	Instead string
 }
 
 // Row is one node operation, a row of the table Ops returns: a built-in
@@ -61,6 +84,11 @@ type Row[Req, Res any] struct {
 	// Linux, so a row whose implementation builds on Linux only sets it
 	// from an init function of its _linux.go file.
 	Linux func(context.Context, *Req) (*Res, error)
+	// Locate, set for an operation about a pod rather than a process,
+	// returns the pod a request names (see Pod); Target is then unused.
+	Locate func(*Req) Pod
+	// FoundPID returns the process a result names, with Locate.
+	FoundPID func(*Res) int
 }
 
 var _ Op = (*Row[ProcRequest, PSResult])(nil)
@@ -86,6 +114,27 @@ func (r *Row[Req, Res]) PID(req any) int {
 		return 0
 	}
 	return r.Target(q)
+}
+
+// Pod implements Op.
+func (r *Row[Req, Res]) Pod(req any) (Pod, bool) {
+	if r.Locate == nil {
+		return Pod{}, false
+	}
+	q, ok := req.(*Req)
+	if !ok || q == nil {
+		return Pod{}, true
+	}
+	return r.Locate(q), true
+}
+
+// Found implements Op.
+func (r *Row[Req, Res]) Found(res any) int {
+	v, ok := res.(*Res)
+	if !ok || v == nil || r.FoundPID == nil {
+		return 0
+	}
+	return r.FoundPID(v)
 }
 
 // Serve implements Op.
