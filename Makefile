@@ -15,7 +15,7 @@ export CGO_ENABLED := 0
 GOTEST_TIMEOUT ?= 45m
 FUZZTIME    ?= 10s
 
-.PHONY: build test test-faults unit e2e fuzz lint bench demo demo-replay cluster-up cluster-down docs clean
+.PHONY: build test test-serial unit e2e fuzz lint bench demo demo-replay cluster-up cluster-down docs clean
 
 build:
 	$(GO) build -ldflags "$(LDFLAGS)" -o $(KDIAG) ./cmd/kdiag
@@ -26,12 +26,14 @@ test: build cluster-up
 	$(GO) test -timeout $(GOTEST_TIMEOUT) -count=1 ./...
 	$(KDIAG) test runbooks
 	$(MAKE) fuzz
-	$(MAKE) test-faults
+	$(MAKE) test-serial
 
-# Fault injection: freezes the cluster's API server, kubelet and containerd
-# (SIGSTOP) during kdiag runs, so it runs alone, after everything else.
-test-faults: build cluster-up
+# Tests that change the shared cluster, so they run alone, after everything
+# else: fault injection freezes the API server, kubelet and containerd
+# (SIGSTOP) during kdiag runs; the two-node tests add kdiag-node2.
+test-serial: build cluster-up
 	$(GO) test -tags faults -p 1 -timeout 15m -count=1 ./test/faults
+	$(GO) test -tags nodes -p 1 -timeout 15m -count=1 ./test/nodes
 
 unit: build
 	KDIAG_E2E=0 $(GO) test -count=1 ./...
@@ -45,6 +47,7 @@ fuzz:
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
+	$(GO) vet -tags 'faults nodes' ./test/...
 	@command -v staticcheck >/dev/null || PATH=$$PATH:$$($(GO) env GOPATH)/bin command -v staticcheck >/dev/null || { echo "staticcheck missing: go install honnef.co/go/tools/cmd/staticcheck@v0.8.2"; exit 1; }
 	PATH=$$PATH:$$($(GO) env GOPATH)/bin staticcheck ./...
 	$(GO) run ./cmd/kdiag lint runbooks

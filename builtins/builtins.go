@@ -8,7 +8,6 @@ package builtins
 import (
 	"context"
 	"errors"
-	"os"
 	"sort"
 	"strconv"
 	"time"
@@ -36,11 +35,19 @@ type Config struct {
 	// pod's node, else agent); "" is auto. See package agent.
 	NodeMode string
 	// AgentImage is the agent pod's image, an image of this kdiag; "" is
-	// $KDIAG_AGENT_IMAGE, else agent.DefaultImage.
+	// agent.DefaultImage (kdiag's command line fills it from
+	// $KDIAG_AGENT_IMAGE).
 	AgentImage string
 	// AgentNamespace is where agent pods are created; "" is the namespace
 	// of the pod whose node they serve.
 	AgentNamespace string
+	// DebugImage is attach_ephemeral's default image; "" is
+	// kube.DefaultDebugImage (kdiag's command line fills it from
+	// $KDIAG_DEBUG_IMAGE).
+	DebugImage string
+	// SkipPreflight makes Preflight check nothing (kdiag's command line
+	// sets it when $KDIAG_NO_PREFLIGHT is 1).
+	SkipPreflight bool
 	// Overrides are kubectl's other connection flags (--as, --as-group,
 	// --user, --cluster, --token, --server, --request-timeout, ...), as
 	// clientcmd.BindOverrideFlags fills them; Context and Namespace above
@@ -60,7 +67,7 @@ func (cfg Config) Clients() kube.Clients {
 	if cfg.Namespace != "" {
 		o.Context.Namespace = cfg.Namespace
 	}
-	return kube.NewClientsWithOverrides(cfg.Kubeconfig, o)
+	return kube.WithDebugImage(kube.NewClientsWithOverrides(cfg.Kubeconfig, o), cfg.DebugImage)
 }
 
 // All returns every built-in: the standard ones, then the cluster's, the
@@ -116,7 +123,7 @@ func all(cfg Config) []*engine.Spec {
 // param when it has one. mayWrite says which write built-ins can really be
 // sent (not refused, not only planned client-side); nil means all of them.
 func Preflight(ctx context.Context, cfg Config, rb *engine.Runbook, params map[string]any, mayWrite func(builtin string) bool) error {
-	if os.Getenv("KDIAG_NO_PREFLIGHT") == "1" {
+	if cfg.SkipPreflight {
 		return nil
 	}
 	ns := cfg.Namespace

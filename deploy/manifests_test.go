@@ -22,6 +22,7 @@ import (
 	"github.com/kdiag/kdiag/builtins/kube"
 	"github.com/kdiag/kdiag/engine"
 	"github.com/kdiag/kdiag/playbook"
+	"github.com/kdiag/kdiag/playbook/job"
 	"gopkg.in/yaml.v3"
 )
 
@@ -99,7 +100,7 @@ func TestManifests(t *testing.T) {
 	dir := t.TempDir()
 	cfg.Auth.TokenFile = filepath.Join(dir, "token")
 	os.WriteFile(cfg.Auth.TokenFile, []byte("x"), 0o600)
-	srv, err := playbook.New(cfg, playbook.Options{Specs: builtins.All(builtins.Config{}), StoreDir: dir, Executor: playbook.NewJobExecutor(cfg, nil)})
+	srv, err := playbook.New(cfg, playbook.Options{Specs: builtins.All(builtins.Config{}), StoreDir: dir, Executor: job.New(cfg, nil)})
 	if err != nil {
 		t.Fatalf("the shipped playbooks.yaml: %v", err)
 	}

@@ -50,6 +50,9 @@ func TestAttemptTurnsBuiltinFailuresIntoValues(t *testing.T) {
 	if verdict != want || !recordedErr || tr.Footer.Status != transcript.StatusOK {
 		t.Fatalf("verdict %q (want %q), failure recorded %v, status %q", verdict, want, recordedErr, tr.Footer.Status)
 	}
+	if rep := render(t, tr); !strings.Contains(rep, "Not checked (failed calls the runbook went on without)\n  #1   read_value: no key \"absent\"") {
+		t.Fatalf("the report does not list the failure the run went on without:\n%s", rep)
+	}
 	dead := &world{}
 	rep := engine.Run(context.Background(), path, engine.Options{Specs: dead.specs(), Replay: tr, Loader: &engine.Loader{Recorded: sources(tr)}})
 	if rep.Err != nil || dead.reads != 0 {

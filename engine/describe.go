@@ -1,44 +1,11 @@
 package engine
 
-import (
-	"context"
-	"sort"
-
-	"go.starlark.net/syntax"
-)
-
-// Describe loads a runbook without running it and returns its metadata,
-// including the built-ins its files mention, grouped by effect.
+// Describe loads a runbook without running it (Load) and returns its
+// metadata, including the built-ins its files mention, grouped by effect.
 func Describe(path string, opts Options) (*Runbook, error) {
-	r := newRun(context.Background(), opts)
-	rb, _, err := r.loadMain(path)
-	if err != nil {
-		return rb, err
+	p, err := Load(path, opts)
+	if p == nil {
+		return nil, err
 	}
-	used := map[Effect]map[string]bool{}
-	for _, f := range r.files {
-		file, err := FileOptions.Parse(f.Path, f.Source, 0)
-		if err != nil {
-			continue
-		}
-		syntax.Walk(file, func(n syntax.Node) bool {
-			if id, ok := n.(*syntax.Ident); ok {
-				if s, ok := r.specs[id.Name]; ok {
-					if used[s.Effect] == nil {
-						used[s.Effect] = map[string]bool{}
-					}
-					used[s.Effect][s.Name] = true
-				}
-			}
-			return true
-		})
-	}
-	rb.Builtins = map[Effect][]string{}
-	for eff, names := range used {
-		for n := range names {
-			rb.Builtins[eff] = append(rb.Builtins[eff], n)
-		}
-		sort.Strings(rb.Builtins[eff])
-	}
-	return rb, nil
+	return p.Runbook, err
 }

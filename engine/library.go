@@ -3,7 +3,10 @@ package engine
 import (
 	"fmt"
 	"io/fs"
+	"maps"
 	"os"
+	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 )
@@ -42,6 +45,28 @@ func (l *Loader) Runbooks() []RunbookRef {
 	return refs
 }
 
+// ResolveRunbook turns a runbook reference, as kdiag's command line and
+// a playbook route take it, into a loader module: an @REPO//file.star
+// module as is, a path to a .star file (or any reference with a slash;
+// a relative one is taken from dir when dir is set), or a runbook name
+// looked up with Find.
+func (l *Loader) ResolveRunbook(ref, dir string) (string, error) {
+	if strings.HasPrefix(ref, "@") {
+		return ref, nil
+	}
+	if strings.HasSuffix(ref, ".star") || strings.ContainsRune(ref, '/') {
+		p := ref
+		if dir != "" && !filepath.IsAbs(p) {
+			p = filepath.Join(dir, p)
+		}
+		if _, err := os.Stat(p); err != nil {
+			return "", fmt.Errorf("runbook %s: no such file", filepath.Clean(p))
+		}
+		return p, nil
+	}
+	return l.Find(ref)
+}
+
 // Find returns the module of the runbook called name: a repository's
 // overrides the built-in library's, and of two repositories the later in
 // name order wins.
@@ -65,10 +90,5 @@ func (l *Loader) Find(name string) (string, error) {
 }
 
 func (l *Loader) repoOrder() []string {
-	names := make([]string, 0, len(l.Repos))
-	for n := range l.Repos {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	return names
+	return slices.Sorted(maps.Keys(l.Repos))
 }

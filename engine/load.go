@@ -35,6 +35,29 @@ type Loader struct {
 	// DiskFallback lets a replaying loader read files the transcript does
 	// not hold (an edited runbook that loads a new module).
 	DiskFallback bool
+	// Origins say where pinned repositories came from, by name; their
+	// files are recorded with it.
+	Origins map[string]Origin
+}
+
+// Origin is the git remote and commit a repository's tree was pinned to.
+type Origin struct {
+	URL, Commit string
+}
+
+// origin returns the repository name and origin of a canonical file name
+// "@NAME//path", if NAME has one.
+func (l *Loader) origin(name string) (string, Origin, bool) {
+	rest, ok := strings.CutPrefix(name, "@")
+	if !ok {
+		return "", Origin{}, false
+	}
+	repo, _, ok := strings.Cut(rest, "//")
+	if !ok {
+		return "", Origin{}, false
+	}
+	o, ok := l.Origins[repo]
+	return repo, o, ok
 }
 
 // Resolve returns the canonical name of module as loaded from the file

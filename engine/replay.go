@@ -33,6 +33,9 @@ func (p *replayer) answer(ev *transcript.Event, s *Spec) error {
 		return &DivergenceError{Seq: rec.Seq, Pos: ev.Pos, Expected: describeCall(rec) + " at " + rec.Pos, Actual: describeCall(ev)}
 	}
 	p.next++
+	// The replay's transcript holds the call as it was recorded (a
+	// parameter the recording predates is not shown as if it was passed).
+	ev.Args = rec.Args
 	ev.AtMS, ev.DurationMS = rec.AtMS, rec.DurationMS
 	ev.Result, ev.Error, ev.Mutation, ev.DryRun = rec.Result, rec.Error, rec.Mutation, rec.DryRun
 	return nil

@@ -46,6 +46,10 @@ type Approval struct {
 	Plan any
 }
 
+// DefaultMaxSteps is the bound on a run's Starlark computation steps
+// that kdiag run (--max-steps) and the playbook server use.
+const DefaultMaxSteps = 10_000_000
+
 // Options configure a run or a replay.
 type Options struct {
 	// Specs are the built-ins available to the runbook.
@@ -66,7 +70,8 @@ type Options struct {
 	Writer *transcript.Writer
 	// Observer, if set, is called with every event after it is recorded.
 	Observer func(*transcript.Event)
-	// MaxSteps bounds the Starlark computation steps; 0 means no bound.
+	// MaxSteps bounds the Starlark computation steps; 0 means no bound
+	// (the command line and the server use DefaultMaxSteps).
 	MaxSteps uint64
 	// MaxHeapBytes, if set, stops the runbook (status failed, with a
 	// message saying why, the transcript complete) when the process's
@@ -106,53 +111,20 @@ func (r *Result) Transcript() *transcript.Transcript {
 	return &transcript.Transcript{Header: r.Header, Events: r.Events, Footer: r.Footer}
 }
 
-// Run loads the runbook at path, binds its params and runs its main(p),
-// recording every built-in call. Errors that stop the run before it starts
-// (bad syntax, bad params) are returned as *UsageError with no events.
+// Run loads the runbook at path (Load), binds its params and runs its
+// main(p) (Program.Run), recording every built-in call. Errors that stop
+// the run before it starts (bad syntax, bad params) are returned as
+// *UsageError with no events.
 func Run(ctx context.Context, runbookPath string, opts Options) *Result {
-	r := newRun(ctx, opts)
-	res := &Result{}
-	rb, mainFn, err := r.loadMain(runbookPath)
-	res.Runbook = rb
+	p, err := Load(runbookPath, opts)
 	if err != nil {
-		res.Err = err
+		res := &Result{Err: err}
+		if p != nil {
+			res.Runbook = p.Runbook
+		}
 		return res
 	}
-	params := opts.Params
-	if opts.Replay != nil && params == nil {
-		params = opts.Replay.Header.Params
-	}
-	bound, err := BindParams(rb, params)
-	if err != nil {
-		res.Err = err
-		return res
-	}
-	r.header(rb, bound)
-	r.loading = false
-	pv, err := paramsValue(bound)
-	if err != nil {
-		res.Err = err
-		return res
-	}
-	stop := context.AfterFunc(r.ctx, func() { r.thread.Cancel(cancelReason(r.ctx)) })
-	stopWatch := func() bool { return false }
-	if opts.MaxHeapBytes > 0 {
-		stopWatch = watchHeap(r.thread, opts.MaxHeapBytes)
-	}
-	_, callErr := starlark.Call(r.thread, mainFn, starlark.Tuple{pv}, nil)
-	stop()
-	stopWatch()
-	if callErr == nil && r.replay != nil {
-		callErr = r.replay.finish()
-	}
-	r.runCleanups()
-	r.footer(callErr, res)
-	res.Header, res.Events = r.events[0], r.events[1:len(r.events)-1]
-	res.Footer = r.events[len(r.events)-1]
-	if r.writerErr != nil && res.Err == nil {
-		res.Err = r.writerErr
-	}
-	return res
+	return p.Run(ctx, opts)
 }
 
 // LoadModule executes a Starlark file the way a runbook's modules are
@@ -177,7 +149,8 @@ type run struct {
 	ctx       context.Context
 	thread    *starlark.Thread
 	specs     map[string]*Spec
-	predecl   starlark.StringDict
+	own       starlark.StringDict // the run's built-ins
+	predecl   starlark.StringDict // what files see: dispatching(own)
 	loading   bool
 	decl      *Runbook
 	seq       int
@@ -234,7 +207,9 @@ func newRun(ctx context.Context, opts Options) *run {
 	if opts.MaxSteps > 0 {
 		r.thread.SetMaxExecutionSteps(opts.MaxSteps)
 	}
-	r.predecl = r.predeclared()
+	r.thread.SetLocal(runLocal, r)
+	r.own = r.predeclared()
+	r.predecl = dispatching(r.own)
 	return r
 }
 
@@ -274,7 +249,11 @@ func (r *run) execModule(name string) (starlark.StringDict, error) {
 		return nil, err
 	}
 	sum := sha256.Sum256(src)
-	r.files = append(r.files, transcript.File{Path: name, SHA256: hex.EncodeToString(sum[:]), Source: string(src)})
+	f := transcript.File{Path: name, SHA256: hex.EncodeToString(sum[:]), Source: string(src)}
+	if repo, o, ok := r.opts.Loader.origin(name); ok {
+		f.Repo, f.URL, f.Commit = repo, o.URL, o.Commit
+	}
+	r.files = append(r.files, f)
 	r.modules[name] = nil
 	r.loadStack = append(r.loadStack, name)
 	predecl := r.predecl

@@ -2,7 +2,8 @@ package engine
 
 import (
 	"fmt"
-	"sort"
+	"maps"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -130,12 +131,7 @@ func runbookBuiltin(out **Runbook, path string) *starlark.Builtin {
 // params file) against the runbook's declarations and fills defaults.
 func BindParams(rb *Runbook, raw map[string]any) (map[string]any, error) {
 	out := map[string]any{}
-	names := make([]string, 0, len(raw))
-	for k := range raw {
-		names = append(names, k)
-	}
-	sort.Strings(names)
-	for _, k := range names {
+	for _, k := range slices.Sorted(maps.Keys(raw)) {
 		d, ok := rb.Param(k)
 		if !ok {
 			return nil, &UsageError{fmt.Errorf("%s: unknown param %q; %s", rb.Path, k, rb.ParamList())}

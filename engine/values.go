@@ -4,8 +4,9 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"math/big"
-	"sort"
+	"slices"
 	"strings"
 
 	"go.starlark.net/starlark"
@@ -29,12 +30,7 @@ var (
 
 // NewRecord returns a Record with the given fields, keys sorted.
 func NewRecord(fields map[string]starlark.Value) *Record {
-	keys := make([]string, 0, len(fields))
-	for k := range fields {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return &Record{keys: keys, fields: fields}
+	return &Record{keys: slices.Sorted(maps.Keys(fields)), fields: fields}
 }
 
 // String returns the record in Starlark struct syntax.

@@ -6,6 +6,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"time"
 )
 
@@ -72,7 +74,7 @@ func ParseWebhook(body []byte) (*Webhook, error) {
 // gave no fingerprint.
 func labelsFingerprint(labels map[string]string) string {
 	h := sha256.New()
-	for _, k := range sortedKeys(labels) {
+	for _, k := range slices.Sorted(maps.Keys(labels)) {
 		h.Write([]byte(k))
 		h.Write([]byte{0})
 		h.Write([]byte(labels[k]))

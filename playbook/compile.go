@@ -1,6 +1,9 @@
 package playbook
 
 import (
+	"maps"
+	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/kdiag/kdiag/engine"
@@ -34,13 +37,13 @@ func compileRoutes(c *Config, specs []*engine.Spec, l *engine.Loader) ([]*route,
 				return nil, errorf(p("allow_builtins", j), "allow_builtins: %q is not a write built-in (write built-ins: %s)", b, strings.Join(writeNames, ", "))
 			}
 		}
-		if r.module, err = resolveRunbook(c, l, rc.Runbook); err != nil {
+		if r.module, err = l.ResolveRunbook(rc.Runbook, filepath.Dir(c.Path)); err != nil {
 			return nil, errorf(p("runbook"), "%v", err)
 		}
 		if r.runbook, err = engine.Describe(r.module, engine.Options{Specs: specs, Loader: l}); err != nil {
 			return nil, errorf(p("runbook"), "runbook %s does not load: %v", rc.Runbook, err)
 		}
-		for _, k := range sortedKeys(rc.Params) {
+		for _, k := range slices.Sorted(maps.Keys(rc.Params)) {
 			if _, ok := r.runbook.Param(k); !ok {
 				return nil, errorf(p("params", k), "runbook %s has no param %q; %s", r.runbook.Name, k, r.runbook.ParamList())
 			}

@@ -1,8 +1,9 @@
 // Package playbook is kdiag's automated incident playbook server: it
 // receives Alertmanager webhooks, routes each firing alert to a runbook
 // with parameters taken from the alert, runs it under a mutation policy
-// through an Executor, and stores the transcript, the reports and the
-// run's metadata, served over HTTP with Prometheus metrics.
+// through an Executor (Local in-process, or the Job executor of package
+// playbook/job), and stores the transcript, the reports and the run's
+// metadata, served over HTTP with Prometheus metrics.
 package playbook
 
 import (

@@ -89,7 +89,7 @@ func TestNewErrors(t *testing.T) {
 		{"unknown param", auth + withRunbook(pod) + "      podname: x\n", `playbooks.yaml:9: route "pods": runbook pod-alert has no param "podname"; its params: pod (string, required), namespace`},
 		{"missing param", auth + strings.Replace(withRunbook(pod), "      pod:", "      namespace:", 1), `playbooks.yaml:7: route "pods": runbook pod-alert needs param "pod"; add it under params: (e.g. pod: "{{ .Labels.pod }}")`},
 		{"not a write built-in", auth + withRunbook(pod) + "    mutations: allow\n    allow_builtins: [now]\n", `playbooks.yaml:10: route "pods": allow_builtins: "now" is not a write built-in (write built-ins: set_flag, drop_flag)`},
-		{"job executor", auth + "executor: job\n" + withRunbook(pod), `playbooks.yaml:3: executor job needs a Kubernetes client: set Options.Executor (NewJobExecutor; kdiag serve does)`},
+		{"job executor", auth + "executor: job\n" + withRunbook(pod), `playbooks.yaml:3: executor job needs a Kubernetes client: set Options.Executor (job.New of package playbook/job; kdiag serve does)`},
 		{"token file", "auth:\n  token_file: no-such-token\n" + withRunbook(pod), "playbooks.yaml:2: auth.token_file: open " + filepath.Join(dir, "no-such-token") + ": no such file or directory"},
 		{"token env", "auth:\n  token_env: KDIAG_NO_SUCH_VAR\n" + withRunbook(pod), "playbooks.yaml:2: auth.token_env: environment variable KDIAG_NO_SUCH_VAR is not set"},
 	}

@@ -27,6 +27,21 @@ type RunRequest struct {
 	Timeout time.Duration
 	// TranscriptPath is where the transcript must be once the run ends.
 	TranscriptPath string
+	// Key is the same for one alert episode (route, fingerprint, the
+	// alert's startsAt) on every replica of the server: an executor that
+	// names what it creates by it lets the API server refuse a second run.
+	Key string
+}
+
+// DuplicateError is returned by an Executor's Start when another replica
+// of the server already started the run of the same Key.
+type DuplicateError struct {
+	// What names the object that exists, e.g. "job kdiag/kdiag-3f2a...".
+	What string
+}
+
+func (e *DuplicateError) Error() string {
+	return "another replica of the server runs this alert: " + e.What + " exists"
 }
 
 // Outcome is how a run ended.
@@ -47,14 +62,20 @@ type RunHandle interface {
 	Wait() Outcome
 }
 
-// Executor runs runbooks for the server: in-process (Local) or, later, in
-// a Kubernetes Job. Cancelling the context given to Start stops the run;
-// its transcript then ends with status cancelled.
+// Executor runs runbooks for the server: in-process (Local) or in a
+// Kubernetes Job (package playbook/job). Cancelling the context given to
+// Start stops the run; its transcript then ends with status cancelled.
 type Executor interface {
 	// Name names the executor in run metadata ("local", "job").
 	Name() string
 	// Start starts the run and returns without waiting for it.
 	Start(ctx context.Context, req RunRequest) (RunHandle, error)
+}
+
+// runbookChecker is implemented by executors that can run only some
+// runbooks; New checks every route's runbook with it.
+type runbookChecker interface {
+	CheckRunbook(module string) error
 }
 
 // Local is the in-process Executor: it runs the runbook with engine.Run
@@ -91,6 +112,15 @@ func (l *Local) Start(ctx context.Context, req RunRequest) (RunHandle, error) {
 	return h, nil
 }
 
+// errNotStarted ends a run whose context ended before it started.
+var errNotStarted = errors.New("cancelled before the run started")
+
+// preflightError is a run refused by the preflight.
+type preflightError struct{ err error }
+
+func (e *preflightError) Error() string { return "preflight: " + e.err.Error() }
+func (e *preflightError) Unwrap() error { return e.err }
+
 type localHandle struct {
 	done chan struct{}
 	out  Outcome
@@ -113,30 +143,26 @@ func (l *Local) run(ctx context.Context, req RunRequest) Outcome {
 		RefusalHint: "the route's mutation policy is never; set mutations: allow with allow_builtins to permit it",
 		Labels:      req.Labels, Version: l.Version, Target: l.Target, MaxSteps: l.MaxSteps, MaxHeapBytes: l.MaxHeapBytes,
 	}
-	rb, err := engine.Describe(req.Runbook, opts)
-	if err != nil {
-		return Outcome{Status: StatusFailed, Message: err.Error()}
-	}
-	bound, err := engine.BindParams(rb, req.Params)
-	if err != nil {
-		return Outcome{Status: StatusFailed, Message: err.Error()}
-	}
-	if l.Preflight != nil {
-		if err := l.Preflight(ctx, rb, bound, req.Policy.MayWrite); err != nil {
-			return Outcome{Status: StatusFailed, Message: "preflight: " + err.Error()}
-		}
-	}
-	if ctx.Err() != nil {
+	res, _, err := engine.Launch{
+		Module: req.Runbook, Options: opts,
+		Preflight: func(ctx context.Context, rb *engine.Runbook, bound map[string]any) error {
+			if l.Preflight != nil {
+				if err := l.Preflight(ctx, rb, bound, req.Policy.MayWrite); err != nil {
+					return &preflightError{err}
+				}
+			}
+			if ctx.Err() != nil {
+				return errNotStarted
+			}
+			return nil
+		},
+		TranscriptPath: func(*engine.Runbook) string { return req.TranscriptPath },
+	}.Start(ctx)
+	switch {
+	case errors.Is(err, errNotStarted):
 		return Outcome{Status: StatusCancelled, Message: "run cancelled before it started: " + context.Cause(ctx).Error()}
-	}
-	w, err := transcript.Create(req.TranscriptPath)
-	if err != nil {
+	case err != nil:
 		return Outcome{Status: StatusFailed, Message: err.Error()}
-	}
-	opts.Writer = w
-	res := engine.Run(ctx, req.Runbook, opts)
-	if err := w.Close(); err != nil && res.Err == nil {
-		res.Err = err
 	}
 	out := Outcome{Status: StatusFailed}
 	if res.Footer != nil {

@@ -2,8 +2,10 @@ package playbook
 
 import (
 	"fmt"
+	"io"
+	"maps"
 	"regexp"
-	"sort"
+	"slices"
 	"strings"
 	"text/template"
 	"time"
@@ -57,13 +59,13 @@ func compileRoute(c *Config, i int) (*route, error) {
 	}
 	var zero TemplateData
 	zero.Labels, zero.Annotations = map[string]string{}, map[string]string{}
-	for _, k := range sortedKeys(rc.Params) {
+	for _, k := range slices.Sorted(maps.Keys(rc.Params)) {
 		t, err := template.New("params." + k).Funcs(templateFuncs).Option("missingkey=error").Parse(rc.Params[k])
 		if err != nil {
 			return nil, errorf(p("params", k), "bad template: %v", err)
 		}
 		probe, _ := t.Clone()
-		if err := probe.Option("missingkey=zero").Execute(discard{}, zero); err != nil {
+		if err := probe.Option("missingkey=zero").Execute(io.Discard, zero); err != nil {
 			return nil, errorf(p("params", k), "bad template: %v", err)
 		}
 		r.params[k] = t
@@ -106,7 +108,7 @@ func (r *route) matches(labels map[string]string) bool {
 // template names but the alert lacks is an error.
 func (r *route) render(data TemplateData) (map[string]any, error) {
 	out := map[string]any{}
-	for _, k := range sortedKeys(r.params) {
+	for _, k := range slices.Sorted(maps.Keys(r.params)) {
 		var b strings.Builder
 		if err := r.params[k].Execute(&b, data); err != nil {
 			return nil, fmt.Errorf("route %q: param %s: %v", r.name, k, err)
@@ -115,16 +117,3 @@ func (r *route) render(data TemplateData) (map[string]any, error) {
 	}
 	return out, nil
 }
-
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
-}
-
-type discard struct{}
-
-func (discard) Write(b []byte) (int, error) { return len(b), nil }

@@ -2,10 +2,13 @@ package playbook
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
+	"time"
 
 	"github.com/kdiag/kdiag/engine"
 	"github.com/kdiag/kdiag/engine/report"
@@ -55,8 +58,8 @@ func (s *Server) admit(rt *route, a Alert, params map[string]any) (string, strin
 func (s *Server) request(rt *route, id string, params map[string]any, a Alert) RunRequest {
 	return RunRequest{
 		ID: id, Runbook: rt.module, Params: params, Policy: rt.policy, Timeout: rt.timeout,
-		TranscriptPath: s.store.TranscriptPath(id),
-		Labels:         map[string]string{"alertname": a.Labels["alertname"], "fingerprint": a.Fingerprint, "route": rt.name, "run": id},
+		TranscriptPath: s.store.TranscriptPath(id), Key: episodeKey(rt.name, a),
+		Labels: map[string]string{"alertname": a.Labels["alertname"], "fingerprint": a.Fingerprint, "route": rt.name, "run": id},
 	}
 }
 
@@ -96,7 +99,12 @@ func (s *Server) execute(m *Meta, req RunRequest) {
 	if err != nil {
 		out = Outcome{Status: StatusFailed, Message: err.Error()}
 	} else if h, err := s.exec.Start(ctx, req); err != nil {
-		out = Outcome{Status: StatusFailed, Message: "executor " + s.exec.Name() + ": " + err.Error()}
+		var dup *DuplicateError
+		if errors.As(err, &dup) {
+			out = Outcome{Status: StatusDuplicate, Message: dup.Error()}
+		} else {
+			out = Outcome{Status: StatusFailed, Message: "executor " + s.exec.Name() + ": " + err.Error()}
+		}
 	} else {
 		out = h.Wait()
 	}
@@ -183,4 +191,13 @@ func redactParams(p map[string]any) map[string]any {
 		return nil
 	}
 	return engine.Redact(c).(map[string]any)
+}
+
+// episodeKey identifies one firing episode of an alert on a route, the
+// same on every replica: the route, the fingerprint and when the alert
+// started firing (Alertmanager repeats keep startsAt; a new episode after
+// a resolve has a new one).
+func episodeKey(route string, a Alert) string {
+	h := sha256.Sum256([]byte(route + "\x00" + a.Fingerprint + "\x00" + a.StartsAt.UTC().Format(time.RFC3339Nano)))
+	return hex.EncodeToString(h[:10])
 }

@@ -1,6 +1,7 @@
 package playbook
 
 import (
+	"maps"
 	"net/http"
 	"os"
 	"slices"
@@ -37,7 +38,7 @@ type RunDetail struct {
 func (s *Server) summaries(status string, limit int) []RunSummary {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	ids := sortedKeys(s.runs)
+	ids := slices.Sorted(maps.Keys(s.runs))
 	slices.Reverse(ids)
 	out := []RunSummary{}
 	for _, id := range ids {

@@ -110,9 +110,9 @@ func New(cfg *Config, opts Options) (*Server, error) {
 		preAuth: make(chan struct{}, max(1, cfg.MaxUnauthenticatedBodies))}
 	if s.exec == nil {
 		if cfg.Executor != "local" {
-			return nil, cfg.errorf(p("executor"), "executor %s needs a Kubernetes client: set Options.Executor (NewJobExecutor; kdiag serve does)", cfg.Executor)
+			return nil, cfg.errorf(p("executor"), "executor %s needs a Kubernetes client: set Options.Executor (job.New of package playbook/job; kdiag serve does)", cfg.Executor)
 		}
-		s.exec = &Local{Specs: opts.Specs, Loader: opts.Loader, Version: opts.Version, MaxSteps: 10_000_000}
+		s.exec = &Local{Specs: opts.Specs, Loader: opts.Loader, Version: opts.Version, MaxSteps: engine.DefaultMaxSteps}
 	}
 	var err error
 	if s.routes, err = compileRoutes(cfg, opts.Specs, opts.Loader); err != nil {

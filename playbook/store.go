@@ -26,6 +26,9 @@ const (
 	StatusFailed      = transcript.StatusFailed
 	StatusCancelled   = transcript.StatusCancelled
 	StatusInterrupted = "interrupted"
+	// StatusDuplicate is a run another replica of the server already
+	// runs or ran (its Job exists): this replica did not run it.
+	StatusDuplicate = "duplicate"
 )
 
 // Meta is a run's metadata, kept in STORE/runs/ID/run.json.

@@ -6,7 +6,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"os"
 	"sync"
 	"time"
 
@@ -45,9 +44,10 @@ func ParseMode(s string) (Mode, error) {
 
 // Defaults of Options.
 const (
-	// DefaultImage is the agent image when Options.Image and
-	// $KDIAG_AGENT_IMAGE are empty: the image the local test cluster's
-	// docs import (test/cluster/cluster.sh image kdiag-local:v1 bin/kdiag).
+	// DefaultImage is the agent image when Options.Image is empty (kdiag's
+	// command line fills it from --agent-image, else $KDIAG_AGENT_IMAGE):
+	// the image the local test cluster's docs import
+	// (test/cluster/cluster.sh image kdiag-local:v1 bin/kdiag).
 	DefaultImage = "kdiag-local:v1"
 	// DefaultBinary is where the agent image holds kdiag.
 	DefaultBinary = "/kdiag"
@@ -62,7 +62,7 @@ type Options struct {
 	// Clients reach the cluster (lazily).
 	Clients kube.Clients
 	// Image is the agent pod's image, an image of this kdiag; "" is
-	// $KDIAG_AGENT_IMAGE, else DefaultImage.
+	// DefaultImage.
 	Image string
 	// Binary is kdiag's path in Image; "" is DefaultBinary.
 	Binary string
@@ -105,9 +105,6 @@ type nodeInfo struct {
 func New(opts Options) *Router {
 	if opts.Mode == "" {
 		opts.Mode = ModeAuto
-	}
-	if opts.Image == "" {
-		opts.Image = os.Getenv("KDIAG_AGENT_IMAGE")
 	}
 	if opts.Image == "" {
 		opts.Image = DefaultImage

@@ -12,7 +12,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -348,11 +350,7 @@ func (c *criClient) containerOfPod(ctx context.Context, q findPIDQuery, runtime 
 	for _, x := range resp.Containers {
 		byName[x.GetMetadata().GetName()] = append(byName[x.GetMetadata().GetName()], x)
 	}
-	names := make([]string, 0, len(byName))
-	for n := range byName {
-		names = append(names, n)
-	}
-	sort.Strings(names)
+	names := slices.Sorted(maps.Keys(byName))
 	name := q.Container
 	switch {
 	case len(names) == 0:

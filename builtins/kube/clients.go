@@ -12,7 +12,6 @@ package kube
 import (
 	"errors"
 	"fmt"
-	"os"
 	"strings"
 	"sync"
 
@@ -25,7 +24,8 @@ import (
 )
 
 // DefaultDebugImage is the image attach_ephemeral uses when neither its
-// image argument nor the KDIAG_DEBUG_IMAGE environment variable names one.
+// image argument nor the Clients (WithDebugImage; kdiag's command line:
+// $KDIAG_DEBUG_IMAGE) name one.
 const DefaultDebugImage = "busybox:1.36"
 
 // Clients provides the Kubernetes client the built-ins use. Implementations
@@ -40,7 +40,7 @@ type Clients interface {
 }
 
 // DebugImager is implemented by Clients that choose attach_ephemeral's
-// default image; Clients made by NewClients read KDIAG_DEBUG_IMAGE.
+// default image (WithDebugImage).
 type DebugImager interface {
 	// DebugImage returns the default image of an ephemeral debug container.
 	DebugImage() string
@@ -147,13 +147,22 @@ func (l *lazyClients) Namespace() string {
 	return l.ns
 }
 
-// DebugImage returns $KDIAG_DEBUG_IMAGE or DefaultDebugImage.
-func (l *lazyClients) DebugImage() string {
-	if img := os.Getenv("KDIAG_DEBUG_IMAGE"); img != "" {
-		return img
+// WithDebugImage returns c choosing image as attach_ephemeral's default
+// image; an empty image leaves c as it is (DefaultDebugImage).
+func WithDebugImage(c Clients, image string) Clients {
+	if image == "" {
+		return c
 	}
-	return DefaultDebugImage
+	return debugImageClients{c, image}
 }
+
+type debugImageClients struct {
+	Clients
+	image string
+}
+
+// DebugImage implements DebugImager.
+func (d debugImageClients) DebugImage() string { return d.image }
 
 // StaticClients returns Clients around an already built clientset, for
 // embedding kdiag in a program that has one (and for tests).
@@ -176,9 +185,6 @@ func (s *staticClients) Namespace() string                                 { ret
 func debugImage(c Clients) string {
 	if d, ok := c.(DebugImager); ok {
 		return d.DebugImage()
-	}
-	if img := os.Getenv("KDIAG_DEBUG_IMAGE"); img != "" {
-		return img
 	}
 	return DefaultDebugImage
 }

@@ -72,12 +72,10 @@ func TestNewClientsNamespaceAndContext(t *testing.T) {
 	if got := NewClients("", "", "").Namespace(); got != "shop" {
 		t.Errorf("from $KUBECONFIG: Namespace() = %q, want shop", got)
 	}
-	t.Setenv("KDIAG_DEBUG_IMAGE", "")
 	if got := debugImage(NewClients("", "", "")); got != DefaultDebugImage {
 		t.Errorf("debugImage = %q", got)
 	}
-	t.Setenv("KDIAG_DEBUG_IMAGE", "busybox-local:v1")
-	if got := debugImage(NewClients("", "", "")); got != "busybox-local:v1" {
-		t.Errorf("debugImage with KDIAG_DEBUG_IMAGE = %q", got)
+	if got := debugImage(WithDebugImage(NewClients("", "", ""), "busybox-local:v1")); got != "busybox-local:v1" {
+		t.Errorf("debugImage WithDebugImage = %q", got)
 	}
 }

@@ -2,7 +2,8 @@ package kube
 
 import (
 	"fmt"
-	"sort"
+	"maps"
+	"slices"
 	"strings"
 )
 
@@ -60,14 +61,7 @@ func splitPath(path string) (mapPath, key string, err error) {
 
 func keyPath(mapPath, key string) string { return mapPath + "/" + escapeKey(key) }
 
-func sortedKeys(m map[string]string) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
-}
+func sortedKeys(m map[string]string) []string { return slices.Sorted(maps.Keys(m)) }
 
 // errMissingKey reports a remove of a key the map does not have.
 type errMissingKey struct {
@@ -214,11 +208,7 @@ func inversePatch(before, after cmMaps) []PatchOp {
 		for k := range a {
 			keys[k] = true
 		}
-		sorted := make([]string, 0, len(keys))
-		for k := range keys {
-			sorted = append(sorted, k)
-		}
-		sort.Strings(sorted)
+		sorted := slices.Sorted(maps.Keys(keys))
 		if a == nil && len(b) > 0 {
 			ops = append(ops, PatchOp{Op: "add", Path: mp, Value: map[string]any{}})
 		}

@@ -3,6 +3,8 @@ package kube
 import (
 	"context"
 	"fmt"
+	"maps"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -215,12 +217,7 @@ var worseStates = map[string]bool{
 // worseState names the first pod (by name) in a state waiting does not
 // mend, or returns "".
 func worseState(pods map[string]*corev1.Pod) string {
-	names := make([]string, 0, len(pods))
-	for n := range pods {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	for _, n := range names {
+	for _, n := range slices.Sorted(maps.Keys(pods)) {
 		p := pods[n]
 		if p.DeletionTimestamp != nil {
 			continue

@@ -3,6 +3,9 @@ package kube
 import (
 	"context"
 	"fmt"
+	"slices"
+	"strings"
+	"sync"
 	"time"
 
 	"github.com/kdiag/kdiag/engine"
@@ -10,96 +13,108 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/cache"
+	watchtools "k8s.io/client-go/tools/watch"
 )
 
-// watchPods lists the pods matching opts and then watches them, calling
-// handle for each listed pod (as Added) and each change, until handle
-// says done, returns an error, or ctx ends (ctx.Err() is returned). A
-// watch that closes or expires is resumed; nothing waits without ctx's
-// deadline.
+// watchPods calls handle with the pods matching opts: each listed pod as
+// Added, then (watch.Bookmark, nil) at the end of the initial list, then
+// each change, until handle says done, returns an error, or ctx ends
+// (ctx.Err() is returned). It runs on client-go's
+// watchtools.UntilWithSync, whose reflector resumes a watch that closes
+// and lists again when its resource version expired; a list or watch the
+// API server refuses ends it at once with that error. Nothing waits
+// without ctx's deadline.
 func watchPods(ctx context.Context, op string, cs kubernetes.Interface, ns string, opts metav1.ListOptions,
 	handle func(watch.EventType, *corev1.Pod) (bool, error)) error {
-	relist := true
-	rv := ""
-	for {
-		if err := ctx.Err(); err != nil {
-			return err
+	wctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var mu sync.Mutex
+	var refused error
+	what := fmt.Sprintf("pods in namespace %q", ns)
+	// fail ends the wait with a list or watch the API server refused; not
+	// with one cut short because the informer stopped (lctx) or ctx
+	// ended, nor with an expired resource version (the reflector lists
+	// again).
+	fail := func(lctx context.Context, err error, verb string) {
+		if err == nil || lctx.Err() != nil || ctx.Err() != nil || apierrors.IsResourceExpired(err) || apierrors.IsGone(err) {
+			return
 		}
-		if relist {
-			list, err := cs.CoreV1().Pods(ns).List(ctx, opts)
-			if err != nil {
-				if ctx.Err() != nil {
-					return ctx.Err()
-				}
-				return apiError(op, err, fmt.Sprintf("pods in namespace %q", ns), podNeed("list", "", ns))
-			}
-			for i := range list.Items {
-				done, err := handle(watch.Added, &list.Items[i])
-				if done || err != nil {
-					return err
-				}
-			}
-			done, err := handle(watch.Bookmark, nil) // end of the initial list
-			if done || err != nil {
-				return err
-			}
-			rv, relist = list.ResourceVersion, false
+		mu.Lock()
+		if refused == nil {
+			refused = apiError(op, err, what, podNeed(verb, "", ns))
 		}
-		wo := opts
-		wo.ResourceVersion = rv
-		wo.AllowWatchBookmarks = true
-		w, err := cs.CoreV1().Pods(ns).Watch(ctx, wo)
+		mu.Unlock()
+		cancel()
+	}
+	lw := &cache.ListWatch{
+		ListWithContextFunc: func(lctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
+			o.LabelSelector, o.FieldSelector = opts.LabelSelector, opts.FieldSelector
+			list, err := cs.CoreV1().Pods(ns).List(lctx, o)
+			fail(lctx, err, "list")
+			return list, err
+		},
+		WatchFuncWithContext: func(lctx context.Context, o metav1.ListOptions) (watch.Interface, error) {
+			o.LabelSelector, o.FieldSelector = opts.LabelSelector, opts.FieldSelector
+			w, err := cs.CoreV1().Pods(ns).Watch(lctx, o)
+			fail(lctx, err, "watch")
+			return w, err
+		},
+	}
+	listed := map[types.UID]string{} // resource versions handled from the initial list
+	var handled error                // handle's error, returned as it is
+	call := func(t watch.EventType, p *corev1.Pod) (bool, error) {
+		done, err := handle(t, p)
 		if err != nil {
-			if ctx.Err() != nil {
-				return ctx.Err()
-			}
-			return apiError(op, err, fmt.Sprintf("pods in namespace %q", ns), podNeed("watch", "", ns))
+			handled = err
 		}
-		done, err := drain(ctx, w, &rv, &relist, handle)
-		w.Stop()
-		if done || err != nil {
-			return err
-		}
+		return done, err
 	}
-}
-
-// drain reads one watch until it closes; it sets relist when the resource
-// version expired.
-func drain(ctx context.Context, w watch.Interface, rv *string, relist *bool,
-	handle func(watch.EventType, *corev1.Pod) (bool, error)) (bool, error) {
-	for {
-		select {
-		case <-ctx.Done():
-			return false, ctx.Err()
-		case ev, ok := <-w.ResultChan():
-			if !ok {
-				return false, nil
-			}
-			switch ev.Type {
-			case watch.Error:
-				if st, ok := ev.Object.(*metav1.Status); ok && st.Code == 410 {
-					*relist = true
-					return false, nil
-				}
-				return false, apierrors.FromObject(ev.Object)
-			case watch.Bookmark:
-				if p, ok := ev.Object.(*corev1.Pod); ok {
-					*rv = p.ResourceVersion
-				}
-				continue
-			}
-			p, ok := ev.Object.(*corev1.Pod)
-			if !ok {
-				continue
-			}
-			*rv = p.ResourceVersion
-			if done, err := handle(ev.Type, p); done || err != nil {
-				return done, err
+	initial := func(store cache.Store) (bool, error) {
+		pods := make([]*corev1.Pod, 0, len(store.List()))
+		for _, o := range store.List() {
+			if p, ok := o.(*corev1.Pod); ok {
+				pods = append(pods, p)
 			}
 		}
+		slices.SortFunc(pods, func(a, b *corev1.Pod) int { return strings.Compare(a.Name, b.Name) })
+		for _, p := range pods {
+			listed[p.UID] = p.ResourceVersion
+			if done, err := call(watch.Added, p); done || err != nil {
+				return true, err
+			}
+		}
+		return call(watch.Bookmark, nil) // end of the initial list
 	}
+	change := func(ev watch.Event) (bool, error) {
+		p, ok := ev.Object.(*corev1.Pod)
+		if !ok {
+			return false, nil
+		}
+		if rv, ok := listed[p.UID]; ok && ev.Type == watch.Added && rv == p.ResourceVersion {
+			return false, nil // the informer's replay of the initial list, handled above
+		}
+		return call(ev.Type, p)
+	}
+	// A fake clientset (unit tests) cannot stream the initial list.
+	_, err := watchtools.UntilWithSync(wctx, cache.ToListWatcherWithWatchListSemantics(lw, cs), &corev1.Pod{}, initial, change)
+	mu.Lock()
+	defer mu.Unlock()
+	switch {
+	case handled != nil:
+		return handled
+	case err == nil:
+		return nil
+	case refused != nil:
+		return refused
+	case ctx.Err() != nil:
+		return ctx.Err()
+	}
+	return err
 }
 
 // ctxError turns the end of ctx into a timeout or cancellation error.

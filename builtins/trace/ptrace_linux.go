@@ -40,11 +40,6 @@ type ptraceSyscallInfo struct {
 	Data [8]uint64
 }
 
-const (
-	ptraceSyscallInfoEntry = 1
-	ptraceSyscallInfoExit  = 2
-)
-
 // ptraceThread is one traced thread.
 type ptraceThread struct {
 	tid     int
@@ -456,7 +451,7 @@ func (s *ptraceSession) syscallStop(t *ptraceThread) {
 	}
 	now := time.Now()
 	switch info.Op {
-	case ptraceSyscallInfoEntry:
+	case unix.PTRACE_SYSCALL_INFO_ENTRY:
 		if t.call != nil {
 			s.rec.finish(t.call, now, 0, false, false)
 			t.call = nil
@@ -467,7 +462,7 @@ func (s *ptraceSession) syscallStop(t *ptraceThread) {
 		}
 		args, paths := syscallDecodeArgs(info.Arch, name, [6]uint64(info.Data[1:7]), ptraceMemory(t.tid))
 		t.call = &straceCall{pid: t.pid, tid: t.tid, name: name, raw: [6]uint64(info.Data[1:7]), args: args, paths: paths, entry: now}
-	case ptraceSyscallInfoExit:
+	case unix.PTRACE_SYSCALL_INFO_EXIT:
 		if t.call == nil {
 			return // entered before we attached, or filtered out
 		}

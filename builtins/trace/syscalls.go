@@ -4,7 +4,8 @@ package trace
 
 import (
 	"fmt"
-	"sort"
+	"maps"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -192,10 +193,5 @@ func syscallEnum(v uint64, table map[uint64]string) string {
 
 // syscallSortedKeys returns the keys of m sorted.
 func syscallSortedKeys(m map[string]bool) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
+	return slices.Sorted(maps.Keys(m))
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -12,8 +13,17 @@ import (
 	"github.com/spf13/cobra"
 )
 
+// lintProblem is one problem of kdiag lint -o json.
+type lintProblem struct {
+	File    string `json:"file"`
+	Line    int    `json:"line,omitempty"`
+	Column  int    `json:"column,omitempty"`
+	Message string `json:"message"`
+}
+
 func newLintCmd(g *globalFlags) *cobra.Command {
-	return &cobra.Command{
+	var output string
+	cmd := &cobra.Command{
 		Use:   "lint [DIR|RUNBOOK...]",
 		Short: "Check runbooks without running them: unknown arguments, undocumented or unused params, unguarded writes",
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -37,19 +47,41 @@ func newLintCmd(g *globalFlags) *cobra.Command {
 				}
 				files = append(files, m)
 			}
+			if output != "" && output != "text" && output != "json" {
+				return usageErrorf("lint: -o %s: want text or json", output)
+			}
 			opts := engine.Options{Specs: builtins.All(builtins.Config{}), Loader: g.loader()}
 			problems := 0
+			all := []lintProblem{}
 			for _, f := range files {
 				ps, err := lint.Runbook(f, opts)
 				if err != nil {
 					problems++
-					fmt.Fprintln(cmd.OutOrStdout(), strings.SplitN(err.Error(), "\n", 2)[0])
+					msg := strings.SplitN(err.Error(), "\n", 2)[0]
+					all = append(all, lintProblem{File: f, Message: msg})
+					if output != "json" {
+						fmt.Fprintln(cmd.OutOrStdout(), msg)
+					}
 					continue
 				}
 				for _, p := range ps {
 					problems++
-					fmt.Fprintln(cmd.OutOrStdout(), p)
+					all = append(all, lintProblem{File: p.Pos.Filename(), Line: int(p.Pos.Line), Column: int(p.Pos.Col), Message: p.Msg})
+					if output != "json" {
+						fmt.Fprintln(cmd.OutOrStdout(), p)
+					}
 				}
+			}
+			if output == "json" {
+				enc := json.NewEncoder(cmd.OutOrStdout())
+				enc.SetIndent("", "  ")
+				if err := enc.Encode(map[string]any{"runbooks": len(files), "problems": all}); err != nil {
+					return err
+				}
+				if problems > 0 {
+					return &silentError{fmt.Errorf("%d problems in %d runbooks", problems, len(files))}
+				}
+				return nil
 			}
 			if problems > 0 {
 				return &silentError{fmt.Errorf("%d problems in %d runbooks", problems, len(files))}
@@ -58,4 +90,6 @@ func newLintCmd(g *globalFlags) *cobra.Command {
 			return nil
 		},
 	}
+	cmd.Flags().StringVarP(&output, "output", "o", "text", "text, or json: {runbooks, problems: [{file, line, column, message}]}")
+	return cmd
 }

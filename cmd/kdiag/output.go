@@ -100,7 +100,7 @@ func (c colorFlag) enabled(w io.Writer) bool {
 	case "never":
 		return false
 	}
-	if os.Getenv("NO_COLOR") != "" || os.Getenv("TERM") == "dumb" {
+	if envNoColour() {
 		return false
 	}
 	f, ok := w.(*os.File)

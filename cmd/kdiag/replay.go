@@ -96,6 +96,11 @@ func (o *replayOptions) run(ctx context.Context) error {
 	if res.Header == nil {
 		return res.Err
 	}
+	if o.runbook != "" && !o.quiet {
+		for _, line := range changedFiles(o.t.Header.Files, res.Header.Files) {
+			fmt.Fprintln(o.errOut, line)
+		}
+	}
 	if err := report.RenderWith(o.out, res.Transcript(), o.output.value, report.Options{Color: o.g.color.enabled(o.out)}); err != nil {
 		return err
 	}
@@ -113,4 +118,27 @@ func readTranscript(path string) (*transcript.Transcript, error) {
 		return t, err
 	}
 	return nil, &engine.UsageError{Err: err}
+}
+
+// changedFiles names the files of a replay against the current runbooks
+// that differ from the recording's, with the commits of a pinned
+// repository when there are any.
+func changedFiles(recorded, now []transcript.File) []string {
+	was := map[string]transcript.File{}
+	for _, f := range recorded {
+		was[f.Path] = f
+	}
+	var out []string
+	for _, f := range now {
+		old, ok := was[f.Path]
+		switch {
+		case !ok:
+			out = append(out, fmt.Sprintf("changed since the recording: %s is new", f.Path))
+		case old.SHA256 != f.SHA256 && old.Commit != "" && f.Commit != "":
+			out = append(out, fmt.Sprintf("changed since the recording: %s (%s at %.12s, now %.12s)", f.Path, f.Repo, old.Commit, f.Commit))
+		case old.SHA256 != f.SHA256:
+			out = append(out, fmt.Sprintf("changed since the recording: %s", f.Path))
+		}
+	}
+	return out
 }

@@ -26,6 +26,7 @@ type globalFlags struct {
 	namespace       string
 	runtimeEndpoint string
 	repos           []string
+	lock            string
 	nodeMode        nodeModeFlag
 	agentImage      string
 	agentNamespace  string
@@ -33,6 +34,7 @@ type globalFlags struct {
 	overrides       clientcmd.ConfigOverrides
 
 	repoMap map[string]string
+	origins map[string]engine.Origin
 }
 
 func (g *globalFlags) addFlags(fs *pflag.FlagSet) {
@@ -52,12 +54,13 @@ func (g *globalFlags) addFlags(fs *pflag.FlagSet) {
 	clientcmd.BindOverrideFlags(&g.overrides, fs, names)
 	fs.Var(&g.color, "color", "colour the report's severities and outcomes: auto (on a terminal, unless $NO_COLOR is set), always or never")
 	fs.StringArrayVar(&g.repos, "repo", nil, "a runbook repository directory, NAME=DIR or DIR (repeatable; also $KDIAG_REPOS, colon-separated)")
+	fs.StringVar(&g.lock, "lock", "", "the lock file of pinned repositories (default: ./kdiag.lock if present, else ~/.config/kdiag/kdiag.lock; also $KDIAG_LOCK)")
 }
 
 // config returns the built-ins' configuration.
 func (g *globalFlags) config() builtins.Config {
-	return builtins.Config{Kubeconfig: g.kubeconfig, Context: g.context, Namespace: g.namespace, RuntimeEndpoint: g.runtimeEndpoint,
-		NodeMode: string(g.nodeMode.mode()), AgentImage: g.agentImage, AgentNamespace: g.agentNamespace, Overrides: &g.overrides}
+	return withEnv(builtins.Config{Kubeconfig: g.kubeconfig, Context: g.context, Namespace: g.namespace, RuntimeEndpoint: g.runtimeEndpoint,
+		NodeMode: string(g.nodeMode.mode()), AgentImage: g.agentImage, AgentNamespace: g.agentNamespace, Overrides: &g.overrides})
 }
 
 // checkConnectionFlags checks what clientcmd would only check on the
@@ -87,10 +90,7 @@ func (g *globalFlags) repoDirs() map[string]string {
 // manifest's required kdiag version.
 func (g *globalFlags) resolveRepos() error {
 	g.repoMap = map[string]string{}
-	all := append([]string{}, g.repos...)
-	if env := os.Getenv("KDIAG_REPOS"); env != "" {
-		all = append(all, strings.Split(env, ":")...)
-	}
+	all := append(append([]string{}, g.repos...), envRepoList()...)
 	for _, r := range all {
 		if r == "" {
 			continue
@@ -116,12 +116,34 @@ func (g *globalFlags) resolveRepos() error {
 			g.repoMap[name] = dir
 		}
 	}
+	// The pinned repositories (kdiag repo add); --repo wins on a name.
+	dirs, origins, err := g.pinnedRepos(context.Background())
+	if err != nil {
+		return usageErrorf("%v", err)
+	}
+	for name, dir := range dirs {
+		if _, dup := g.repoMap[name]; dup {
+			continue
+		}
+		m, err := engine.ReadManifest(dir)
+		if err != nil {
+			return usageErrorf("repository %s: %v", name, err)
+		}
+		if err := m.CheckVersion(filepath.Join(dir, engine.RepoManifest), version); err != nil {
+			return usageErrorf("repository %s: %v", name, err)
+		}
+		g.repoMap[name] = dir
+		if g.origins == nil {
+			g.origins = map[string]engine.Origin{}
+		}
+		g.origins[name] = origins[name]
+	}
 	return nil
 }
 
 // loader returns a loader over the built-in library and the repositories.
 func (g *globalFlags) loader() *engine.Loader {
-	return &engine.Loader{Builtin: runbooks.FS, Repos: g.repoDirs()}
+	return &engine.Loader{Builtin: runbooks.FS, Repos: g.repoDirs(), Origins: g.origins}
 }
 
 func newRootCmd(ctx context.Context) *cobra.Command {
@@ -158,6 +180,7 @@ func newRootCmd(ctx context.Context) *cobra.Command {
 	}
 	root.AddCommand(
 		newRunCmd(g),
+		newRepoCmd(g),
 		newReplayCmd(g),
 		newReportCmd(g),
 		newListCmd(g),

@@ -14,7 +14,6 @@ import (
 	"github.com/kdiag/kdiag/engine"
 	"github.com/kdiag/kdiag/engine/report"
 	"github.com/kdiag/kdiag/engine/transcript"
-	"github.com/kdiag/kdiag/playbook"
 	"github.com/spf13/cobra"
 	"gopkg.in/yaml.v3"
 )
@@ -79,7 +78,7 @@ func newRunCmd(g *globalFlags) *cobra.Command {
 	o.output = addOutputFlag(cmd, reportOutputs)
 	fs.BoolVarP(&o.quiet, "quiet", "q", false, "print only the report (no progress, no transcript path)")
 	fs.DurationVar(&o.timeout, "timeout", 10*time.Minute, "stop the whole run after this long (0: no limit)")
-	fs.Uint64Var(&o.maxSteps, "max-steps", 10_000_000, "stop a runbook after this many Starlark computation steps (0: no limit)")
+	fs.Uint64Var(&o.maxSteps, "max-steps", engine.DefaultMaxSteps, "stop a runbook after this many Starlark computation steps (0: no limit)")
 	fs.Uint64Var(&o.maxHeapMiB, "max-heap", 1024, "stop a runbook when kdiag's heap grows past this many MiB (0: no limit); the transcript is completed")
 	fs.StringArrayVar(&o.labelArgs, "label", nil, "a label recorded in the transcript header, key=value (repeatable)")
 	fs.StringSliceVar(&o.allow, "allow-builtins", nil, "approve only these write built-ins (comma-separated; empty: none) and refuse the others, without asking")
@@ -153,80 +152,76 @@ func (o *runOptions) run(ctx context.Context) error {
 	}
 	cfg := o.g.config()
 	specs := builtins.All(cfg)
-	// Check the runbook and its params before anything touches the cluster.
-	rb, err := engine.Describe(o.module, engine.Options{Specs: specs, Loader: o.g.loader()})
-	if err != nil {
-		return err
-	}
-	defaultNamespace(rb, o.raw, cfg)
-	bound, err := engine.BindParams(rb, o.raw)
-	if err != nil {
-		return err
-	}
 	approver, hint, err := o.approver(specs)
 	if err != nil {
 		return err
-	}
-	if err := builtins.Preflight(ctx, cfg, rb, bound, o.mayWrite(approver)); err != nil {
-		return err
-	}
-	var w *transcript.Writer
-	if !o.noRecord {
-		path := o.record
-		if path == "" {
-			path = filepath.Join(".kdiag", "runs", time.Now().UTC().Format("20060102T150405Z")+"-"+rb.Name+".jsonl")
-		}
-		if w, err = transcript.Create(path); err != nil {
-			return err
-		}
 	}
 	con := newConsole(o.errOut)
 	if o.quiet {
 		con = newConsole(io.Discard)
 	}
 	observe := con.event
-	var frames *playbook.FrameWriter
+	var frames *transcript.FrameWriter
 	if o.stream {
-		frames = playbook.NewFrameWriter(o.out)
+		frames = transcript.NewFrameWriter(o.out)
 		if o.frameKey != "" {
 			key, err := os.ReadFile(o.frameKey)
 			if err != nil || len(key) < 16 {
 				return &engine.UsageError{Err: fmt.Errorf("--frame-key-file: want a key of at least 16 bytes: %v", err)}
 			}
-			frames = playbook.NewSignedFrameWriter(o.out, key)
+			frames = transcript.NewSignedFrameWriter(o.out, key)
 		}
 		observe = func(e *transcript.Event) { frames.Event(e); con.event(e) }
 		o.out = o.errOut
 	}
-	opts := engine.Options{
-		Specs: specs, Loader: o.g.loader(), Params: o.raw, DryRun: engine.DryRun(o.dryRun),
-		Approver: approver, RefusalHint: hint, Writer: w, Observer: observe, Progress: con.progress,
-		MaxSteps: o.maxSteps, MaxHeapBytes: o.maxHeapMiB << 20, Version: version, Labels: o.labels,
-		Target: transcript.Target{Kubeconfig: cfg.Kubeconfig, Context: cfg.Context, Namespace: cfg.Namespace},
+	// The runbook and its params are checked before anything touches
+	// the cluster.
+	res, path, err := engine.Launch{
+		Module: o.module,
+		Options: engine.Options{
+			Specs: specs, Loader: o.g.loader(), Params: o.raw, DryRun: engine.DryRun(o.dryRun),
+			Approver: approver, RefusalHint: hint, Observer: observe, Progress: con.progress,
+			MaxSteps: o.maxSteps, MaxHeapBytes: o.maxHeapMiB << 20, Version: version, Labels: o.labels,
+			Target: transcript.Target{Kubeconfig: cfg.Kubeconfig, Context: cfg.Context, Namespace: cfg.Namespace},
+		},
+		Defaults: func(rb *engine.Runbook, raw map[string]any) { defaultNamespace(rb, raw, cfg) },
+		Preflight: func(ctx context.Context, rb *engine.Runbook, params map[string]any) error {
+			return builtins.Preflight(ctx, cfg, rb, params, o.mayWrite(approver))
+		},
+		TranscriptPath: o.transcriptPath,
+	}.Start(ctx)
+	if err != nil {
+		return err
 	}
-	res := engine.Run(ctx, o.module, opts)
 	con.done()
 	if frames != nil && frames.Err() != nil && res.Err == nil {
 		res.Err = frames.Err()
-	}
-	if w != nil {
-		if err := w.Close(); err != nil && res.Err == nil {
-			res.Err = err
-		}
 	}
 	if res.Header != nil {
 		if err := report.RenderWith(o.out, res.Transcript(), o.output.value, report.Options{Color: o.g.color.enabled(o.out)}); err != nil {
 			return err
 		}
 	}
-	if w != nil && res.Header != nil && !o.quiet {
-		fmt.Fprintf(o.errOut, "transcript: %s\n", w.Path())
+	if path != "" && res.Header != nil && !o.quiet {
+		fmt.Fprintf(o.errOut, "transcript: %s\n", path)
 	}
 	if res.Backtrace != "" {
 		fmt.Fprintln(o.errOut, "  "+indentLines(res.Backtrace))
 		return &silentError{res.Err}
 	}
 	return res.Err
+}
+
+// transcriptPath returns where the run's transcript goes: --record, else
+// .kdiag/runs/TIME-NAME.jsonl; "" with --no-record.
+func (o *runOptions) transcriptPath(rb *engine.Runbook) string {
+	switch {
+	case o.noRecord:
+		return ""
+	case o.record != "":
+		return o.record
+	}
+	return filepath.Join(".kdiag", "runs", time.Now().UTC().Format("20060102T150405Z")+"-"+rb.Name+".jsonl")
 }
 
 // approver returns the run's Approver and, when it is nil, the hint of

@@ -11,6 +11,7 @@ import (
 	"github.com/kdiag/kdiag/engine"
 	"github.com/kdiag/kdiag/engine/transcript"
 	"github.com/kdiag/kdiag/playbook"
+	"github.com/kdiag/kdiag/playbook/job"
 	"github.com/spf13/cobra"
 )
 
@@ -101,14 +102,14 @@ func (o *serveOptions) run(ctx context.Context) error {
 		Specs: specs, Loader: loader, StoreDir: o.store, Version: version,
 		Logger: o.logger(),
 	}
-	var jobs *playbook.JobExecutor
+	var jobs *job.Executor
 	switch o.cfg.Executor {
 	case "job":
-		jobs = playbook.NewJobExecutor(o.cfg, nil) // its client once the config checks out
+		jobs = job.New(o.cfg, nil) // its client once the config checks out
 		opts.Executor = jobs
 	case "local":
 		opts.Executor = &playbook.Local{
-			Specs: specs, Loader: loader, Version: version, MaxSteps: 10_000_000, MaxHeapBytes: 384 << 20,
+			Specs: specs, Loader: loader, Version: version, MaxSteps: engine.DefaultMaxSteps, MaxHeapBytes: 384 << 20,
 			Target: transcript.Target{Kubeconfig: bcfg.Kubeconfig, Context: bcfg.Context, Namespace: bcfg.Namespace},
 			Preflight: func(ctx context.Context, rb *engine.Runbook, params map[string]any, mayWrite func(string) bool) error {
 				return builtins.Preflight(ctx, bcfg, rb, params, mayWrite)

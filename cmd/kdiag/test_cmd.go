@@ -11,6 +11,7 @@ import (
 
 func newTestCmd(g *globalFlags) *cobra.Command {
 	var update, verbose bool
+	var junit string
 	cmd := &cobra.Command{
 		Use:   "test [DIR...]",
 		Short: "Test runbooks: replay each testdata/ recording against the current runbook, run *_test.star",
@@ -26,11 +27,13 @@ The last line is "N passed, M failed"; the exit code is 1 if any failed.`,
 			opts := suite.Options{Specs: builtins.All(builtins.Config{}), Loader: g.loader(), Update: update}
 			passed, failed := 0, 0
 			out := cmd.OutOrStdout()
+			report := &junitSuites{}
 			for _, dir := range args {
 				outcomes, err := suite.Run(cmd.Context(), dir, opts)
 				if err != nil {
 					return usageErrorf("%v", err)
 				}
+				report.add(dir, outcomes)
 				for _, o := range outcomes {
 					if o.Err != nil {
 						failed++
@@ -44,6 +47,11 @@ The last line is "N passed, M failed"; the exit code is 1 if any failed.`,
 				}
 			}
 			fmt.Fprintf(out, "%d passed, %d failed\n", passed, failed)
+			if junit != "" {
+				if err := report.write(junit); err != nil {
+					return fmt.Errorf("test: --junit %s: %v", junit, err)
+				}
+			}
 			if failed > 0 {
 				return &silentError{fmt.Errorf("%d runbook tests failed", failed)}
 			}
@@ -55,5 +63,6 @@ The last line is "N passed, M failed"; the exit code is 1 if any failed.`,
 	}
 	cmd.Flags().BoolVar(&update, "update", false, "rewrite the expectations from the current runbooks")
 	cmd.Flags().BoolVarP(&verbose, "verbose", "v", false, "list passing tests too")
+	cmd.Flags().StringVar(&junit, "junit", "", "also write the results as JUnit XML to this file (for CI)")
 	return cmd
 }

@@ -31,6 +31,19 @@ type Report struct {
 	Verdict    string               `json:"verdict,omitempty"`
 	Log        []string             `json:"log,omitempty"`
 	Cleanups   []transcript.Cleanup `json:"cleanups,omitempty"`
+	// Sources are the pinned repositories the run's files came from.
+	Sources []Source `json:"sources,omitempty"`
+	// Unchecked are the failed calls the runbook went on without (through
+	// attempt): what the run could not check, and why.
+	Unchecked []Call `json:"unchecked,omitempty"`
+}
+
+// Source is a pinned repository a run loaded files from.
+type Source struct {
+	Repo   string   `json:"repo"`
+	URL    string   `json:"url"`
+	Commit string   `json:"commit"`
+	Files  []string `json:"files"`
 }
 
 // Step is one step with the calls made inside it.
@@ -86,6 +99,16 @@ func Build(t *transcript.Transcript) *Report {
 	if h.Start != nil {
 		r.Start = h.Start.UTC().Format(time.RFC3339)
 	}
+	for _, f := range h.Files {
+		if f.Repo == "" {
+			continue
+		}
+		if n := len(r.Sources); n > 0 && r.Sources[n-1].Repo == f.Repo && r.Sources[n-1].Commit == f.Commit {
+			r.Sources[n-1].Files = append(r.Sources[n-1].Files, f.Path)
+			continue
+		}
+		r.Sources = append(r.Sources, Source{Repo: f.Repo, URL: f.URL, Commit: f.Commit, Files: []string{f.Path}})
+	}
 	steps := map[string]int{}
 	stepOf := func(name string) *Step {
 		i, ok := steps[name]
@@ -111,6 +134,7 @@ func Build(t *transcript.Transcript) *Report {
 			c := Call{Seq: e.Seq, Builtin: e.Builtin, Pos: e.Pos, Args: Short(e.Args, 70), AtMS: e.AtMS, DurationMS: e.DurationMS}
 			if e.Error != nil {
 				c.Error = e.Error.Message
+				r.Unchecked = append(r.Unchecked, c)
 			} else {
 				c.Outcome = Short(e.Result, 90)
 			}
@@ -134,6 +158,9 @@ func Build(t *transcript.Transcript) *Report {
 	if f := t.Footer; f != nil {
 		r.Status, r.Message, r.DurationMS, r.Cleanups = f.Status, f.Message, f.DurationMS, f.Cleanups
 	}
+	if n := len(r.Unchecked); n > 0 && r.Status != transcript.StatusOK {
+		r.Unchecked = r.Unchecked[:n-1] // the failure that ended the run
+	}
 	r.escape()
 	return r
 }
@@ -144,6 +171,10 @@ func Build(t *transcript.Transcript) *Report {
 func (r *Report) escape() {
 	for _, s := range []*string{&r.Runbook, &r.Path, &r.Mode, &r.Status, &r.Message, &r.Verdict} {
 		*s = Printable(*s)
+	}
+	for i := range r.Unchecked {
+		c := &r.Unchecked[i]
+		c.Builtin, c.Pos, c.Args, c.Error = Printable(c.Builtin), Printable(c.Pos), Printable(c.Args), Printable(c.Error)
 	}
 	for i := range r.Steps {
 		s := &r.Steps[i]

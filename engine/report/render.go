@@ -4,7 +4,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"sort"
+	"maps"
+	"slices"
 	"strings"
 
 	"github.com/kdiag/kdiag/engine/transcript"
@@ -85,11 +86,7 @@ func (o Options) paint(s, what string) string {
 }
 
 func params(p map[string]any) string {
-	keys := make([]string, 0, len(p))
-	for k := range p {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
+	keys := slices.Sorted(maps.Keys(p))
 	parts := make([]string, 0, len(keys))
 	for _, k := range keys {
 		if p[k] == nil {
@@ -119,6 +116,9 @@ func text(w io.Writer, r *Report, o Options) error {
 	p := func(format string, args ...any) { fmt.Fprintf(w, format, args...) }
 	p("Runbook   %s (%s)\n", r.Runbook, r.Path)
 	p("Params    %s\n", params(r.Params))
+	for _, s := range r.Sources {
+		p("Source    %s at %s (%s): %s\n", s.Repo, s.Commit, s.URL, strings.Join(s.Files, ", "))
+	}
 	p("Mode      %s\n", r.Mode)
 	if r.Start != "" {
 		p("Started   %s\n", r.Start)
@@ -153,6 +153,12 @@ func text(w io.Writer, r *Report, o Options) error {
 		p("  %s %s\n", o.paint(fmt.Sprintf("%-8s", strings.ToUpper(f.Severity)), f.Severity), f.Summary)
 		if len(f.Evidence) > 0 {
 			p("           evidence: %s\n", Short(f.Evidence, 200))
+		}
+	}
+	if len(r.Unchecked) > 0 {
+		p("\nNot checked (failed calls the runbook went on without)\n")
+		for _, c := range r.Unchecked {
+			p("  #%-3d %s\n", c.Seq, c.Error)
 		}
 	}
 	if len(r.Changes) > 0 {
@@ -198,6 +204,12 @@ func markdown(w io.Writer, r *Report) error {
 		p("- **%s** %s\n", f.Severity, f.Summary)
 		if len(f.Evidence) > 0 {
 			p("  - evidence: `%s`\n", Short(f.Evidence, 300))
+		}
+	}
+	if len(r.Unchecked) > 0 {
+		p("\n## Not checked\n\nFailed calls the runbook went on without:\n\n")
+		for _, c := range r.Unchecked {
+			p("- #%d %s\n", c.Seq, mdCell(c.Error))
 		}
 	}
 	if len(r.Changes) > 0 {

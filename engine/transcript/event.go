@@ -1,6 +1,7 @@
 // Package transcript defines kdiag's transcript format: JSON Lines with a
 // header, one event per built-in call, step, finding and print, and a
-// footer; and its writer and strict reader.
+// footer; its writer and strict reader; and the frames that carry a
+// transcript through a log line by line (kdiag run --stream-transcript).
 package transcript
 
 import (
@@ -36,6 +37,11 @@ type File struct {
 	Path   string `json:"path"`
 	SHA256 string `json:"sha256"`
 	Source string `json:"source"`
+	// Repo, URL and Commit say where a file of a pinned repository came
+	// from (kdiag repo add); empty for the built-in library and local files.
+	Repo   string `json:"repo,omitempty"`
+	URL    string `json:"url,omitempty"`
+	Commit string `json:"commit,omitempty"`
 }
 
 // Target is the cluster context a run was aimed at.

@@ -19,6 +19,10 @@
 #   cluster.sh env --json   the same as a JSON object (used by test/harness)
 #   cluster.sh all       deps build images up
 #   cluster.sh is-built  exit 0 if the binaries for the current sources are already built
+#   cluster.sh node2 up|down|status|env
+#                        a second node, kdiag-node2, on this host (node2.sh: its own containerd
+#                        and kubelet, pods under cgroup /node2, tainted kdiag.io/node2=true:NoSchedule);
+#                        `all` starts it too with KDIAG_CLUSTER_NODES=2, `down` removes it
 #
 #   cluster.sh image [--shell] NAME:TAG BINARY [ENTRYPOINT...]
 #       Build a one-binary image from a statically linked BINARY (placed at /<basename>) and import
@@ -253,7 +257,22 @@ ctr_() { ctr --address "$CTRD_SOCK" -n k8s.io "$@"; }
 containerd_up() { [ -S "$CTRD_SOCK" ] && ctr --address "$CTRD_SOCK" version >/dev/null 2>&1; }
 
 # import_tar FILE: import a docker-save tarball into containerd (k8s.io namespace) and unpack it.
-import_tar() { ctr_ images import --no-unpack=false "$1" >/dev/null; }
+# When the second node is up, the image goes there too.
+import_tar() {
+  ctr_ images import --no-unpack=false "$1" >/dev/null
+  local s2=${NODE2_HOME:-/tmp/kdiag-node2}/run/containerd/containerd.sock
+  if [ -S "$s2" ] && ctr --address "$s2" version >/dev/null 2>&1; then
+    ctr --address "$s2" -n k8s.io images import --no-unpack=false "$1" >/dev/null || log "WARNING: import into node 2 failed"
+  fi
+}
+
+# node2 CMD: the second node (node2.sh: own containerd and kubelet on this host, tainted
+# kdiag.io/node2=true:NoSchedule so only pods that ask for it run there).
+cmd_node2() {
+  eval "$(cmd_env)"
+  export KUBECONFIG KDIAG_CLUSTER_BIN KDIAG_CLUSTER_STATE
+  bash "$HERE/node2.sh" "$@"
+}
 
 # import_std_images: import the standard tarballs.
 import_std_images() {
@@ -588,6 +607,7 @@ state_mounts() { awk -v s="$STATE/" 'index($2, s) == 1 {print $2}' /proc/self/mo
 # best effort (a failing step must not stop the rest); verify_down reports what is left.
 cmd_down() {
   local t0=$SECONDS
+  if [ -e "${NODE2_HOME:-/tmp/kdiag-node2}/run" ]; then cmd_node2 down || true; fi
   teardown || true
   verify_down
   log "down after $((SECONDS - t0))s"
@@ -745,7 +765,9 @@ case "${1:-}" in
   images) lock; cmd_images ;;
   up) lock; cmd_up ;;
   down) lock; cmd_down ;;
-  all) lock; cmd_deps; cmd_build; BIN=$(running_bin); cmd_images; cmd_up ;;
+  all) lock; cmd_deps; cmd_build; BIN=$(running_bin); cmd_images; cmd_up
+    if [ "${KDIAG_CLUSTER_NODES:-1}" -ge 2 ]; then cmd_node2 up; fi ;;
+  node2) shift; case "${1:-}" in up | down) lock ;; esac; cmd_node2 "$@" ;;
   image | import-image) shift; lock; cmd_image "$@" ;;
   status) cmd_status ;;
   env) shift; cmd_env "$@" ;;

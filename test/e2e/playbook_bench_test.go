@@ -13,6 +13,7 @@ import (
 	"github.com/kdiag/kdiag/builtins/kube"
 	"github.com/kdiag/kdiag/builtins/std"
 	"github.com/kdiag/kdiag/playbook"
+	"github.com/kdiag/kdiag/playbook/job"
 	"github.com/kdiag/kdiag/playbook/playbooktest"
 	"github.com/kdiag/kdiag/test/harness"
 )
@@ -48,7 +49,7 @@ func BenchmarkJobRun(b *testing.B) {
 		os.WriteFile(filepath.Join(dir, "token"), []byte(pbToken), 0o600)
 		cfg := playbooktest.Config(b, dir, waitYAML(executor)+"dedupe_window: 1ns\n")
 		if exec == nil {
-			j := playbook.NewJobExecutor(cfg, cs)
+			j := job.New(cfg, cs)
 			j.Poll = 100 * time.Millisecond
 			exec = j
 		}

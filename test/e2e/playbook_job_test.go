@@ -15,6 +15,7 @@ import (
 	"github.com/kdiag/kdiag/builtins/kube"
 	"github.com/kdiag/kdiag/engine/transcript"
 	"github.com/kdiag/kdiag/playbook"
+	"github.com/kdiag/kdiag/playbook/job"
 	"github.com/kdiag/kdiag/playbook/playbooktest"
 	"github.com/kdiag/kdiag/test/harness"
 )
@@ -72,7 +73,7 @@ func jobExecutor(t *testing.T, env *harness.Env) func(*playbook.Config) playbook
 		t.Fatal(err)
 	}
 	return func(cfg *playbook.Config) playbook.Executor {
-		j := playbook.NewJobExecutor(cfg, cs)
+		j := job.New(cfg, cs)
 		j.Poll = 200 * time.Millisecond
 		return j
 	}
@@ -81,7 +82,7 @@ func jobExecutor(t *testing.T, env *harness.Env) func(*playbook.Config) playbook
 // noRunsLeft waits until no Job or pod of a run is left in ns.
 func noRunsLeft(t *testing.T, env *harness.Env, ns string) {
 	t.Helper()
-	noneLeft(t, env, ns, "jobs,pods", playbook.RunLabel)
+	noneLeft(t, env, ns, "jobs,pods", job.RunLabel)
 }
 
 // noneLeft waits until no object of kinds matching selector is left in ns.
@@ -279,4 +280,48 @@ func TestJobExecutorFailures(t *testing.T) {
 		t.Logf("%s", m.Message)
 	})
 	noRunsLeft(t, env, jobsNS)
+}
+
+// TestJobExecutorTwoReplicas gives one alert to two replicas of the
+// server (their own state, one Jobs namespace), as Alertmanager may when
+// it retries through a Service: one Job runs it, the other replica stores
+// its run as a duplicate naming the episode marker; a third replica given
+// the alert after both ended still does not run it (the dedupe window);
+// nothing but the marker is left.
+func TestJobExecutorTwoReplicas(t *testing.T) {
+	env := seedCluster(t)
+	image := kdiagImage(t, env)
+	jobsNS := runnerNamespace(t, env, true)
+	yaml := waitYAML(plainJobYAML(jobsNS, image, ""))
+	jobs := jobExecutor(t, env)
+	a, b := startServer(t, env, yaml, jobs), startServer(t, env, yaml, jobs)
+	hook := playbooktest.KubePodNotReady("default", "replicas-"+strings.ToLower(t.Name()))
+	hook.Alerts[0].Labels = map[string]string{"alertname": "Wait", "wait": "1s"}
+	a.Token, b.Token = pbToken, pbToken
+	ra, rb := a.Alerts(t, hook, http.StatusOK), b.Alerts(t, hook, http.StatusOK)
+	if ra[0].Outcome != playbook.OutcomeStarted || rb[0].Outcome != playbook.OutcomeStarted {
+		t.Fatalf("each replica admits the alert on its own: %+v %+v", ra, rb)
+	}
+	ma, mb := a.Wait(t, ra[0].Run, 3*time.Minute), b.Wait(t, rb[0].Run, 3*time.Minute)
+	statuses := ma.Status + "," + mb.Status
+	if statuses != "ok,duplicate" && statuses != "duplicate,ok" {
+		t.Fatalf("runs ended %s (%q, %q); want one ok and one duplicate", statuses, ma.Message, mb.Message)
+	}
+	dup := ma
+	if mb.Status == playbook.StatusDuplicate {
+		dup = mb
+	}
+	if !strings.Contains(dup.Message, "another replica of the server runs this alert: the episode marker configmap "+jobsNS+"/kdiag-episode-") {
+		t.Fatalf("duplicate's message %q", dup.Message)
+	}
+	c := startServer(t, env, yaml, jobs)
+	c.Token = pbToken
+	rc := c.Alerts(t, hook, http.StatusOK)
+	if mc := c.Wait(t, rc[0].Run, time.Minute); mc.Status != playbook.StatusDuplicate {
+		t.Fatalf("a third replica, within the dedupe window: %s %q", mc.Status, mc.Message)
+	}
+	noRunsLeft(t, env, jobsNS)
+	if out := env.Kubectl(t, "get", "configmaps", "-n", jobsNS, "-l", job.EpisodeLabel, "-o", "jsonpath={.items[*].metadata.annotations.kdiag\\.io/expires}"); strings.Count(out, "T") != 1 {
+		t.Fatalf("episode markers: %q; want one, with an expiry", out)
+	}
 }

@@ -67,7 +67,7 @@ func startServer(t *testing.T, env *harness.Env, yaml string, exec func(*playboo
 	if exec != nil {
 		opts.Executor = exec(cfg)
 	} else {
-		opts.Executor = &playbook.Local{Specs: specs, Loader: cfg.Loader(nil), Version: "e2e", MaxSteps: 10_000_000,
+		opts.Executor = &playbook.Local{Specs: specs, Loader: cfg.Loader(nil), Version: "e2e", MaxSteps: engine.DefaultMaxSteps,
 			Preflight: func(ctx context.Context, rb *engine.Runbook, params map[string]any, mayWrite func(string) bool) error {
 				return builtins.Preflight(ctx, bcfg, rb, params, mayWrite)
 			}}

@@ -30,13 +30,6 @@ const maxProcRecords = 1 << 16
 // (one per thread).
 const maxPending = 1 << 16
 
-// Linux capabilities Check looks for.
-const (
-	capSysAdmin = 21
-	capPerfmon  = 38
-	capBPF      = 39
-)
-
 // Check says whether eBPF tracing can run here, and if not exactly what is
 // missing: CAP_BPF and CAP_PERFMON (or CAP_SYS_ADMIN), the kernel's BTF,
 // or the program loading (the verifier's complaint).
@@ -70,14 +63,14 @@ func checkCaps() error {
 			return fmt.Errorf("%w: reading capabilities: %v", ErrUnsupported, err)
 		}
 		has := func(c uint) bool { return caps&(1<<c) != 0 }
-		if has(capSysAdmin) || (has(capBPF) && has(capPerfmon)) {
+		if has(unix.CAP_SYS_ADMIN) || (has(unix.CAP_BPF) && has(unix.CAP_PERFMON)) {
 			return nil
 		}
 		var missing []string
-		if !has(capBPF) {
+		if !has(unix.CAP_BPF) {
 			missing = append(missing, "CAP_BPF")
 		}
-		if !has(capPerfmon) {
+		if !has(unix.CAP_PERFMON) {
 			missing = append(missing, "CAP_PERFMON")
 		}
 		return fmt.Errorf("%w: needs root, or CAP_BPF and CAP_PERFMON; missing %s", ErrUnsupported, strings.Join(missing, " and "))

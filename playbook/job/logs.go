@@ -1,4 +1,4 @@
-package playbook
+package job
 
 import (
 	"bufio"
@@ -7,6 +7,7 @@ import (
 	"io"
 	"time"
 
+	"github.com/kdiag/kdiag/engine/transcript"
 	corev1 "k8s.io/api/core/v1"
 )
 
@@ -52,7 +53,7 @@ func (r *jobRun) startStream(pod string) {
 		eachLine(rc, func(l []byte) {
 			r.mu.Lock()
 			defer r.mu.Unlock()
-			if ev := r.live.line(l); ev != nil {
+			if ev := r.live.Line(l); ev != nil {
 				r.sink.append(ev)
 			}
 		})
@@ -108,22 +109,22 @@ func (r *jobRun) reread(ctx context.Context) {
 	if r.pod == nil {
 		return
 	}
-	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	ctx, cancel := context.WithTimeout(ctx, apiTimeout)
 	defer cancel()
 	rc, err := r.j.Client.CoreV1().Pods(r.job.Namespace).GetLogs(r.pod.Name, &corev1.PodLogOptions{Container: "kdiag"}).Stream(ctx)
 	if err != nil {
 		return
 	}
 	defer rc.Close()
-	full := frameReader{key: r.key}
-	eachLine(rc, func(l []byte) { full.line(l) })
+	full := transcript.NewFrameReader(r.key)
+	eachLine(rc, func(l []byte) { full.Line(l) })
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if full.err != nil || len(full.events) < len(r.live.events) {
+	if full.Err() != nil || len(full.Events()) < len(r.live.Events()) {
 		return
 	}
-	if len(full.events) > len(r.live.events) {
-		r.sink.rewrite(full.events)
+	if len(full.Events()) > len(r.live.Events()) {
+		r.sink.rewrite(full.Events())
 	}
 	r.live = full
 }

@@ -1,4 +1,4 @@
-package playbook
+package job
 
 import (
 	"context"
@@ -7,11 +7,32 @@ import (
 	"sync"
 	"time"
 
+	"github.com/kdiag/kdiag/engine/transcript"
+	"github.com/kdiag/kdiag/playbook"
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
+)
+
+// How long the follower gives things, named.
+const (
+	// failedCreateAfter is how long a Job may have no pod before the
+	// follower looks for a FailedCreate event saying why (no
+	// ServiceAccount, a policy refusing the pod).
+	failedCreateAfter = 5 * time.Second
+	// streamDrain is how long the log stream has, once the container
+	// ended, to deliver the rest of the transcript.
+	streamDrain = 10 * time.Second
+	// streamGrace is added to the Job's termination grace: how long a
+	// deleted or timed-out pod's stream has to end.
+	streamGrace = 15 * time.Second
+	// apiTimeout bounds the calls made after the run (delete the Job and
+	// the frame key, read the whole log).
+	apiTimeout = 30 * time.Second
+	// defaultPoll is Executor.Poll's default.
+	defaultPoll = 500 * time.Millisecond
 )
 
 // stuckReasons are the reasons a container waits that no waiting fixes:
@@ -23,15 +44,16 @@ var stuckReasons = map[string]bool{
 
 // jobRun follows one run's Job.
 type jobRun struct {
-	j   *JobExecutor
+	j   *Executor
 	job *batchv1.Job
-	req RunRequest
+	req playbook.RunRequest
 	key []byte // the run's frame key
 
 	mu   sync.Mutex
-	live frameReader
+	live *transcript.FrameReader
 	sink *transcriptSink
 
+	w          *jobWatch
 	pod        *corev1.Pod
 	pending    string // why the pod is not running yet, for messages
 	streamDone chan struct{}
@@ -40,17 +62,17 @@ type jobRun struct {
 }
 
 // follow waits for the Job's pod, streams its log into the transcript and
-// maps how the run ended to an Outcome. The Job is deleted at the end.
-func (j *JobExecutor) follow(ctx context.Context, job *batchv1.Job, req RunRequest, key []byte) Outcome {
+// maps how the run ended to an playbook.Outcome. The Job is deleted at the end.
+func (j *Executor) follow(ctx context.Context, job *batchv1.Job, req playbook.RunRequest, key []byte) playbook.Outcome {
 	r := &jobRun{j: j, job: job, req: req, sink: &transcriptSink{path: req.TranscriptPath}, key: key}
-	r.live.key = key
+	r.live = transcript.NewFrameReader(key)
 	out := r.run(ctx)
 	defer j.deleteSecret(job.Namespace, frameKeySecret(req.ID))
 	r.mu.Lock()
-	if r.live.err != nil {
-		out.Damaged = "transcript stream: " + r.live.err.Error()
-		if r.live.forged > 0 {
-			out.Damaged = fmt.Sprintf("%s (%d forged frames dropped)", out.Damaged, r.live.forged)
+	if r.live.Err() != nil {
+		out.Damaged = "transcript stream: " + r.live.Err().Error()
+		if r.live.Forged() > 0 {
+			out.Damaged = fmt.Sprintf("%s (%d forged frames dropped)", out.Damaged, r.live.Forged())
 		}
 	}
 	r.mu.Unlock()
@@ -69,60 +91,68 @@ func (j *JobExecutor) follow(ctx context.Context, job *batchv1.Job, req RunReque
 
 func (r *jobRun) name() string { return r.job.Namespace + "/" + r.job.Name }
 
-// run polls the Job and its pod until the pod's container has ended, the
-// Job failed or ctx is cancelled.
-func (r *jobRun) run(ctx context.Context) Outcome {
+// run follows the Job and its pod through informers, looking at them on
+// every change and when the log stream ends, until the pod's container
+// has ended, the Job failed or ctx is cancelled. Until the pod exists it
+// also looks every Poll, for what no informer reports (FailedCreate
+// events).
+func (r *jobRun) run(ctx context.Context) playbook.Outcome {
+	wctx, stop := context.WithCancel(ctx)
+	r.w = r.watch(wctx)
+	defer r.w.running.Wait()
+	defer stop()
 	poll := r.j.Poll
 	if poll <= 0 {
-		poll = 500 * time.Millisecond
+		poll = defaultPoll
 	}
 	t := time.NewTicker(poll)
 	defer t.Stop()
 	start := time.Now()
-	for tick := 0; ; tick++ {
-		// While the log streams, the stream's end is the news: look at
-		// the Job only every 20 polls (its deadline, its deletion).
-		if r.streamDone == nil || tick%20 == 0 || r.streamEnded() {
+	for {
+		r.streamEnded()
+		if r.w.hasSynced() {
 			if out, done := r.check(ctx, time.Since(start)); done {
 				return out
 			}
 		}
+		var tick <-chan time.Time
+		if r.pod == nil {
+			tick = t.C
+		}
 		select {
 		case <-ctx.Done():
 			return r.cancel(ctx)
-		case <-t.C:
+		case <-r.w.changed:
+		case <-tick:
 		case <-r.streamDoneOrNil():
 		}
 	}
 }
 
-// check looks at the Job and its pod once.
-func (r *jobRun) check(ctx context.Context, elapsed time.Duration) (Outcome, bool) {
-	job, err := r.j.Client.BatchV1().Jobs(r.job.Namespace).Get(ctx, r.job.Name, metav1.GetOptions{})
-	switch {
-	case ctx.Err() != nil:
-		return Outcome{}, false
-	case apierrors.IsNotFound(err):
+// check looks at the Job and its pod, as the informers have them, once.
+func (r *jobRun) check(ctx context.Context, elapsed time.Duration) (playbook.Outcome, bool) {
+	if ctx.Err() != nil {
+		return playbook.Outcome{}, false
+	}
+	job := r.w.currentJob(r.job.Namespace, r.job.Name)
+	if job == nil {
 		return r.ended(fmt.Sprintf("job %s was deleted while the run was going", r.name())), true
-	case err != nil:
-		return Outcome{}, false // a passing API error: look again
 	}
 	if why := deadlineText(job, r.name()); why != "" {
 		return r.ended(why + r.pendingText()), true
 	}
-	pods, err := r.j.Client.CoreV1().Pods(r.job.Namespace).List(ctx, metav1.ListOptions{LabelSelector: batchv1.JobNameLabel + "=" + r.job.Name})
-	if err != nil || len(pods.Items) == 0 {
-		if err == nil && r.pod == nil && elapsed > 5*time.Second {
+	pod := r.w.firstPod()
+	if pod == nil {
+		if r.pod == nil && elapsed > failedCreateAfter {
 			if msg := r.failedCreate(ctx); msg != "" {
-				return Outcome{Status: StatusFailed, Message: fmt.Sprintf("job %s cannot create its pod: %s", r.name(), msg)}, true
+				return playbook.Outcome{Status: playbook.StatusFailed, Message: fmt.Sprintf("job %s cannot create its pod: %s", r.name(), msg)}, true
 			}
 		}
-		if err == nil && r.pod != nil {
+		if r.pod != nil {
 			return r.ended(fmt.Sprintf("the pod %s of job %s was deleted while the run was going", r.pod.Name, r.name())), true
 		}
-		return Outcome{}, false
+		return playbook.Outcome{}, false
 	}
-	pod := &pods.Items[0]
 	r.pod = pod
 	st := containerStatus(pod)
 	switch {
@@ -132,7 +162,7 @@ func (r *jobRun) check(ctx context.Context, elapsed time.Duration) (Outcome, boo
 		w := st.State.Waiting
 		r.pending = strings.TrimSuffix(w.Reason+": "+w.Message, ": ")
 		if stuckReasons[w.Reason] {
-			return Outcome{Status: StatusFailed, Message: fmt.Sprintf("the pod %s of job %s cannot start kdiag: %s: %s", pod.Name, r.name(), w.Reason, w.Message)}, true
+			return playbook.Outcome{Status: playbook.StatusFailed, Message: fmt.Sprintf("the pod %s of job %s cannot start kdiag: %s: %s", pod.Name, r.name(), w.Reason, w.Message)}, true
 		}
 	case st.State.Running != nil:
 		r.pending = ""
@@ -140,7 +170,7 @@ func (r *jobRun) check(ctx context.Context, elapsed time.Duration) (Outcome, boo
 	case st.State.Terminated != nil:
 		return r.terminated(ctx, st.State.Terminated), true
 	}
-	return Outcome{}, false
+	return playbook.Outcome{}, false
 }
 
 // containerStatus returns the status of the pod's kdiag container.
@@ -183,8 +213,8 @@ func (r *jobRun) failedCreate(ctx context.Context) string {
 
 // terminated reads the whole log of the ended container, keeps the more
 // complete of it and the streamed transcript, and maps the end.
-func (r *jobRun) terminated(ctx context.Context, t *corev1.ContainerStateTerminated) Outcome {
-	r.waitStream(10 * time.Second)
+func (r *jobRun) terminated(ctx context.Context, t *corev1.ContainerStateTerminated) playbook.Outcome {
+	r.waitStream(streamDrain)
 	r.reread(ctx)
 	if why := r.deadline(ctx); why != "" {
 		return r.ended(why)
@@ -215,35 +245,35 @@ func deadlineText(job *batchv1.Job, name string) string {
 
 // ended maps the end of a run whose pod ended without a terminated
 // container status (deadline, deletion).
-func (r *jobRun) ended(why string) Outcome {
-	r.waitStream(r.j.Config.TerminationGrace + 15*time.Second)
+func (r *jobRun) ended(why string) playbook.Outcome {
+	r.waitStream(r.j.Config.TerminationGrace + streamGrace)
 	out := r.outcome(why)
-	if r.live.complete() && out.Status != StatusOK {
-		out.Status, out.Message = StatusFailed, why+"; "+out.Message
+	if r.live.Complete() && out.Status != playbook.StatusOK {
+		out.Status, out.Message = playbook.StatusFailed, why+"; "+out.Message
 	}
 	return out
 }
 
 // cancel deletes the Job, so that the pod is terminated and kdiag ends
 // the transcript with status cancelled, and waits for the transcript.
-func (r *jobRun) cancel(ctx context.Context) Outcome {
+func (r *jobRun) cancel(ctx context.Context) playbook.Outcome {
 	cause := context.Cause(ctx)
 	if err := r.j.deleteJob(r.job); err != nil {
-		return Outcome{Status: StatusCancelled, Message: fmt.Sprintf("%v; %v", cause, err)}
+		return playbook.Outcome{Status: playbook.StatusCancelled, Message: fmt.Sprintf("%v; %v", cause, err)}
 	}
 	if r.streamDone == nil {
-		return Outcome{Status: StatusCancelled, Message: fmt.Sprintf("cancelled before kdiag started in job %s: %v", r.name(), cause)}
+		return playbook.Outcome{Status: playbook.StatusCancelled, Message: fmt.Sprintf("cancelled before kdiag started in job %s: %v", r.name(), cause)}
 	}
-	r.waitStream(r.j.Config.TerminationGrace + 15*time.Second)
-	if !r.live.complete() {
+	r.waitStream(r.j.Config.TerminationGrace + streamGrace)
+	if !r.live.Complete() {
 		r.reread(context.Background())
 	}
 	out := r.outcome("")
-	if out.Status != StatusCancelled && !r.live.complete() {
-		out.Status = StatusCancelled
+	if out.Status != playbook.StatusCancelled && !r.live.Complete() {
+		out.Status = playbook.StatusCancelled
 	}
 	msg := fmt.Sprintf("%v (job %s deleted)", cause, r.name())
-	if !r.live.complete() {
+	if !r.live.Complete() {
 		msg += "; the transcript ends before its footer"
 	}
 	out.Message = strings.TrimPrefix(out.Message+"; "+msg, "; ")
@@ -251,12 +281,12 @@ func (r *jobRun) cancel(ctx context.Context) Outcome {
 }
 
 // outcome maps the transcript (its footer, when it has one) or, lacking
-// one, why the pod ended and its last lines of output, to an Outcome.
-func (r *jobRun) outcome(why string) Outcome {
+// one, why the pod ended and its last lines of output, to an playbook.Outcome.
+func (r *jobRun) outcome(why string) playbook.Outcome {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	out := Outcome{Status: StatusFailed}
-	if ft := r.live.footer(); ft != nil && r.live.err == nil {
+	out := playbook.Outcome{Status: playbook.StatusFailed}
+	if ft := r.live.Footer(); ft != nil && r.live.Err() == nil {
 		out.Status, out.Message = ft.Status, ft.Message
 		return out
 	}
@@ -264,13 +294,13 @@ func (r *jobRun) outcome(why string) Outcome {
 	if why != "" {
 		parts = append(parts, why)
 	}
-	if r.live.err != nil {
-		parts = append(parts, "transcript stream: "+r.live.err.Error())
+	if r.live.Err() != nil {
+		parts = append(parts, "transcript stream: "+r.live.Err().Error())
 	}
-	if len(r.live.events) > 0 {
-		parts = append(parts, fmt.Sprintf("the transcript ends after %d events, without a footer", len(r.live.events)))
+	if len(r.live.Events()) > 0 {
+		parts = append(parts, fmt.Sprintf("the transcript ends after %d events, without a footer", len(r.live.Events())))
 	}
-	if last := lastLines(r.live.other, 3); last != "" {
+	if last := lastLines(r.live.Other(), 3); last != "" {
 		parts = append(parts, last)
 	}
 	out.Message = strings.Join(parts, ": ")
@@ -291,8 +321,8 @@ func lastLines(lines []string, n int) string {
 }
 
 // deleteJob deletes a Job and, through background propagation, its pod.
-func (j *JobExecutor) deleteJob(job *batchv1.Job) error {
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+func (j *Executor) deleteJob(job *batchv1.Job) error {
+	ctx, cancel := context.WithTimeout(context.Background(), apiTimeout)
 	defer cancel()
 	bg := metav1.DeletePropagationBackground
 	err := j.Client.BatchV1().Jobs(job.Namespace).Delete(ctx, job.Name, metav1.DeleteOptions{PropagationPolicy: &bg})
@@ -303,8 +333,8 @@ func (j *JobExecutor) deleteJob(job *batchv1.Job) error {
 }
 
 // deleteSecret deletes a run's frame key Secret.
-func (j *JobExecutor) deleteSecret(ns, name string) {
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+func (j *Executor) deleteSecret(ns, name string) {
+	ctx, cancel := context.WithTimeout(context.Background(), apiTimeout)
 	defer cancel()
 	_ = j.Client.CoreV1().Secrets(ns).Delete(ctx, name, metav1.DeleteOptions{})
 }

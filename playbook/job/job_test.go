@@ -1,7 +1,8 @@
-package playbook
+package job
 
 import (
 	"bytes"
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"slices"
@@ -11,6 +12,8 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/kdiag/kdiag/builtins/std"
+	"github.com/kdiag/kdiag/engine/transcript"
+	"github.com/kdiag/kdiag/playbook"
 	corev1 "k8s.io/api/core/v1"
 )
 
@@ -30,16 +33,16 @@ routes:
 // TestJobSpec checks the Job built for a run: kdiag's arguments per
 // policy, labels, deadlines, and the node_local and host_network settings.
 func TestJobSpec(t *testing.T) {
-	cfg, err := Parse("playbooks.yaml", []byte(jobYAML))
+	cfg, err := playbook.Parse("playbooks.yaml", []byte(jobYAML))
 	if err != nil {
 		t.Fatal(err)
 	}
-	j := NewJobExecutor(cfg, nil)
-	req := RunRequest{
+	j := New(cfg, nil)
+	req := playbook.RunRequest{
 		ID: "20260101T030405Z-1a2b3c4d", Runbook: "@kdiag//readiness-probe-failing.star",
 		Params:  map[string]any{"pod": "web-0", "namespace": "shop", "ephemeral": "false"},
 		Labels:  map[string]string{"route": "pod-not-ready", "alertname": "KubePodNotReady"},
-		Policy:  Policy{Route: "pod-not-ready", Mutations: MutationsAllow, AllowBuiltins: []string{"patch_configmap", "restart"}},
+		Policy:  playbook.Policy{Route: "pod-not-ready", Mutations: playbook.MutationsAllow, AllowBuiltins: []string{"patch_configmap", "restart"}},
 		Timeout: 10 * time.Minute,
 	}
 	job := j.job(req)
@@ -54,7 +57,7 @@ func TestJobSpec(t *testing.T) {
 		t.Errorf("args (-want +got):\n%s", d)
 	}
 	if job.Name != "kdiag-run-20260101t030405z-1a2b3c4d" || job.Namespace != "diag-runs" ||
-		job.Labels[RunLabel] != req.ID || ps.ServiceAccountName != DefaultJobServiceAccount || c.Image != DefaultJobImage {
+		job.Labels[RunLabel] != req.ID || ps.ServiceAccountName != playbook.DefaultJobServiceAccount || c.Image != playbook.DefaultJobImage {
 		t.Errorf("job %s/%s labels %v sa %s image %s", job.Namespace, job.Name, job.Labels, ps.ServiceAccountName, c.Image)
 	}
 	if *job.Spec.BackoffLimit != 0 || *job.Spec.ActiveDeadlineSeconds != 720 || *job.Spec.TTLSecondsAfterFinished != 3600 ||
@@ -75,11 +78,11 @@ func TestJobSpec(t *testing.T) {
 	}
 
 	for _, tc := range []struct {
-		policy Policy
+		policy playbook.Policy
 		flag   string
 	}{
-		{Policy{Mutations: MutationsNever}, "--allow-builtins="},
-		{Policy{Mutations: MutationsDryRun}, "--dry-run=client"},
+		{playbook.Policy{Mutations: playbook.MutationsNever}, "--allow-builtins="},
+		{playbook.Policy{Mutations: playbook.MutationsDryRun}, "--dry-run=client"},
 	} {
 		req.Policy = tc.policy
 		if args := j.Args(req); !slices.Contains(args, tc.flag) || slices.ContainsFunc(args, func(a string) bool { return a == "--yes" }) {
@@ -101,34 +104,13 @@ func TestJobSpec(t *testing.T) {
 	}
 
 	// The defaults: node built-ins in an agent pod of the Job's image.
-	cfg, err = Parse("playbooks.yaml", []byte("auth: {insecure: true}\nexecutor: job\njob: {image: reg/kdiag:v2}\nroutes:\n  - {runbook: wait-and-log}\n"))
+	cfg, err = playbook.Parse("playbooks.yaml", []byte("auth: {insecure: true}\nexecutor: job\njob: {image: reg/kdiag:v2}\nroutes:\n  - {runbook: wait-and-log}\n"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	args = NewJobExecutor(cfg, nil).Args(req)
+	args = New(cfg, nil).Args(req)
 	if d := cmp.Diff([]string{"--node-mode=agent", "--agent-image=reg/kdiag:v2"}, args[len(args)-2:]); d != "" {
 		t.Errorf("default args (-want +got):\n%s", d)
-	}
-}
-
-// TestJobConfigErrors: bad job settings fail at load, naming the line.
-func TestJobConfigErrors(t *testing.T) {
-	for _, tc := range []struct{ yaml, want string }{
-		{"executor: jobs\n", `playbooks.yaml:2: executor: unknown "jobs" (want local or job)`},
-		{"job: {image: x:v1}\n", "playbooks.yaml:2: job: these settings are for executor: job, but the executor is local"},
-		{"executor: job\njob:\n  node_mode: remote\n", `playbooks.yaml:4: job.node_mode: unknown "remote"`},
-		{"executor: job\njob:\n  node_mode: agent\n  node_local: true\n", "playbooks.yaml:5: job.node_local runs node built-ins in the Job's pod"},
-		{"executor: job\njob:\n  namespace: Diag_Runs\n", `playbooks.yaml:4: job.namespace "Diag_Runs"`},
-		{"executor: job\njob:\n  env: {\"1X\": y}\n", `playbooks.yaml:4: job.env: "1X" is not a variable name`},
-		{"executor: job\njob:\n  active_deadline: 1500ms\n", "playbooks.yaml:4: job.active_deadline must be a positive number of whole seconds, got 1.5s"},
-		{"executor: job\njob:\n  runtime_endpoint: /run/containerd.sock\n", `playbooks.yaml:4: job.runtime_endpoint "/run/containerd.sock": want a unix:///path socket`},
-		{"executor: job\njob:\n  hostnetwork: true\n", `playbooks.yaml:4: unknown field "hostnetwork" in job (fields: namespace, image,`},
-	} {
-		y := "auth: {insecure: true}\n" + tc.yaml + "routes:\n  - {runbook: wait-and-log}\n"
-		_, err := Parse("playbooks.yaml", []byte(y))
-		if err == nil || !strings.Contains(err.Error(), tc.want) {
-			t.Errorf("%q:\n got %v\nwant %s", tc.yaml, err, tc.want)
-		}
 	}
 }
 
@@ -139,11 +121,11 @@ func TestJobRunbookFromFile(t *testing.T) {
 	os.WriteFile(filepath.Join(dir, "mine.star"), []byte("runbook(name = \"mine\", summary = \"Mine.\")\ndef main(p):\n    pass\n"), 0o644)
 	y := "auth: {insecure: true}\nexecutor: job\nroutes:\n  - {runbook: wait-and-log}\n  - name: mine\n    runbook: mine.star\n"
 	os.WriteFile(filepath.Join(dir, "playbooks.yaml"), []byte(y), 0o644)
-	cfg, err := Load(filepath.Join(dir, "playbooks.yaml"))
+	cfg, err := playbook.Load(filepath.Join(dir, "playbooks.yaml"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, err = New(cfg, Options{Specs: std.Specs(), Executor: NewJobExecutor(cfg, nil), StoreDir: dir})
+	_, err = playbook.New(cfg, playbook.Options{Specs: std.Specs(), Executor: New(cfg, nil), StoreDir: dir})
 	want := filepath.Join(dir, "playbooks.yaml") + `:6: route "mine": executor job runs runbooks of kdiag's built-in library only`
 	if err == nil || !strings.HasPrefix(err.Error(), want) {
 		t.Fatalf("got %v\nwant %s", err, want)
@@ -155,7 +137,7 @@ func TestJobRunbookFromFile(t *testing.T) {
 // kdiag's last error, and a damaged stream is never a success.
 func TestJobOutcome(t *testing.T) {
 	var frames bytes.Buffer
-	fw := NewFrameWriter(&frames)
+	fw := transcript.NewFrameWriter(&frames)
 	for _, e := range events(1 << 10) {
 		fw.Event(e)
 	}
@@ -166,31 +148,43 @@ func TestJobOutcome(t *testing.T) {
 		status     string
 		wantPrefix string
 	}{
-		"whole": {log: lines, why: "kdiag ended with exit code 0", status: StatusOK},
+		"whole": {log: lines, why: "kdiag ended with exit code 0", status: playbook.StatusOK},
 		"refused before the run": {
 			log:        [][]byte{[]byte("kdiag: running x"), []byte("kdiag: rbac: the current user \"u\" cannot \"get\" \"pods\"")},
 			why:        "kdiag in job j ended with exit code 1",
-			status:     StatusFailed,
+			status:     playbook.StatusFailed,
 			wantPrefix: `kdiag in job j ended with exit code 1: rbac: the current user "u" cannot "get" "pods"`,
 		},
 		"killed mid-run": {
 			log: append(lines[:2:2], []byte("▶ step"), []byte("  logs → ok")), why: "kdiag in job j ended with exit code 137 (OOMKilled)",
-			status: StatusFailed, wantPrefix: "kdiag in job j ended with exit code 137 (OOMKilled): the transcript ends after 2 events, without a footer: ▶ step / logs → ok",
+			status: playbook.StatusFailed, wantPrefix: "kdiag in job j ended with exit code 137 (OOMKilled): the transcript ends after 2 events, without a footer: ▶ step / logs → ok",
 		},
 		"damaged": {
-			log: append([][]byte{lines[0]}, lines[2:]...), why: "x", status: StatusFailed,
+			log: append([][]byte{lines[0]}, lines[2:]...), why: "x", status: playbook.StatusFailed,
 			wantPrefix: "x: transcript stream: event 2 arrived where event 1 was due",
 		},
 	} {
 		t.Run(name, func(t *testing.T) {
-			r := &jobRun{}
+			r := &jobRun{live: transcript.NewFrameReader(nil)}
 			for _, l := range tc.log {
-				r.live.line(l)
+				r.live.Line(l)
 			}
 			out := r.outcome(tc.why)
 			if out.Status != tc.status || !strings.HasPrefix(out.Message, tc.wantPrefix) {
 				t.Fatalf("got %s %q\nwant %s %q", out.Status, out.Message, tc.status, tc.wantPrefix)
 			}
 		})
+	}
+}
+
+// events returns a small transcript whose call result is a line of n
+// bytes with multi-byte runes.
+func events(n int) []*transcript.Event {
+	big := strings.Repeat("é€x", n/6)
+	return []*transcript.Event{
+		{Type: transcript.TypeHeader, Version: transcript.Version, Name: "t", Runbook: "@kdiag//t.star"},
+		{Type: transcript.TypeCall, Seq: 1, Builtin: "logs", Result: json.RawMessage(`{"text":"` + big + `"}`)},
+		{Type: transcript.TypePrint, Seq: 2, Message: "kdiag-transcript 9 1/1 not a frame when inside a message"},
+		{Type: transcript.TypeFooter, Seq: 3, Status: transcript.StatusOK},
 	}
 }

@@ -1,13 +1,20 @@
-package playbook
+// Package job holds the playbook server's Job executor (executor: job):
+// it runs each run as a Kubernetes Job running `kdiag run
+// --stream-transcript`, follows the Job and its pod, and reassembles the
+// transcript from the pod's log.
+package job
 
 import (
 	"context"
 	"crypto/rand"
 	"fmt"
+	"maps"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/kdiag/kdiag/playbook"
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
@@ -19,53 +26,52 @@ import (
 // RunLabel labels a run's Job and pod with the run's id.
 const RunLabel = "kdiag.io/run"
 
-// JobExecutor is the Executor that runs each run as a Kubernetes Job: its
+// Executor is the playbook.Executor that runs each run as a Kubernetes Job: its
 // pod runs `kdiag run` with the run's runbook, params, labels and policy
 // and streams the transcript to its log (--stream-transcript), which the
 // executor follows and writes to the run's TranscriptPath. Cancelling a
 // run deletes its Job: the pod is terminated, and kdiag ends the
 // transcript with status cancelled and runs its cleanups. A finished
 // Job is deleted once its transcript is read.
-type JobExecutor struct {
-	// Config are the job: settings, defaults filled (Load does).
-	Config JobConfig
+type Executor struct {
+	// Config are the job: settings, defaults filled (playbook.Load does).
+	Config playbook.JobConfig
 	// Client creates, watches and deletes the Jobs and reads pod logs.
 	Client kubernetes.Interface
-	// Poll is how often the Job's pod is looked at while it starts and
-	// after it ends (default 500ms).
+	// DedupeWindow is how long after a run ends that the same alert
+	// episode given to another replica is still a duplicate (the
+	// server's dedupe_window).
+	DedupeWindow time.Duration
+	// Poll is how often the follower looks for why a Job has no pod yet
+	// (its FailedCreate events, which no informer reports; default
+	// 500ms). The Job and its pod are watched, not polled.
 	Poll time.Duration
 }
 
-// NewJobExecutor returns a JobExecutor with the config's job: settings.
-func NewJobExecutor(cfg *Config, client kubernetes.Interface) *JobExecutor {
-	j := &JobExecutor{Client: client, Poll: 500 * time.Millisecond}
+// New returns an Executor with the config's job: settings.
+func New(cfg *playbook.Config, client kubernetes.Interface) *Executor {
+	j := &Executor{Client: client, Poll: defaultPoll, DedupeWindow: cfg.DedupeWindow}
 	if cfg.Job != nil {
 		j.Config = *cfg.Job
 	}
 	return j
 }
 
-// Name implements Executor.
-func (j *JobExecutor) Name() string { return "job" }
-
-// runbookChecker is implemented by executors that can run only some
-// runbooks; New checks every route's runbook with it.
-type runbookChecker interface {
-	CheckRunbook(module string) error
-}
+// Name implements playbook.Executor.
+func (j *Executor) Name() string { return "job" }
 
 // CheckRunbook accepts the runbooks of the built-in library only: the
 // Job's pod has the image's kdiag, not the server's files or repositories.
-func (j *JobExecutor) CheckRunbook(module string) error {
+func (j *Executor) CheckRunbook(module string) error {
 	if !strings.HasPrefix(module, "@kdiag//") {
 		return fmt.Errorf("executor job runs runbooks of kdiag's built-in library only (the Job's image has no access to %s); use executor: local for it", module)
 	}
 	return nil
 }
 
-// Start implements Executor: it creates the run's frame key Secret and
-// Job, and follows the Job.
-func (j *JobExecutor) Start(ctx context.Context, req RunRequest) (RunHandle, error) {
+// Start implements playbook.Executor: it creates the run's frame key
+// Secret and Job, and follows the Job.
+func (j *Executor) Start(ctx context.Context, req playbook.RunRequest) (playbook.RunHandle, error) {
 	key := make([]byte, 32)
 	if _, err := rand.Read(key); err != nil {
 		return nil, fmt.Errorf("frame key: %w", err)
@@ -75,24 +81,44 @@ func (j *JobExecutor) Start(ctx context.Context, req RunRequest) (RunHandle, err
 		ObjectMeta: metav1.ObjectMeta{Name: frameKeySecret(req.ID), Namespace: job.Namespace, Labels: job.Labels},
 		Data:       map[string][]byte{frameKeyFile: key},
 	}
-	if _, err := j.Client.CoreV1().Secrets(sec.Namespace).Create(ctx, sec, metav1.CreateOptions{}); err != nil {
-		return nil, fmt.Errorf("create the run's frame key secret %s/%s: %w", sec.Namespace, sec.Name, err)
+	// Another replica of the server may have been given the same alert.
+	release, err := j.claim(ctx, req, job.Namespace)
+	if err != nil {
+		return nil, err
 	}
 	created, err := j.Client.BatchV1().Jobs(job.Namespace).Create(ctx, job, metav1.CreateOptions{})
 	if err != nil {
-		j.deleteSecret(job.Namespace, sec.Name)
+		release(false)
 		return nil, fmt.Errorf("create job %s/%s: %w", job.Namespace, job.Name, err)
+	}
+	if _, err := j.Client.CoreV1().Secrets(sec.Namespace).Create(ctx, sec, metav1.CreateOptions{}); err != nil {
+		j.deleteJob(created)
+		release(false)
+		return nil, fmt.Errorf("create the run's frame key secret %s/%s: %w", sec.Namespace, sec.Name, err)
 	}
 	// Owned by the Job, the Secret goes with it even if the server dies
 	// before it deletes the Secret itself.
 	owner := fmt.Sprintf(`{"metadata":{"ownerReferences":[{"apiVersion":"batch/v1","kind":"Job","name":%q,"uid":%q}]}}`, created.Name, created.UID)
 	_, _ = j.Client.CoreV1().Secrets(sec.Namespace).Patch(ctx, sec.Name, types.MergePatchType, []byte(owner), metav1.PatchOptions{})
-	h := &localHandle{done: make(chan struct{})}
+	h := &handle{done: make(chan struct{})}
 	go func() {
 		defer close(h.done)
 		h.out = j.follow(ctx, created, req, key)
+		release(true)
 	}()
 	return h, nil
+}
+
+// handle is a started Job run.
+type handle struct {
+	done chan struct{}
+	out  playbook.Outcome
+}
+
+// Wait implements playbook.RunHandle.
+func (h *handle) Wait() playbook.Outcome {
+	<-h.done
+	return h.out
 }
 
 // The run's frame key: a Secret of its own, mounted into the kdiag
@@ -110,18 +136,18 @@ func jobName(id string) string { return "kdiag-run-" + strings.ToLower(id) }
 
 // Args returns the kdiag arguments that run req: the runbook, its params,
 // the labels, the policy as flags, the timeout and the transcript stream.
-func (j *JobExecutor) Args(req RunRequest) []string {
+func (j *Executor) Args(req playbook.RunRequest) []string {
 	args := []string{"run", req.Runbook}
-	for _, k := range sortedKeys(req.Params) {
+	for _, k := range slices.Sorted(maps.Keys(req.Params)) {
 		args = append(args, "-p", k+"="+fmt.Sprint(req.Params[k]))
 	}
-	for _, k := range sortedKeys(req.Labels) {
+	for _, k := range slices.Sorted(maps.Keys(req.Labels)) {
 		args = append(args, "--label", k+"="+req.Labels[k])
 	}
 	switch req.Policy.Mutations {
-	case MutationsDryRun:
+	case playbook.MutationsDryRun:
 		args = append(args, "--dry-run=client")
-	case MutationsAllow:
+	case playbook.MutationsAllow:
 		args = append(args, "--allow-builtins="+strings.Join(req.Policy.AllowBuiltins, ","))
 	default:
 		args = append(args, "--allow-builtins=")
@@ -144,14 +170,14 @@ func (j *JobExecutor) Args(req RunRequest) []string {
 }
 
 // job builds the Job of req.
-func (j *JobExecutor) job(req RunRequest) *batchv1.Job {
+func (j *Executor) job(req playbook.RunRequest) *batchv1.Job {
 	c := j.Config
 	labels := map[string]string{RunLabel: req.ID, "app.kubernetes.io/name": "kdiag", "app.kubernetes.io/component": "run"}
 	if r := req.Labels["route"]; r != "" && len(r) <= 63 {
 		labels["kdiag.io/route"] = r
 	}
 	var env []corev1.EnvVar
-	for _, k := range sortedKeys(c.Env) {
+	for _, k := range slices.Sorted(maps.Keys(c.Env)) {
 		env = append(env, corev1.EnvVar{Name: k, Value: c.Env[k]})
 	}
 	ctr := corev1.Container{
@@ -193,7 +219,7 @@ func (j *JobExecutor) job(req RunRequest) *batchv1.Job {
 	}
 	deadline := c.ActiveDeadline
 	if deadline == 0 && req.Timeout > 0 {
-		deadline = req.Timeout + DefaultJobStartAllowance
+		deadline = req.Timeout + playbook.DefaultJobStartAllowance
 	}
 	if deadline > 0 {
 		job.Spec.ActiveDeadlineSeconds = ptr(int64((deadline + time.Second - 1) / time.Second))

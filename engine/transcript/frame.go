@@ -1,4 +1,4 @@
-package playbook
+package transcript
 
 import (
 	"bytes"
@@ -12,8 +12,6 @@ import (
 	"strconv"
 	"sync"
 	"unicode/utf8"
-
-	"github.com/kdiag/kdiag/engine/transcript"
 )
 
 // FramePrefix starts every line of a transcript streamed by
@@ -48,7 +46,7 @@ func NewFrameWriter(w io.Writer) *FrameWriter { return &FrameWriter{w: w} }
 // NewSignedFrameWriter returns a FrameWriter whose frames carry an
 // HMAC-SHA256 under key (the per-run key the Job executor passes).
 func NewSignedFrameWriter(w io.Writer, key []byte) *FrameWriter {
-	return &FrameWriter{w: w, key: append([]byte(nil), key...)}
+	return &FrameWriter{w: w, key: bytes.Clone(key)}
 }
 
 // frameMAC returns the hex HMAC-SHA256 of "SEQ I/N PAYLOAD".
@@ -62,7 +60,7 @@ func frameMAC(key, head, payload []byte) []byte {
 
 // Event writes e's frames, each with one Write. After a write error it
 // writes nothing more; Err returns the error.
-func (f *FrameWriter) Event(e *transcript.Event) {
+func (f *FrameWriter) Event(e *Event) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.err != nil {
@@ -115,10 +113,11 @@ func splitFrames(b []byte, n int) [][]byte {
 	return append(out, b)
 }
 
-// frameReader reassembles events from the lines of a job's log. Lines
-// that are not frames (the report, errors) are kept, the last few, to
-// explain a run that failed before or outside its transcript.
-type frameReader struct {
+// FrameReader reassembles events from the lines of a log holding frames
+// (a Job's pod log). Lines that are not frames (the report, errors) are
+// kept, the last few, to explain a run that failed before or outside its
+// transcript. The zero FrameReader reads unsigned frames.
+type FrameReader struct {
 	events  [][]byte // complete JSON lines, in order
 	seq     int      // seq of the event being assembled
 	part, n int
@@ -129,12 +128,19 @@ type frameReader struct {
 	forged  int    // frames dropped for a missing or wrong HMAC
 }
 
-// maxOtherLines bounds the non-frame lines a frameReader keeps.
+// NewFrameReader returns a FrameReader that accepts only frames carrying
+// a valid HMAC under key (NewSignedFrameWriter's); with a nil key it
+// accepts unsigned frames.
+func NewFrameReader(key []byte) *FrameReader {
+	return &FrameReader{key: bytes.Clone(key)}
+}
+
+// maxOtherLines bounds the non-frame lines a FrameReader keeps.
 const maxOtherLines = 20
 
-// line consumes one log line (without its newline) and returns the event
+// Line consumes one log line (without its newline) and returns the event
 // it completes, if any.
-func (r *frameReader) line(l []byte) []byte {
+func (r *FrameReader) Line(l []byte) []byte {
 	rest, ok := bytes.CutPrefix(l, []byte(FramePrefix))
 	if !ok {
 		if s := string(bytes.TrimSpace(l)); s != "" {
@@ -180,7 +186,7 @@ func (r *frameReader) line(l []byte) []byte {
 	return ev
 }
 
-func (r *frameReader) fail(err error) {
+func (r *FrameReader) fail(err error) {
 	if r.err == nil {
 		r.err = err
 	}
@@ -218,19 +224,32 @@ func parseFrame(b []byte, key []byte) (seq, i, n int, payload []byte, err error)
 	return seq, i, n, f[2], nil
 }
 
-// complete reports whether the reassembled transcript ends with a footer
+// Complete reports whether the reassembled transcript ends with a footer
 // and no frame was lost on the way.
-func (r *frameReader) complete() bool {
-	return r.err == nil && r.footer() != nil
+func (r *FrameReader) Complete() bool {
+	return r.err == nil && r.Footer() != nil
 }
 
-// footer returns the reassembled transcript's footer, if it has one.
-func (r *frameReader) footer() *transcript.Event {
+// Events returns the reassembled events' JSON lines, in order.
+func (r *FrameReader) Events() [][]byte { return r.events }
+
+// Other returns the last lines of the log that were not frames.
+func (r *FrameReader) Other() []string { return r.other }
+
+// Err returns the first protocol error met (a lost, misplaced or forged
+// frame), or nil.
+func (r *FrameReader) Err() error { return r.err }
+
+// Forged returns how many frames were dropped for a missing or wrong HMAC.
+func (r *FrameReader) Forged() int { return r.forged }
+
+// Footer returns the reassembled transcript's footer, if it has one.
+func (r *FrameReader) Footer() *Event {
 	if len(r.events) == 0 {
 		return nil
 	}
-	ft := new(transcript.Event)
-	if json.Unmarshal(r.events[len(r.events)-1], ft) != nil || ft.Type != transcript.TypeFooter {
+	ft := new(Event)
+	if json.Unmarshal(r.events[len(r.events)-1], ft) != nil || ft.Type != TypeFooter {
 		return nil
 	}
 	return ft

@@ -1,4 +1,4 @@
-package playbook
+package transcript
 
 import (
 	"bytes"
@@ -6,20 +6,18 @@ import (
 	"strings"
 	"testing"
 	"unicode/utf8"
-
-	"github.com/kdiag/kdiag/engine/transcript"
 )
 
 // events returns a small transcript whose call result is a line of n
 // bytes with multi-byte runes, longer than a container runtime's 16 KiB
 // log line.
-func events(n int) []*transcript.Event {
+func events(n int) []*Event {
 	big := strings.Repeat("é€x", n/6)
-	return []*transcript.Event{
-		{Type: transcript.TypeHeader, Version: transcript.Version, Name: "t", Runbook: "@kdiag//t.star"},
-		{Type: transcript.TypeCall, Seq: 1, Builtin: "logs", Result: json.RawMessage(`{"text":"` + big + `"}`)},
-		{Type: transcript.TypePrint, Seq: 2, Message: "kdiag-transcript 9 1/1 not a frame when inside a message"},
-		{Type: transcript.TypeFooter, Seq: 3, Status: transcript.StatusOK},
+	return []*Event{
+		{Type: TypeHeader, Version: Version, Name: "t", Runbook: "@kdiag//t.star"},
+		{Type: TypeCall, Seq: 1, Builtin: "logs", Result: json.RawMessage(`{"text":"` + big + `"}`)},
+		{Type: TypePrint, Seq: 2, Message: "kdiag-transcript 9 1/1 not a frame when inside a message"},
+		{Type: TypeFooter, Seq: 3, Status: StatusOK},
 	}
 }
 
@@ -36,7 +34,7 @@ func TestFramesRoundTrip(t *testing.T) {
 	if fw.Err() != nil {
 		t.Fatal(fw.Err())
 	}
-	var r frameReader
+	var r FrameReader
 	var got [][]byte
 	frames := 0
 	for _, l := range bytes.Split(bytes.TrimSuffix(out.Bytes(), []byte("\n")), []byte("\n")) {
@@ -45,14 +43,14 @@ func TestFramesRoundTrip(t *testing.T) {
 		}
 		frames++
 		for range 3 {
-			r.line([]byte("  ▶ a progress line on stderr"))
+			r.Line([]byte("  ▶ a progress line on stderr"))
 		}
-		if ev := r.line(l); ev != nil {
+		if ev := r.Line(l); ev != nil {
 			got = append(got, ev)
 		}
 	}
-	if r.err != nil {
-		t.Fatal(r.err)
+	if r.Err() != nil {
+		t.Fatal(r.Err())
 	}
 	if frames < len(evs)+4 {
 		t.Fatalf("%d frames for %d events: the big event was not split", frames, len(evs))
@@ -63,21 +61,21 @@ func TestFramesRoundTrip(t *testing.T) {
 			t.Fatalf("event %d differs:\n%.200s\n%.200s", i, got[i], want)
 		}
 	}
-	if !r.complete() || r.footer().Status != transcript.StatusOK {
-		t.Fatalf("complete=%v footer=%+v", r.complete(), r.footer())
+	if !r.Complete() || r.Footer().Status != StatusOK {
+		t.Fatalf("complete=%v footer=%+v", r.Complete(), r.Footer())
 	}
-	if len(r.other) != maxOtherLines {
-		t.Fatalf("kept %d foreign lines, want the last %d", len(r.other), maxOtherLines)
+	if len(r.Other()) != maxOtherLines {
+		t.Fatalf("kept %d foreign lines, want the last %d", len(r.Other()), maxOtherLines)
 	}
 	// The reassembled lines form a transcript the strict reader accepts.
-	tr, err := transcript.Read("stream", bytes.NewReader(append(bytes.Join(got, []byte("\n")), '\n')))
+	tr, err := Read("stream", bytes.NewReader(append(bytes.Join(got, []byte("\n")), '\n')))
 	if err != nil || tr.Footer == nil {
 		t.Fatalf("read: %v", err)
 	}
 }
 
 // TestFramesDamaged: a lost frame, a lost event and garbage are protocol
-// errors, never silently a shorter transcript.
+// errors, never silently a shorter
 func TestFramesDamaged(t *testing.T) {
 	var out bytes.Buffer
 	fw := NewFrameWriter(&out)
@@ -96,20 +94,20 @@ func TestFramesDamaged(t *testing.T) {
 		"garbage frame":     {drop: -1, add: FramePrefix + "x 1/1 {}", want: "malformed frame header"},
 	} {
 		t.Run(name, func(t *testing.T) {
-			var r frameReader
+			var r FrameReader
 			for i, l := range lines {
 				if i != tc.drop {
-					r.line(l)
+					r.Line(l)
 				}
 			}
 			if tc.add != "" {
-				r.line([]byte(tc.add))
+				r.Line([]byte(tc.add))
 			}
-			if r.complete() {
+			if r.Complete() {
 				t.Fatal("complete after damage")
 			}
-			if tc.want != "" && (r.err == nil || !strings.Contains(r.err.Error(), tc.want)) {
-				t.Fatalf("err %v, want %q", r.err, tc.want)
+			if tc.want != "" && (r.Err() == nil || !strings.Contains(r.Err().Error(), tc.want)) {
+				t.Fatalf("err %v, want %q", r.Err(), tc.want)
 			}
 		})
 	}
@@ -129,54 +127,6 @@ func TestSplitFramesRunes(t *testing.T) {
 		if !bytes.Equal(bytes.Join(pieces, nil), b) {
 			t.Fatalf("n=%d: pieces do not join back", n)
 		}
-	}
-}
-
-// seedEvents reads the committed seed transcript's events.
-func seedEvents(b *testing.B) []*transcript.Event {
-	tr, err := transcript.ReadFile("../examples/broken-pod/transcript.jsonl")
-	if err != nil {
-		b.Fatal(err)
-	}
-	return append(append([]*transcript.Event{tr.Header}, tr.Events...), tr.Footer)
-}
-
-// BenchmarkFramesSeed streams the seed transcript as frames and
-// reassembles it, as a Job run and the executor do (bytes: the JSON
-// lines).
-func BenchmarkFramesSeed(b *testing.B) {
-	evs := seedEvents(b)
-	var out bytes.Buffer
-	for b.Loop() {
-		out.Reset()
-		fw := NewFrameWriter(&out)
-		for _, e := range evs {
-			fw.Event(e)
-		}
-		var r frameReader
-		eachLine(bytes.NewReader(out.Bytes()), func(l []byte) { r.line(l) })
-		if !r.complete() {
-			b.Fatal(r.err)
-		}
-		b.SetBytes(int64(out.Len()))
-	}
-}
-
-// BenchmarkPlainSeed is the baseline: the same events as plain JSON
-// lines, written and parsed back with the transcript reader.
-func BenchmarkPlainSeed(b *testing.B) {
-	evs := seedEvents(b)
-	var out bytes.Buffer
-	for b.Loop() {
-		out.Reset()
-		for _, e := range evs {
-			line, _ := json.Marshal(e)
-			out.Write(append(line, '\n'))
-		}
-		if _, err := transcript.Read("seed", bytes.NewReader(out.Bytes())); err != nil {
-			b.Fatal(err)
-		}
-		b.SetBytes(int64(out.Len()))
 	}
 }
 
@@ -201,30 +151,30 @@ func TestForgedFrameRejected(t *testing.T) {
 		}
 		return buf.Bytes()
 	}
-	read := func(b []byte, key []byte) *frameReader {
-		r := &frameReader{key: key}
+	read := func(b []byte, key []byte) *FrameReader {
+		r := NewFrameReader(key)
 		for _, l := range bytes.Split(b, []byte("\n")) {
-			r.line(l)
+			r.Line(l)
 		}
 		return r
 	}
 
 	var plain bytes.Buffer
 	r := read(stream(NewFrameWriter(&plain), &plain), nil)
-	if !bytes.Contains(bytes.Join(r.events, nil), []byte("configmap prod/victim")) {
-		t.Fatalf("without a key the forged frame should be taken (the attack this test guards); events: %s", bytes.Join(r.events, []byte("\n")))
+	if !bytes.Contains(bytes.Join(r.Events(), nil), []byte("configmap prod/victim")) {
+		t.Fatalf("without a key the forged frame should be taken (the attack this test guards); events: %s", bytes.Join(r.Events(), []byte("\n")))
 	}
 
 	var signed bytes.Buffer
 	r = read(stream(NewSignedFrameWriter(&signed, key), &signed), key)
-	if bytes.Contains(bytes.Join(r.events, nil), []byte("victim")) {
-		t.Fatalf("the forged frame was kept: %s", bytes.Join(r.events, []byte("\n")))
+	if bytes.Contains(bytes.Join(r.Events(), nil), []byte("victim")) {
+		t.Fatalf("the forged frame was kept: %s", bytes.Join(r.Events(), []byte("\n")))
 	}
-	if len(r.events) != len(evs) || r.footer() == nil {
-		t.Errorf("reassembled %d events (footer %v), want the %d genuine ones", len(r.events), r.footer(), len(evs))
+	if len(r.Events()) != len(evs) || r.Footer() == nil {
+		t.Errorf("reassembled %d events (footer %v), want the %d genuine ones", len(r.Events()), r.Footer(), len(evs))
 	}
-	if r.err == nil || !strings.Contains(r.err.Error(), "forged frame") || r.forged != 2 || r.complete() {
-		t.Errorf("err %v forged %d complete %v: want the stream marked damaged with 2 forged frames", r.err, r.forged, r.complete())
+	if r.Err() == nil || !strings.Contains(r.Err().Error(), "forged frame") || r.Forged() != 2 || r.Complete() {
+		t.Errorf("err %v forged %d complete %v: want the stream marked damaged with 2 forged frames", r.Err(), r.Forged(), r.Complete())
 	}
 	// A genuine frame signed under another run's key is refused too.
 	var other bytes.Buffer
@@ -232,20 +182,7 @@ func TestForgedFrameRejected(t *testing.T) {
 	for _, e := range evs {
 		fw.Event(e)
 	}
-	if r := read(other.Bytes(), key); len(r.events) != 0 || r.forged != len(evs) {
-		t.Errorf("frames under another key: %d events kept, %d refused", len(r.events), r.forged)
-	}
-}
-
-// TestLogLinesBounded: a 40 MiB line in a Job's log (a workload printing
-// into it) reaches the frame reader cut at maxLogLine, and the lines
-// around it arrive whole.
-func TestLogLinesBounded(t *testing.T) {
-	log := "before\n" + strings.Repeat("x", 40<<20) + "\nafter\n"
-	var got []int
-	var last string
-	eachLine(strings.NewReader(log), func(l []byte) { got = append(got, len(l)); last = string(l) })
-	if len(got) != 3 || got[0] != 6 || got[1] > maxLogLine || got[1] < maxLogLine-(64<<10) || last != "after" {
-		t.Errorf("line lengths %v (last %q), want 6, about %d, 5", got, last, maxLogLine)
+	if r := read(other.Bytes(), key); len(r.Events()) != 0 || r.Forged() != len(evs) {
+		t.Errorf("frames under another key: %d events kept, %d refused", len(r.Events()), r.Forged())
 	}
 }
