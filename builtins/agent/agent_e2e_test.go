@@ -90,9 +90,9 @@ func agentPodsIn(tb testing.TB, env *harness.Env, ns string) []string {
 }
 
 // TestRouterModes drives a Router against a real pod: in agent mode
-// find_pid and http_probe go through an agent pod on the pod's node and
-// answer what node.Local answers, and Close deletes the pod; in auto mode,
-// on the pod's node, no agent pod is made.
+// find_pid, http_probe and unix_sockets go through an agent pod on the
+// pod's node and answer what node.Local answers, and Close deletes the
+// pod; in auto mode, on the pod's node, no agent pod is made.
 func TestRouterModes(t *testing.T) {
 	env := e2eCluster(t)
 	ns, pod := e2eTarget(t, env)
@@ -101,7 +101,7 @@ func TestRouterModes(t *testing.T) {
 	find := &cri.FindPIDRequest{Pod: pod, Namespace: ns, EnvEndpoint: env.RuntimeEndpoint}
 
 	r := New(Options{Mode: ModeAgent, Clients: clients, Image: e2eImage})
-	res, err := r.FindPID(ctx, find)
+	res, err := cri.FindPID.Send(ctx, r, find)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -116,16 +116,29 @@ func TestRouterModes(t *testing.T) {
 		t.Errorf("find_pid through the agent\n%s\nlocally\n%s", a, l)
 	}
 	probe := &node.HTTPProbeRequest{Target: &node.Target{PID: res.PID}, URL: "http://127.0.0.1:8080/healthz", Method: "GET", TimeoutMS: 5000}
-	ap, err := r.HTTPProbe(ctx, probe)
+	ap, err := node.HTTPProbe.Send(ctx, r, probe)
 	if err != nil {
 		t.Fatal(err)
 	}
-	lp, err := node.Local{}.HTTPProbe(ctx, probe)
+	lp, err := node.HTTPProbe.Local(ctx, probe)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if !ap.OK || ap.Status != lp.Status || ap.Body != lp.Body || ap.Address != lp.Address {
 		t.Errorf("http_probe through the agent %+v, locally %+v", ap, lp)
+	}
+	// A row added after the agent (unix_sockets) is served the same way.
+	us := &node.UnixSocketsRequest{Target: node.Target{PID: res.PID}, MaxSockets: 100}
+	au, err := node.UnixSockets.Send(ctx, r, us)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lu, err := node.UnixSockets.Local(ctx, us)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a, l := mustJSON(t, au), mustJSON(t, lu); a != l || au.PID != res.PID {
+		t.Errorf("unix_sockets through the agent\n%s\nlocally\n%s", a, l)
 	}
 	if err := r.Close(ctx); err != nil {
 		t.Fatal(err)
@@ -135,11 +148,11 @@ func TestRouterModes(t *testing.T) {
 	}
 
 	auto := New(Options{Mode: ModeAuto, Clients: clients, Image: e2eImage})
-	res, err = auto.FindPID(ctx, find)
+	res, err = cri.FindPID.Send(ctx, auto, find)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := auto.HTTPProbe(ctx, &node.HTTPProbeRequest{Target: &node.Target{PID: res.PID}, URL: probe.URL, Method: "GET", TimeoutMS: 5000}); err != nil {
+	if _, err := node.HTTPProbe.Send(ctx, auto, &node.HTTPProbeRequest{Target: &node.Target{PID: res.PID}, URL: probe.URL, Method: "GET", TimeoutMS: 5000}); err != nil {
 		t.Fatal(err)
 	}
 	if pods := agentPodsIn(t, env, ns); len(pods) != 0 {
@@ -166,7 +179,7 @@ func BenchmarkHTTPProbe(b *testing.B) {
 	ctx := context.Background()
 	r := New(Options{Mode: ModeAgent, Clients: kube.NewClients(env.Kubeconfig, "", ""), Image: e2eImage})
 	b.Cleanup(func() { r.Close(context.Background()) })
-	res, err := r.FindPID(ctx, &cri.FindPIDRequest{Pod: pod, Namespace: ns, EnvEndpoint: env.RuntimeEndpoint})
+	res, err := cri.FindPID.Send(ctx, r, &cri.FindPIDRequest{Pod: pod, Namespace: ns, EnvEndpoint: env.RuntimeEndpoint})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -175,14 +188,14 @@ func BenchmarkHTTPProbe(b *testing.B) {
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		start := time.Now()
-		p, err := r.HTTPProbe(ctx, req)
+		p, err := node.HTTPProbe.Send(ctx, r, req)
 		if err != nil || !p.OK {
 			b.Fatalf("agent: %+v %v", p, err)
 		}
 		viaAgent += time.Since(start)
 
 		start = time.Now()
-		if p, err := (node.Local{}).HTTPProbe(ctx, req); err != nil || !p.OK {
+		if p, err := node.HTTPProbe.Local(ctx, req); err != nil || !p.OK {
 			b.Fatalf("local: %+v %v", p, err)
 		}
 		local += time.Since(start)
@@ -215,7 +228,7 @@ func BenchmarkAgentStart(b *testing.B) {
 	for i := 0; i < b.N; i++ {
 		r := New(Options{Mode: ModeAgent, Clients: clients, Image: e2eImage})
 		t0 := time.Now()
-		if _, err := r.FindPID(ctx, &cri.FindPIDRequest{Pod: pod, Namespace: ns, EnvEndpoint: env.RuntimeEndpoint}); err != nil {
+		if _, err := cri.FindPID.Send(ctx, r, &cri.FindPIDRequest{Pod: pod, Namespace: ns, EnvEndpoint: env.RuntimeEndpoint}); err != nil {
 			b.Fatal(err)
 		}
 		t1 := time.Now()
@@ -244,7 +257,7 @@ func TestAgentStartFailures(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	start := time.Now()
-	_, err := r.FindPID(ctx, &cri.FindPIDRequest{Pod: pod, Namespace: ns, EnvEndpoint: env.RuntimeEndpoint})
+	_, err := cri.FindPID.Send(ctx, r, &cri.FindPIDRequest{Pod: pod, Namespace: ns, EnvEndpoint: env.RuntimeEndpoint})
 	if err == nil || !strings.HasPrefix(err.Error(), "find_pid: node agent: agent pod "+ns+"/kdiag-agent-") ||
 		!strings.Contains(err.Error(), "cannot start: ErrImage") || !strings.Contains(err.Error(), "--agent-image must name an image of this kdiag, with kdiag at /kdiag") {
 		t.Errorf("bad image: %v", err)
@@ -260,7 +273,7 @@ func TestAgentStartFailures(t *testing.T) {
 	r = New(Options{Mode: ModeAgent, Clients: clients, Image: e2eImage})
 	ctx, cancel = context.WithTimeout(context.Background(), 8*time.Second)
 	defer cancel()
-	_, err = r.FindPID(ctx, &cri.FindPIDRequest{Pod: pod, Namespace: ns, RuntimeEndpoint: "unix:///kdiag-no-such-dir/containerd.sock"})
+	_, err = cri.FindPID.Send(ctx, r, &cri.FindPIDRequest{Pod: pod, Namespace: ns, RuntimeEndpoint: "unix:///kdiag-no-such-dir/containerd.sock"})
 	if err == nil || !strings.Contains(err.Error(), "did not start in time (waiting: ContainerCreating; last warning: FailedMount: ") ||
 		!strings.Contains(err.Error(), "/kdiag-no-such-dir") {
 		t.Errorf("missing socket directory: %v", err)
@@ -278,14 +291,14 @@ func TestAgentStartFailures(t *testing.T) {
 	env.Kubectl(t, "label", "namespace", ns, "pod-security.kubernetes.io/enforce=baseline")
 	find := &cri.FindPIDRequest{Pod: pod, Namespace: ns, EnvEndpoint: env.RuntimeEndpoint}
 	r = New(Options{Mode: ModeAgent, Clients: clients, Image: e2eImage})
-	_, err = r.FindPID(context.Background(), find)
+	_, err = cri.FindPID.Send(context.Background(), r, find)
 	if engine.KindOf(err) != engine.KindForbidden || !strings.Contains(err.Error(), `violates PodSecurity "baseline:latest"`) ||
 		!strings.HasSuffix(err.Error(), "the agent pod is privileged: pass --agent-namespace a namespace whose pod-security.kubernetes.io/enforce level is privileged") {
 		t.Errorf("baseline namespace: %v", err)
 	}
 	other, _ := e2eNamespace(t, env)
 	r = New(Options{Mode: ModeAgent, Clients: clients, Image: e2eImage, Namespace: other})
-	if _, err := r.FindPID(context.Background(), find); err != nil {
+	if _, err := cri.FindPID.Send(context.Background(), r, find); err != nil {
 		t.Fatalf("agent in namespace %s: %v", other, err)
 	}
 	if pods := agentPodsIn(t, env, other); len(pods) != 1 {

@@ -1,14 +1,17 @@
-// Package agent runs find_pid and the node built-ins (enter_ns, run,
-// http_probe, tcp_probe, strace_sample, read_file, list_dir, stat, ps,
-// open_files, sockets, mounts, environ) on the node that hosts their target
+// Package agent runs find_pid, the node built-ins (the table of package
+// node: enter_ns, run, http_probe, read_file, ps...) and strace_sample on
+// the node that hosts their target
 // when kdiag itself runs elsewhere — on a laptop, or in a Job pod — through
 // a short-lived agent pod on that node.
 //
 // # Modes
 //
-// Router is the node.Executor, node.Tracer and cri.Finder that
-// builtins.All hands to the node and cri built-ins (their declarations do
-// not change; only where they run). Its Mode (kdiag --node-mode) is:
+// Router is the node.Executor that builtins.All hands to the node, trace
+// and cri built-ins (their declarations do not change; only where they
+// run). It knows no built-in by name: every node operation is a node.Row,
+// from which the Router takes the process (or, for find_pid, the pod) a
+// request is about, and the agent its request and result types and the
+// Linux implementation that serves it. Its Mode (kdiag --node-mode) is:
 //
 //	local  every request runs on this machine (kdiag's behaviour before agents)
 //	agent  every request runs in an agent pod on the target's node
@@ -65,7 +68,7 @@
 //	{"v":1,"result":{...node.HTTPProbeResult...}}
 //	{"v":1,"error":{"kind":"gone","message":"enter_ns: process 4242 does not exist"}}
 //
-// The agent serves it with node.Local and cri.Local, the very code of local
+// The agent serves it with the operation's Linux implementation, the very code of local
 // mode, so the result JSON is the same either way and the transcript does
 // not say where a call ran (except for the agent's deletion among the run's
 // cleanups). Expected failures keep their engine.Kind; an error without a

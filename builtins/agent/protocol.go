@@ -20,16 +20,15 @@ const ProtocolVersion = 1
 type Request struct {
 	// V is the protocol version.
 	V int `json:"v"`
-	// Op is the built-in's name: find_pid, enter_ns, run, http_probe,
-	// tcp_probe, read_file, list_dir, stat, ps, open_files, sockets,
-	// mounts, environ or strace_sample.
+	// Op is the built-in's name, one of Builtins (find_pid, a node
+	// operation of package node's table, or strace_sample).
 	Op string `json:"op"`
 	// TimeoutMS is what was left of the call's deadline when it was sent;
 	// 0 means none. The agent stops the request when it expires, and also
 	// when its standard input closes (kdiag went away).
 	TimeoutMS int64 `json:"timeout_ms,omitempty"`
-	// Request is the built-in's request struct (node.HTTPProbeRequest,
-	// cri.FindPIDRequest...).
+	// Request is the operation's request struct (its node.Row's Req:
+	// node.HTTPProbeRequest, cri.FindPIDRequest...).
 	Request json.RawMessage `json:"request"`
 }
 

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/kdiag/kdiag/builtins/kube"
+	"github.com/kdiag/kdiag/builtins/node"
 	"github.com/kdiag/kdiag/engine"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -74,7 +75,7 @@ type Options struct {
 	ActiveDeadline time.Duration
 }
 
-// Router is the Executor (node.Executor, node.Tracer and cri.Finder) of
+// Router is the node.Executor of
 // one kdiag: it serves each request on this machine or in the agent pod of
 // the node the request is about, creating that pod on first use. Build
 // one per run (builtins.All does).
@@ -234,20 +235,20 @@ func (r *Router) Close(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
-// via serves one request: locally, or in the agent of the request's node,
-// retrying once with a new agent when the old one went away.
-func via[Req, Res any](ctx context.Context, r *Router, op string, n *nodeInfo, req *Req,
-	local func(context.Context, *Req) (*Res, error)) (*Res, error) {
+// via serves one request of op: locally, or in the agent of the
+// request's node, retrying once with a new agent when the old one went
+// away.
+func via(ctx context.Context, r *Router, op node.Op, n *nodeInfo, req any) (any, error) {
 	if r.opts.Mode == ModeLocal || n == nil || r.opts.Mode == ModeAuto && r.isLocal(n) {
-		return local(ctx, req)
+		return op.Serve(ctx, req)
 	}
 	for attempt := 0; ; attempt++ {
-		a, err := r.agentFor(ctx, op, n)
+		a, err := r.agentFor(ctx, op.Name(), n)
 		if err != nil {
 			return nil, err
 		}
-		res := new(Res)
-		err = a.call(ctx, op, req, res)
+		res := op.NewResult()
+		err = a.call(ctx, op.Name(), req, res)
 		a.inflight.Done()
 		if errors.Is(err, errAgentGone) && attempt == 0 && ctx.Err() == nil {
 			r.drop(a)
@@ -260,22 +261,22 @@ func via[Req, Res any](ctx context.Context, r *Router, op string, n *nodeInfo, r
 	}
 }
 
-// podNode looks up the node of pod namespace/name for find_pid.
-func (r *Router) podNode(ctx context.Context, namespace, name string) (node string, hostIPs []string, err error) {
+// podNode looks up the node of pod namespace/name for op (find_pid).
+func (r *Router) podNode(ctx context.Context, op, namespace, name string) (node string, hostIPs []string, err error) {
 	cs, _, err := r.opts.Clients.Kube()
 	if err != nil {
-		return "", nil, fmt.Errorf("find_pid: node agent: %w", err)
+		return "", nil, fmt.Errorf("%s: node agent: %w", op, err)
 	}
 	p, err := cs.CoreV1().Pods(namespace).Get(ctx, name, metav1.GetOptions{})
 	switch {
 	case apierrors.IsNotFound(err):
-		return "", nil, engine.Errorf(engine.KindNotFound, "find_pid: pod %q not found (looked up for its node)", namespace+"/"+name)
+		return "", nil, engine.Errorf(engine.KindNotFound, "%s: pod %q not found (looked up for its node)", op, namespace+"/"+name)
 	case apierrors.IsForbidden(err):
-		return "", nil, engine.Errorf(engine.KindForbidden, "find_pid: cannot get pod %q to find its node: %v; add to a Role: - apiGroups: [\"\"] resources: [\"pods\"] verbs: [\"get\"]", namespace+"/"+name, err)
+		return "", nil, engine.Errorf(engine.KindForbidden, "%s: cannot get pod %q to find its node: %v; add to a Role: - apiGroups: [\"\"] resources: [\"pods\"] verbs: [\"get\"]", op, namespace+"/"+name, err)
 	case err != nil:
-		return "", nil, fmt.Errorf("find_pid: get pod %q for its node: %w", namespace+"/"+name, err)
+		return "", nil, fmt.Errorf("%s: get pod %q for its node: %w", op, namespace+"/"+name, err)
 	case p.Spec.NodeName == "":
-		return "", nil, engine.Errorf(engine.KindNotFound, "find_pid: pod %q is not scheduled on a node yet", namespace+"/"+name)
+		return "", nil, engine.Errorf(engine.KindNotFound, "%s: pod %q is not scheduled on a node yet", op, namespace+"/"+name)
 	}
 	for _, ip := range p.Status.HostIPs {
 		hostIPs = append(hostIPs, ip.IP)

@@ -9,52 +9,34 @@ import (
 	"strings"
 	"time"
 
-	"github.com/kdiag/kdiag/builtins/cri"
 	"github.com/kdiag/kdiag/builtins/node"
-	"github.com/kdiag/kdiag/builtins/trace"
 )
 
 // handler serves one op: it decodes the request and runs it on this node.
 type handler func(ctx context.Context, req json.RawMessage) (any, error)
 
-// handle adapts a typed Executor method to a handler.
-func handle[Req, Res any](op string, f func(context.Context, *Req) (*Res, error)) handler {
+// handle serves a node operation with its Linux implementation.
+func handle(op node.Op) handler {
 	return func(ctx context.Context, raw json.RawMessage) (any, error) {
-		req := new(Req)
+		req := op.NewRequest()
 		if err := json.Unmarshal(raw, req); err != nil {
-			return nil, fmt.Errorf("%s: node agent: cannot decode the request: %v", op, err)
+			return nil, fmt.Errorf("%s: node agent: cannot decode the request: %v", op.Name(), err)
 		}
-		res, err := f(ctx, req)
-		if err != nil {
-			return nil, err
-		}
-		return res, nil
+		return op.Serve(ctx, req)
 	}
 }
 
 // handlers are the ops the agent serves, each with this node's executor.
 func handlers() map[string]handler {
-	l, f := node.Local{}, cri.Local{}
-	return map[string]handler{
-		"find_pid":      handle("find_pid", f.FindPID),
-		"enter_ns":      handle("enter_ns", l.EnterNS),
-		"run":           handle("run", l.Run),
-		"http_probe":    handle("http_probe", l.HTTPProbe),
-		"tcp_probe":     handle("tcp_probe", l.TCPProbe),
-		"read_file":     handle("read_file", l.ReadFile),
-		"list_dir":      handle("list_dir", l.ListDir),
-		"stat":          handle("stat", l.Stat),
-		"ps":            handle("ps", l.PS),
-		"open_files":    handle("open_files", l.OpenFiles),
-		"sockets":       handle("sockets", l.Sockets),
-		"mounts":        handle("mounts", l.Mounts),
-		"environ":       handle("environ", l.Environ),
-		"strace_sample": handle("strace_sample", trace.Local{}.Sample),
+	hs := map[string]handler{}
+	for _, op := range ops() {
+		hs[op.Name()] = handle(op)
 	}
+	return hs
 }
 
 // Serve is the agent's side of one call (`kdiag agent call`): it reads a
-// Request from in, serves it on this node with node.Local or cri.Local
+// Request from in, serves it on this node with the operation's Linux implementation
 // and writes one Response to out. Failures of the request, including a
 // protocol version other than ProtocolVersion, are answered as a Response
 // with an error; Serve itself fails only when out cannot be written.

@@ -73,14 +73,13 @@ func sameJSON(t *testing.T, what string, a, b any) {
 func TestServeAnswersLikeLocal(t *testing.T) {
 	tg := nodetest.Start(t, nodetest.Options{})
 	ctx := context.Background()
-	l := node.Local{}
 	target := node.Target{PID: tg.PID}
 
 	h, err := wireCall[node.NSHandle](t, "enter_ns", &node.EnterNSRequest{PID: tg.PID, Namespaces: []string{"net", "mnt"}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	lh, _ := l.EnterNS(ctx, &node.EnterNSRequest{PID: tg.PID, Namespaces: []string{"net", "mnt"}})
+	lh, _ := node.EnterNS.Local(ctx, &node.EnterNSRequest{PID: tg.PID, Namespaces: []string{"net", "mnt"}})
 	sameJSON(t, "enter_ns", h, lh)
 
 	fr := &node.FileRequest{Target: target, Path: nodetest.ConfigDir + "/config.toml", MaxBytes: 1 << 20}
@@ -88,7 +87,7 @@ func TestServeAnswersLikeLocal(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	lrf, _ := l.ReadFile(ctx, fr)
+	lrf, _ := node.ReadFile.Local(ctx, fr)
 	sameJSON(t, "read_file", rf, lrf)
 	if rf.Content != "[default]\n" {
 		t.Errorf("read_file content %q", rf.Content)
@@ -99,7 +98,7 @@ func TestServeAnswersLikeLocal(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	lld, _ := l.ListDir(ctx, fr)
+	lld, _ := node.ListDir.Local(ctx, fr)
 	sameJSON(t, "list_dir", ld, lld)
 
 	pr := &node.ProcRequest{Target: target}
@@ -107,7 +106,7 @@ func TestServeAnswersLikeLocal(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	lenv, _ := l.Environ(ctx, pr)
+	lenv, _ := node.Environ.Local(ctx, pr)
 	sameJSON(t, "environ", env, lenv)
 
 	hp := &node.HTTPProbeRequest{Target: &node.Target{PID: tg.PID, Handle: h}, URL: "http://127.0.0.1:3000/readyz", Method: "GET", TimeoutMS: 5000}
@@ -122,7 +121,7 @@ func TestServeAnswersLikeLocal(t *testing.T) {
 	// An expected failure keeps its kind and message.
 	gone := &node.EnterNSRequest{PID: 1 << 30, Namespaces: []string{"net"}}
 	_, werr := wireCall[node.NSHandle](t, "enter_ns", gone)
-	_, lerr := l.EnterNS(ctx, gone)
+	_, lerr := node.EnterNS.Local(ctx, gone)
 	if lerr == nil || werr == nil || werr.Error() != lerr.Error() || engine.KindOf(werr) != engine.KindOf(lerr) || engine.KindOf(werr) != engine.KindGone {
 		t.Errorf("enter_ns of a missing process: over the protocol %v (%s), locally %v (%s)", werr, engine.KindOf(werr), lerr, engine.KindOf(lerr))
 	}

@@ -1,7 +1,8 @@
 // Package cri declares the built-ins that ask the node's container runtime
 // through the Container Runtime Interface (CRI) over its unix socket.
 //
-// find_pid talks to a Finder with a JSON-serialisable request: Local asks
+// find_pid is a node operation (a node.Row, FindPID) with a
+// JSON-serialisable request: Local asks
 // this node's runtime; the node agent (package builtins/agent) serves the
 // same request on the node that runs the pod.
 package cri
@@ -21,24 +22,28 @@ import (
 
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
+	"github.com/kdiag/kdiag/builtins/node"
 	"github.com/kdiag/kdiag/engine"
 )
 
-// Specs returns the cri built-ins. defaultEndpoint, if not nil, returns
+// Specs returns the cri built-ins, served by this machine. defaultEndpoint, if not nil, returns
 // kdiag's --runtime-endpoint flag value ("" when unset); it is consulted
 // after the runtime_endpoint argument and before $CONTAINER_RUNTIME_ENDPOINT,
 // /etc/crictl.yaml and the well-known sockets.
 func Specs(defaultEndpoint func() string) []*engine.Spec {
-	return SpecsFor(Local{}, defaultEndpoint)
+	return SpecsFor(node.Local{}, defaultEndpoint)
 }
 
-// SpecsFor returns the cri built-ins, served by f; defaultEndpoint is as
+// SpecsFor returns the cri built-ins, served by x; defaultEndpoint is as
 // for Specs.
-func SpecsFor(f Finder, defaultEndpoint func() string) []*engine.Spec {
+func SpecsFor(x node.Executor, defaultEndpoint func() string) []*engine.Spec {
 	if defaultEndpoint == nil {
 		defaultEndpoint = func() string { return "" }
 	}
-	return []*engine.Spec{findPIDSpec(f, defaultEndpoint)}
+	send := func(ctx context.Context, req *FindPIDRequest) (*FindPIDResult, error) {
+		return FindPID.Send(ctx, x, req)
+	}
+	return []*engine.Spec{findPIDSpec(send, defaultEndpoint)}
 }
 
 // FindPIDRequest asks for a container's main process. The three endpoint
@@ -61,17 +66,34 @@ type FindPIDRequest struct {
 	EnvEndpoint string `json:"env_endpoint,omitempty"`
 }
 
-// Finder serves find_pid's requests. Local asks this node's runtime; a
-// node agent can serve the same requests on another node.
-type Finder interface {
-	// FindPID finds a container and the host PID of its main process.
-	FindPID(ctx context.Context, req *FindPIDRequest) (*FindPIDResult, error)
+// FindPID is find_pid as a node operation: the node agent serves it with
+// Local. It is about a pod, not a process: the agent Router (package
+// builtins/agent) sends it to the node of its pod, and the requests about
+// the process found after it.
+var FindPID = &node.Row[FindPIDRequest, FindPIDResult]{
+	Builtin: "find_pid",
+	Declare: func(send func(context.Context, *FindPIDRequest) (*FindPIDResult, error)) *engine.Spec {
+		return findPIDSpec(send, func() string { return "" })
+	},
+	Linux: Local{}.FindPID,
+	Locate: func(r *FindPIDRequest) node.Pod {
+		return node.Pod{Namespace: r.Namespace, Name: r.Pod, Endpoint: firstSet(r.RuntimeEndpoint, r.FlagEndpoint, r.EnvEndpoint), Instead: "container_id="}
+	},
+	FoundPID: func(r *FindPIDResult) int { return r.PID },
 }
 
-// Local is the Finder of this node.
-type Local struct{}
+// firstSet returns the first non-empty string.
+func firstSet(ss ...string) string {
+	for _, s := range ss {
+		if s != "" {
+			return s
+		}
+	}
+	return ""
+}
 
-var _ Finder = Local{}
+// Local asks this node's runtime.
+type Local struct{}
 
 // FindPID asks this node's container runtime.
 func (Local) FindPID(ctx context.Context, req *FindPIDRequest) (*FindPIDResult, error) {
@@ -100,7 +122,7 @@ type FindPIDResult struct {
 	Namespaces  map[string]string `json:"namespaces"`
 }
 
-func findPIDSpec(f Finder, defaultEndpoint func() string) *engine.Spec {
+func findPIDSpec(send func(context.Context, *FindPIDRequest) (*FindPIDResult, error), defaultEndpoint func() string) *engine.Spec {
 	return &engine.Spec{
 		Name: "find_pid",
 		Doc: `find_pid returns the host PID of a container's main process, asking the node's container runtime through the CRI (like crictl inspect).
@@ -149,7 +171,7 @@ namespaces: paths of the process's namespaces {net, pid, mnt, uts, ipc, cgroup, 
 			if req.Pod == "" && req.ContainerID == "" {
 				return nil, errNoContainer
 			}
-			return f.FindPID(ctx, req)
+			return send(ctx, req)
 		},
 	}
 }

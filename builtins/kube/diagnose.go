@@ -116,6 +116,14 @@ type ProbeFailure struct {
 	LastSeen  string `json:"last_seen"`
 }
 
+// podDiagnosisBuiltin is pod_diagnosis and the API permissions it needs.
+var podDiagnosisBuiltin = builtin{
+	spec: (*kube).podDiagnosisSpec,
+	needs: func(ns string) []Need {
+		return []Need{podNeed("get", "", ns), {Verb: "list", Resource: "events", Namespace: ns}}
+	},
+}
+
 func (k *kube) podDiagnosisSpec() *engine.Spec {
 	return &engine.Spec{
 		Name: "pod_diagnosis",

@@ -46,6 +46,14 @@ type WaitingReason struct {
 	Message string `json:"message,omitempty"`
 }
 
+// attachEphemeralBuiltin is attach_ephemeral and the API permissions it needs.
+var attachEphemeralBuiltin = builtin{
+	spec: (*kube).attachEphemeralSpec,
+	needs: func(ns string) []Need {
+		return []Need{podNeed("get", "", ns), podNeed("update", "ephemeralcontainers", ns), podNeed("watch", "", ns)}
+	},
+}
+
 func (k *kube) attachEphemeralSpec() *engine.Spec {
 	return &engine.Spec{
 		Name: "attach_ephemeral",

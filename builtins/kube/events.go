@@ -27,6 +27,12 @@ type Event struct {
 	last time.Time
 }
 
+// eventsBuiltin is events and the API permissions it needs.
+var eventsBuiltin = builtin{
+	spec:  (*kube).eventsSpec,
+	needs: func(ns string) []Need { return []Need{{Verb: "list", Resource: "events", Namespace: ns}} },
+}
+
 func (k *kube) eventsSpec() *engine.Spec {
 	return &engine.Spec{
 		Name: "events",

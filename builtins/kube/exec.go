@@ -32,6 +32,12 @@ type ExecResult struct {
 	OK              bool   `json:"ok"`
 }
 
+// execBuiltin is exec and the API permissions it needs.
+var execBuiltin = builtin{
+	spec:  (*kube).execSpec,
+	needs: func(ns string) []Need { return []Need{podNeed("get", "", ns), podNeed("create", "exec", ns)} },
+}
+
 func (k *kube) execSpec() *engine.Spec {
 	return &engine.Spec{
 		Name: "exec",

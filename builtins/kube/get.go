@@ -12,6 +12,14 @@ import (
 // maxListItems bounds what list returns; narrow with a selector beyond it.
 const maxListItems = 5000
 
+// getBuiltin is get and the API permissions it needs.
+var getBuiltin = builtin{
+	spec: (*kube).getSpec,
+	// get needs "get" on the kind it is called with, which only the call
+	// knows; a 403 at call time names the Role rule to add.
+	perCall: true,
+}
+
 func (k *kube) getSpec() *engine.Spec {
 	return &engine.Spec{
 		Name: "get",
@@ -34,6 +42,12 @@ func (k *kube) getSpec() *engine.Spec {
 			return k.getObject(ctx, "get", ki, k.namespace(c), c.Args.String("name"), c.Args.Bool("missing_ok"))
 		},
 	}
+}
+
+// getPodBuiltin is get_pod and the API permissions it needs.
+var getPodBuiltin = builtin{
+	spec:  (*kube).getPodSpec,
+	needs: func(ns string) []Need { return []Need{podNeed("get", "", ns)} },
 }
 
 func (k *kube) getPodSpec() *engine.Spec {
@@ -83,6 +97,13 @@ func (k *kube) getObject(ctx context.Context, op string, ki kindInfo, ns, name s
 	}
 	cleanObject(obj, ki)
 	return obj, nil
+}
+
+// listBuiltin is list and the API permissions it needs.
+var listBuiltin = builtin{
+	spec: (*kube).listSpec,
+	// list needs "list" on the kind it is called with (see get).
+	perCall: true,
 }
 
 func (k *kube) listSpec() *engine.Spec {

@@ -26,6 +26,12 @@ type LogsResult struct {
 	Note      string `json:"note,omitempty"`
 }
 
+// logsBuiltin is logs and the API permissions it needs.
+var logsBuiltin = builtin{
+	spec:  (*kube).logsSpec,
+	needs: func(ns string) []Need { return []Need{podNeed("get", "", ns), podNeed("get", "log", ns)} },
+}
+
 func (k *kube) logsSpec() *engine.Spec {
 	return &engine.Spec{
 		Name: "logs",

@@ -25,6 +25,17 @@ type PatchResult struct {
 	Object          map[string]any `json:"object"`
 }
 
+// patchConfigMapBuiltin is patch_configmap and the API permissions it needs.
+var patchConfigMapBuiltin = builtin{
+	spec: (*kube).patchConfigMapSpec,
+	needs: func(ns string) []Need {
+		return []Need{
+			{Verb: "get", Resource: "configmaps", Namespace: ns},
+			{Verb: "patch", Resource: "configmaps", Namespace: ns},
+		}
+	},
+}
+
 func (k *kube) patchConfigMapSpec() *engine.Spec {
 	return &engine.Spec{
 		Name: "patch_configmap",

@@ -43,40 +43,6 @@ func podNeed(verb, sub, ns string) Need {
 	return Need{Verb: verb, Resource: "pods", Subresource: sub, Namespace: ns}
 }
 
-// Needs returns the permissions the built-in named builtin uses in
-// namespace. get and list need "get"/"list" on the kind they are called
-// with, which only the call knows: Needs returns nil for them (a 403 at
-// call time is still translated into the missing Role rule). Unknown
-// names return nil.
-func Needs(builtin, namespace string) []Need {
-	ns := namespace
-	switch builtin {
-	case "get_pod":
-		return []Need{podNeed("get", "", ns)}
-	case "events":
-		return []Need{{Verb: "list", Resource: "events", Namespace: ns}}
-	case "logs":
-		return []Need{podNeed("get", "", ns), podNeed("get", "log", ns)}
-	case "pod_diagnosis":
-		return []Need{podNeed("get", "", ns), {Verb: "list", Resource: "events", Namespace: ns}}
-	case "attach_ephemeral":
-		return []Need{podNeed("get", "", ns), podNeed("update", "ephemeralcontainers", ns), podNeed("watch", "", ns)}
-	case "exec":
-		return []Need{podNeed("get", "", ns), podNeed("create", "exec", ns)}
-	case "patch_configmap":
-		return []Need{
-			{Verb: "get", Resource: "configmaps", Namespace: ns},
-			{Verb: "patch", Resource: "configmaps", Namespace: ns},
-		}
-	case "restart":
-		// The default kind, pod; restarting a workload needs "patch" on it.
-		return []Need{podNeed("get", "", ns), podNeed("list", "", ns), podNeed("delete", "", ns), podNeed("create", "", ns), podNeed("watch", "", ns)}
-	case "wait_ready":
-		return []Need{podNeed("list", "", ns), podNeed("watch", "", ns)}
-	}
-	return nil
-}
-
 // Preflight checks each need with a SelfSubjectAccessReview and, when any
 // is denied, returns one engine.KindForbidden error naming the current
 // user, every denied permission and the Role rules that would grant them.

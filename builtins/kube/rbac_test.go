@@ -45,3 +45,28 @@ func TestNeedsCoverEverySpec(t *testing.T) {
 		t.Error("Needs of an unknown built-in is not nil")
 	}
 }
+
+// TestEveryBuiltinDeclaresItsPermissions fails when a built-in of the
+// table declares no API permissions (nor that only the call knows them),
+// and checks that the check catches one registered without them.
+func TestEveryBuiltinDeclaresItsPermissions(t *testing.T) {
+	if err := checkTable(table); err != nil {
+		t.Error(err)
+	}
+	seen := map[string]bool{}
+	for _, s := range Specs(StaticClients(nil, nil, "")) {
+		if seen[s.Name] {
+			t.Errorf("built-in %s is in the table twice", s.Name)
+		}
+		seen[s.Name] = true
+	}
+	bare := append(append([]builtin{}, table...), builtin{spec: (*kube).getPodSpec})
+	err := checkTable(bare)
+	if err == nil || err.Error() != "kube built-in get_pod declares no API permissions: give its builtin a needs function (or perCall)" {
+		t.Errorf("a built-in without permissions: %v", err)
+	}
+	empty := []builtin{{spec: (*kube).logsSpec, needs: func(string) []Need { return nil }}}
+	if err := checkTable(empty); err == nil {
+		t.Error("a built-in whose needs are empty passed the check")
+	}
+}

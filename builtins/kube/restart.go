@@ -36,6 +36,15 @@ type RestartResult struct {
 	Note        string         `json:"note"`
 }
 
+// restartBuiltin is restart and the API permissions it needs.
+var restartBuiltin = builtin{
+	spec: (*kube).restartSpec,
+	// The default kind, pod; restarting a workload needs "patch" on it.
+	needs: func(ns string) []Need {
+		return []Need{podNeed("get", "", ns), podNeed("list", "", ns), podNeed("delete", "", ns), podNeed("create", "", ns), podNeed("watch", "", ns)}
+	},
+}
+
 func (k *kube) restartSpec() *engine.Spec {
 	return &engine.Spec{
 		Name: "restart",

@@ -37,6 +37,12 @@ type PodStatus struct {
 	Reason string `json:"reason,omitempty"`
 }
 
+// waitReadyBuiltin is wait_ready and the API permissions it needs.
+var waitReadyBuiltin = builtin{
+	spec:  (*kube).waitReadySpec,
+	needs: func(ns string) []Need { return []Need{podNeed("list", "", ns), podNeed("watch", "", ns)} },
+}
+
 func (k *kube) waitReadySpec() *engine.Spec {
 	return &engine.Spec{
 		Name: "wait_ready",

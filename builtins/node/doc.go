@@ -12,6 +12,7 @@
 //	ps            the processes of the target's PID namespace
 //	open_files    a process's open file descriptors
 //	sockets       the TCP and UDP sockets of the target's network namespace
+//	unix_sockets  the unix domain sockets of the target's network namespace
 //	mounts        the target's mount table
 //	environ       a process's environment, secret-looking values redacted
 //
@@ -21,11 +22,14 @@
 // Results always carry every field (empty strings, zeros, empty lists), so
 // that a runbook can write r.error or r.signal without checking first.
 //
-// The built-ins talk to an Executor, whose
-// requests and results are plain JSON-serialisable structs. Local executes
-// them on this node; the node agent (package builtins/agent) serves the
+// Each built-in is a Row of the table Ops returns: its name, its Spec, its
+// request and result types (plain JSON-serialisable structs) and its Linux
+// implementation. The Specs talk to an Executor: Local executes requests
+// on this machine; the node agent (package builtins/agent) serves the
 // same requests remotely, so that running kdiag off-node is a transport,
-// not a rewrite. Local works on Linux only.
+// not a rewrite. Everything but the Spec and the implementation is
+// derived from the row, and on a system other than Linux every built-in
+// refuses with the same error.
 //
 // # Namespaces without nsenter
 //

@@ -15,7 +15,14 @@ type EnterNSRequest struct {
 	Namespaces []string `json:"namespaces"`
 }
 
-func enterNSSpec(x Executor) *engine.Spec {
+// EnterNS is enter_ns: a handle on a process's namespaces.
+var EnterNS = &Row[EnterNSRequest, NSHandle]{
+	Builtin: "enter_ns",
+	Declare: enterNSSpec,
+	Target:  func(r *EnterNSRequest) int { return r.PID },
+}
+
+func enterNSSpec(send func(context.Context, *EnterNSRequest) (*NSHandle, error)) *engine.Spec {
 	return &engine.Spec{
 		Name: "enter_ns",
 		Doc: `Returns a handle on a process's namespaces for run, http_probe, tcp_probe
@@ -42,7 +49,7 @@ inodes: the identity of each namespace, e.g. {"net": "net:[4026532281]"}`,
 			if pid <= 0 {
 				return nil, engine.Errorf(engine.KindInvalid, "enter_ns: pid must be a positive process id, got %d", pid)
 			}
-			return x.EnterNS(ctx, &EnterNSRequest{PID: pid, Namespaces: ns})
+			return send(ctx, &EnterNSRequest{PID: pid, Namespaces: ns})
 		},
 	}
 }

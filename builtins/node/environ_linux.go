@@ -11,8 +11,12 @@ import (
 	"strings"
 )
 
-// Environ reads /proc/PID/environ and redacts secret-looking values.
-func (Local) Environ(ctx context.Context, req *ProcRequest) (*EnvironResult, error) {
+func init() {
+	Environ.Linux = localEnviron
+}
+
+// localEnviron reads /proc/PID/environ and redacts secret-looking values.
+func localEnviron(ctx context.Context, req *ProcRequest) (*EnvironResult, error) {
 	t := &req.Target
 	if err := checkTarget("environ", t); err != nil {
 		return nil, err

@@ -22,6 +22,7 @@ func ExampleSpecs() {
 	// ps read
 	// open_files read
 	// sockets read
+	// unix_sockets read
 	// mounts read
 	// environ read
 }

@@ -5,7 +5,6 @@ package node
 import (
 	"context"
 	"os"
-	"sort"
 	"strconv"
 	"strings"
 
@@ -15,8 +14,12 @@ import (
 // maxFDs caps open_files.
 const maxFDs = 10000
 
-// OpenFiles lists /proc/PID/fd with the offsets and flags of fdinfo.
-func (Local) OpenFiles(ctx context.Context, req *ProcRequest) (*OpenFilesResult, error) {
+func init() {
+	OpenFiles.Linux = localOpenFiles
+}
+
+// localOpenFiles lists /proc/PID/fd with the offsets and flags of fdinfo.
+func localOpenFiles(ctx context.Context, req *ProcRequest) (*OpenFilesResult, error) {
 	t := &req.Target
 	if err := checkTarget("open_files", t); err != nil {
 		return nil, err
@@ -43,22 +46,6 @@ func (Local) OpenFiles(ctx context.Context, req *ProcRequest) (*OpenFilesResult,
 		res.Files = append(res.Files, f)
 	}
 	return res, nil
-}
-
-// listFDs returns a process's descriptor numbers, sorted.
-func listFDs(pid int) ([]int, error) {
-	names, err := readDirNames(procPath(pid, "fd"))
-	if err != nil {
-		return nil, err
-	}
-	fds := make([]int, 0, len(names))
-	for _, n := range names {
-		if fd, err := strconv.Atoi(n); err == nil {
-			fds = append(fds, fd)
-		}
-	}
-	sort.Ints(fds)
-	return fds, nil
 }
 
 // fdType classifies a descriptor by its link text, or by what it points to.

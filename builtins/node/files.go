@@ -116,7 +116,21 @@ uid: owner user id
 gid: owner group id
 link_target: a symbolic link's target, as written`
 
-func readFileSpec(x Executor) *engine.Spec {
+// ReadFile is read_file: a file as a container sees it.
+var ReadFile = fileRow[ReadFileResult]("read_file", readFileSpec)
+
+// ListDir is list_dir: a directory as a container sees it.
+var ListDir = fileRow[ListDirResult]("list_dir", listDirSpec)
+
+// Stat is stat: a file's metadata as a container sees it.
+var Stat = fileRow[StatResult]("stat", statSpec)
+
+// fileRow declares a built-in about a file below a process's root.
+func fileRow[Res any](name string, declare func(func(context.Context, *FileRequest) (*Res, error)) *engine.Spec) *Row[FileRequest, Res] {
+	return &Row[FileRequest, Res]{Builtin: name, Declare: declare, Target: func(r *FileRequest) int { return r.Target.PID }}
+}
+
+func readFileSpec(send func(context.Context, *FileRequest) (*ReadFileResult, error)) *engine.Spec {
 	return &engine.Spec{
 		Name: "read_file",
 		Doc: `Reads a file as the container of a process sees it, without entering any
@@ -147,12 +161,12 @@ truncated: the file is longer than max_bytes`,
 			if req.MaxBytes > MaxReadBytes {
 				return nil, engine.Errorf(engine.KindInvalid, "read_file: max_bytes %d is over the limit of %d (16 MiB); read less (the result is kept in memory and in the transcript)", req.MaxBytes, MaxReadBytes)
 			}
-			return x.ReadFile(ctx, req)
+			return send(ctx, req)
 		},
 	}
 }
 
-func listDirSpec(x Executor) *engine.Spec {
+func listDirSpec(send func(context.Context, *FileRequest) (*ListDirResult, error)) *engine.Spec {
 	return &engine.Spec{
 		Name: "list_dir",
 		Doc: `Lists a directory as the container of a process sees it (like ls -la
@@ -170,12 +184,12 @@ truncated: only the first 10000 entries are listed`,
 			if err != nil {
 				return nil, err
 			}
-			return x.ListDir(ctx, req)
+			return send(ctx, req)
 		},
 	}
 }
 
-func statSpec(x Executor) *engine.Spec {
+func statSpec(send func(context.Context, *FileRequest) (*StatResult, error)) *engine.Spec {
 	return &engine.Spec{
 		Name: "stat",
 		Doc: `Describes a file as the container of a process sees it, resolving the
@@ -196,7 +210,7 @@ inode: inode number`,
 				return nil, err
 			}
 			req.Follow = c.Args.Bool("follow")
-			return x.Stat(ctx, req)
+			return send(ctx, req)
 		},
 	}
 }

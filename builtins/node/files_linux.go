@@ -19,8 +19,14 @@ import (
 // maxEntries caps list_dir.
 const maxEntries = 10000
 
-// ReadFile reads a regular file below the target's root.
-func (Local) ReadFile(ctx context.Context, req *FileRequest) (*ReadFileResult, error) {
+func init() {
+	ReadFile.Linux = localReadFile
+	ListDir.Linux = localListDir
+	Stat.Linux = localStat
+}
+
+// localReadFile reads a regular file below the target's root.
+func localReadFile(ctx context.Context, req *FileRequest) (*ReadFileResult, error) {
 	root, err := openRoot("read_file", &req.Target)
 	if err != nil {
 		return nil, err
@@ -66,8 +72,8 @@ func (Local) ReadFile(ctx context.Context, req *FileRequest) (*ReadFileResult, e
 	return res, nil
 }
 
-// ListDir lists a directory below the target's root.
-func (Local) ListDir(ctx context.Context, req *FileRequest) (*ListDirResult, error) {
+// localListDir lists a directory below the target's root.
+func localListDir(ctx context.Context, req *FileRequest) (*ListDirResult, error) {
 	root, err := openRoot("list_dir", &req.Target)
 	if err != nil {
 		return nil, err
@@ -112,8 +118,8 @@ func (Local) ListDir(ctx context.Context, req *FileRequest) (*ListDirResult, err
 	return res, nil
 }
 
-// Stat describes a path below the target's root.
-func (Local) Stat(ctx context.Context, req *FileRequest) (*StatResult, error) {
+// localStat describes a path below the target's root.
+func localStat(ctx context.Context, req *FileRequest) (*StatResult, error) {
 	root, err := openRoot("stat", &req.Target)
 	if err != nil {
 		return nil, err

@@ -1,11 +1,5 @@
 package node
 
-import (
-	"context"
-
-	"github.com/kdiag/kdiag/engine"
-)
-
 // Mount is one line of /proc/PID/mountinfo.
 type Mount struct {
 	// ID is the mount id.
@@ -38,12 +32,10 @@ type MountsResult struct {
 	Mounts []Mount `json:"mounts"`
 }
 
-func mountsSpec(x Executor) *engine.Spec {
-	return procSpec("mounts",
-		`Lists a process's mounts (its /proc/PID/mountinfo): what the container
+// Mounts is mounts: a process's mounts.
+var Mounts = procRow[MountsResult]("mounts",
+	`Lists a process's mounts (its /proc/PID/mountinfo): what the container
 has mounted where, with options — configuration volumes, subPath mounts,
 read-only file systems.`,
-		`pid: the process
-mounts: in mountinfo order, each with id, parent_id, major_minor, root, mount_point, options, optional, fstype, source, super_options`,
-		func(ctx context.Context, r *ProcRequest) (any, error) { return x.Mounts(ctx, r) })
-}
+	`pid: the process
+mounts: in mountinfo order, each with id, parent_id, major_minor, root, mount_point, options, optional, fstype, source, super_options`)

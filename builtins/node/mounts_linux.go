@@ -9,8 +9,12 @@ import (
 	"strings"
 )
 
-// Mounts parses /proc/PID/mountinfo.
-func (Local) Mounts(ctx context.Context, req *ProcRequest) (*MountsResult, error) {
+func init() {
+	Mounts.Linux = localMounts
+}
+
+// localMounts parses /proc/PID/mountinfo.
+func localMounts(ctx context.Context, req *ProcRequest) (*MountsResult, error) {
 	t := &req.Target
 	if err := checkTarget("mounts", t); err != nil {
 		return nil, err

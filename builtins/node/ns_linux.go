@@ -6,9 +6,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io/fs"
-	"os"
-	"strconv"
 
 	"github.com/kdiag/kdiag/engine"
 	"golang.org/x/sys/unix"
@@ -28,12 +25,12 @@ var nsTypes = map[string]int{
 // last, since joining it changes what paths mean.
 var joinOrder = []string{"ipc", "uts", "net", "cgroup", "pid", "mnt"}
 
-func procPath(pid int, rest string) string {
-	return "/proc/" + strconv.Itoa(pid) + "/" + rest
+func init() {
+	EnterNS.Linux = localEnterNS
 }
 
-// EnterNS checks the process and records the identity of its namespaces.
-func (Local) EnterNS(ctx context.Context, req *EnterNSRequest) (*NSHandle, error) {
+// localEnterNS checks the process and records the identity of its namespaces.
+func localEnterNS(ctx context.Context, req *EnterNSRequest) (*NSHandle, error) {
 	names, err := checkNamespaces("enter_ns", req.Namespaces)
 	if err != nil {
 		return nil, err
@@ -50,69 +47,6 @@ func (Local) EnterNS(ctx context.Context, req *EnterNSRequest) (*NSHandle, error
 		h.Inodes[n] = ino
 	}
 	return h, nil
-}
-
-// checkProcess fails with KindGone when pid is not a live process.
-func checkProcess(builtin string, pid int) error {
-	b, err := os.ReadFile(procPath(pid, "stat"))
-	if errors.Is(err, fs.ErrNotExist) || errors.Is(err, unix.ESRCH) {
-		return engine.Errorf(engine.KindGone, "%s: process %d is gone", builtin, pid)
-	}
-	if err != nil {
-		return procErr(builtin, pid, err)
-	}
-	if st, err := parseStat(b); err == nil && (st.state == "Z" || st.state == "X") {
-		return engine.Errorf(engine.KindGone, "%s: process %d is gone (it exited and is a zombie)", builtin, pid)
-	}
-	return nil
-}
-
-// nsInode returns a namespace's identity, e.g. "net:[4026531840]".
-func nsInode(builtin string, pid int, ns string) (string, error) {
-	s, err := os.Readlink(procPath(pid, "ns/"+ns))
-	if err != nil {
-		return "", procErr(builtin, pid, err)
-	}
-	return s, nil
-}
-
-// procErr turns an error reading /proc/PID into a built-in error.
-func procErr(builtin string, pid int, err error) error {
-	switch {
-	case errors.Is(err, fs.ErrNotExist), errors.Is(err, unix.ESRCH):
-		return engine.Errorf(engine.KindGone, "%s: process %d is gone", builtin, pid)
-	case errors.Is(err, fs.ErrPermission):
-		return engine.Errorf(engine.KindForbidden, "%s: reading /proc/%d: permission denied (kdiag needs root on the node)", builtin, pid)
-	}
-	return fmt.Errorf("%s: process %d: %w", builtin, pid, err)
-}
-
-// checkTarget fails with KindGone when the target's process is gone or,
-// for a handle, no longer has the namespaces the handle recorded.
-func checkTarget(builtin string, t *Target) error {
-	if err := checkProcess(builtin, t.PID); err != nil {
-		return err
-	}
-	if t.Handle == nil {
-		return nil
-	}
-	for _, n := range t.Handle.Namespaces {
-		cur, err := nsInode(builtin, t.PID, n)
-		if err != nil {
-			return err
-		}
-		if err := sameNamespace(builtin, t, n, cur); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-func sameNamespace(builtin string, t *Target, ns, cur string) error {
-	if want := t.Handle.Inodes[ns]; cur != want {
-		return engine.Errorf(engine.KindGone, "%s: process %d is not the one enter_ns saw: its %s namespace is %s, was %s (the process exited and its PID was reused?)", builtin, t.PID, ns, cur, want)
-	}
-	return nil
 }
 
 // nsFiles are the open namespace files (and root) of a target, ready to

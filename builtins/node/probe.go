@@ -92,7 +92,29 @@ type TCPProbeResult struct {
 	Detail string `json:"detail"`
 }
 
-func httpProbeSpec(x Executor) *engine.Spec {
+// HTTPProbe is http_probe: an HTTP request from a network namespace.
+var HTTPProbe = &Row[HTTPProbeRequest, HTTPProbeResult]{
+	Builtin: "http_probe",
+	Declare: httpProbeSpec,
+	Target:  func(r *HTTPProbeRequest) int { return targetPID(r.Target) },
+}
+
+// TCPProbe is tcp_probe: a TCP connection from a network namespace.
+var TCPProbe = &Row[TCPProbeRequest, TCPProbeResult]{
+	Builtin: "tcp_probe",
+	Declare: tcpProbeSpec,
+	Target:  func(r *TCPProbeRequest) int { return targetPID(r.Target) },
+}
+
+// targetPID is the PID of an optional target (0: the node's own).
+func targetPID(t *Target) int {
+	if t == nil {
+		return 0
+	}
+	return t.PID
+}
+
+func httpProbeSpec(send func(context.Context, *HTTPProbeRequest) (*HTTPProbeResult, error)) *engine.Spec {
 	return &engine.Spec{
 		Name: "http_probe",
 		Doc: `Sends an HTTP request from inside a process's network namespace, as the
@@ -142,7 +164,7 @@ request_headers: headers sent, secret-looking values redacted`,
 				}
 				headers[k] = s
 			}
-			return x.HTTPProbe(ctx, &HTTPProbeRequest{
+			return send(ctx, &HTTPProbeRequest{
 				Target:    t,
 				URL:       u.String(),
 				Method:    c.Args.String("method"),
@@ -153,7 +175,7 @@ request_headers: headers sent, secret-looking values redacted`,
 	}
 }
 
-func tcpProbeSpec(x Executor) *engine.Spec {
+func tcpProbeSpec(send func(context.Context, *TCPProbeRequest) (*TCPProbeResult, error)) *engine.Spec {
 	return &engine.Spec{
 		Name: "tcp_probe",
 		Doc: `Opens a TCP connection from inside a process's network namespace and
@@ -178,7 +200,7 @@ detail: the full error message`,
 			if err != nil {
 				return nil, err
 			}
-			return x.TCPProbe(ctx, &TCPProbeRequest{Target: t, HostPort: c.Args.String("host_port"), TimeoutMS: timeoutMS(c.Args, time.Second)})
+			return send(ctx, &TCPProbeRequest{Target: t, HostPort: c.Args.String("host_port"), TimeoutMS: timeoutMS(c.Args, time.Second)})
 		},
 	}
 }

@@ -19,9 +19,14 @@ import (
 	"github.com/kdiag/kdiag/engine"
 )
 
-// HTTPProbe sends the request from the target's network namespace with the
+func init() {
+	HTTPProbe.Linux = localHTTPProbe
+	TCPProbe.Linux = localTCPProbe
+}
+
+// localHTTPProbe sends the request from the target's network namespace with the
 // kubelet's transport settings.
-func (Local) HTTPProbe(ctx context.Context, req *HTTPProbeRequest) (*HTTPProbeResult, error) {
+func localHTTPProbe(ctx context.Context, req *HTTPProbeRequest) (*HTTPProbeResult, error) {
 	d, err := openDialer("http_probe", req.Target)
 	if err != nil {
 		return nil, err
@@ -109,8 +114,8 @@ func kubeletRedirects(req *http.Request, via []*http.Request) error {
 	return nil
 }
 
-// TCPProbe connects from the target's network namespace and closes.
-func (Local) TCPProbe(ctx context.Context, req *TCPProbeRequest) (*TCPProbeResult, error) {
+// localTCPProbe connects from the target's network namespace and closes.
+func localTCPProbe(ctx context.Context, req *TCPProbeRequest) (*TCPProbeResult, error) {
 	if _, _, err := net.SplitHostPort(req.HostPort); err != nil {
 		return nil, engine.Errorf(engine.KindInvalid, "tcp_probe: host_port %q is not host:port", req.HostPort)
 	}

@@ -90,6 +90,18 @@ func procRequest(builtin string, a engine.Args) (*ProcRequest, error) {
 	return &ProcRequest{Target: *t}, nil
 }
 
+// procRow declares a read-only built-in about one process, from its
+// name, its documentation and that of its result.
+func procRow[Res any](name, doc, result string) *Row[ProcRequest, Res] {
+	return &Row[ProcRequest, Res]{
+		Builtin: name,
+		Declare: func(send func(context.Context, *ProcRequest) (*Res, error)) *engine.Spec {
+			return procSpec(name, doc, result, func(ctx context.Context, r *ProcRequest) (any, error) { return send(ctx, r) })
+		},
+		Target: func(r *ProcRequest) int { return r.Target.PID },
+	}
+}
+
 // procSpec declares a read-only built-in about one process.
 func procSpec(name, doc, result string, run func(context.Context, *ProcRequest) (any, error)) *engine.Spec {
 	return &engine.Spec{
@@ -109,33 +121,27 @@ func procSpec(name, doc, result string, run func(context.Context, *ProcRequest) 
 	}
 }
 
-func psSpec(x Executor) *engine.Spec {
-	return procSpec("ps",
-		`Lists the processes of a process's PID namespace (the container's
+// PS is ps: the processes of a process's PID namespace.
+var PS = procRow[PSResult]("ps",
+	`Lists the processes of a process's PID namespace (the container's
 processes, as ps inside it would), read from the node's /proc: each with its
 PID on the node and inside the namespace.`,
-		`pid_namespace: the namespace's identity, e.g. "pid:[4026532283]"
-processes: sorted by nspid, each with pid (node), nspid (inside), ppid (node), comm, cmdline, state (R, S, D, Z, T...), uid, user, threads, rss_kb`,
-		func(ctx context.Context, r *ProcRequest) (any, error) { return x.PS(ctx, r) })
-}
+	`pid_namespace: the namespace's identity, e.g. "pid:[4026532283]"
+processes: sorted by nspid, each with pid (node), nspid (inside), ppid (node), comm, cmdline, state (R, S, D, Z, T...), uid, user, threads, rss_kb`)
 
-func openFilesSpec(x Executor) *engine.Spec {
-	return procSpec("open_files",
-		`Lists a process's open file descriptors (like ls -l /proc/PID/fd), with
+// OpenFiles is open_files: a process's open file descriptors.
+var OpenFiles = procRow[OpenFilesResult]("open_files",
+	`Lists a process's open file descriptors (like ls -l /proc/PID/fd), with
 their offsets and flags.`,
-		`pid: the process
-files: sorted by fd, each with fd, target (path, socket:[INODE], pipe:[INODE]...), type (file, dir, socket, pipe, anon_inode, char_device...), flags (octal), pos, deleted`,
-		func(ctx context.Context, r *ProcRequest) (any, error) { return x.OpenFiles(ctx, r) })
-}
+	`pid: the process
+files: sorted by fd, each with fd, target (path, socket:[INODE], pipe:[INODE]...), type (file, dir, socket, pipe, anon_inode, char_device...), flags (octal), pos, deleted`)
 
-func environSpec(x Executor) *engine.Spec {
-	return procSpec("environ",
-		`Returns a process's environment (from /proc/PID/environ, as it was at
+// Environ is environ: a process's environment, secrets redacted.
+var Environ = procRow[EnvironResult]("environ",
+	`Returns a process's environment (from /proc/PID/environ, as it was at
 exec). Values of secret-looking names (PASSWORD, SECRET, TOKEN, KEY,
 CREDENTIAL, AUTH...) and passwords inside URLs are "<redacted>".`,
-		`pid: the process
+	`pid: the process
 env: name to value, secret-looking values "<redacted>"
 names: the names in the environment's order
-redacted: the names whose value was redacted`,
-		func(ctx context.Context, r *ProcRequest) (any, error) { return x.Environ(ctx, r) })
-}
+redacted: the names whose value was redacted`)

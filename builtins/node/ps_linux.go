@@ -14,9 +14,13 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// PS lists the processes whose PID namespace is the target's, from the
+func init() {
+	PS.Linux = localPS
+}
+
+// localPS lists the processes whose PID namespace is the target's, from the
 // node's /proc.
-func (Local) PS(ctx context.Context, req *ProcRequest) (*PSResult, error) {
+func localPS(ctx context.Context, req *ProcRequest) (*PSResult, error) {
 	t := &req.Target
 	if err := checkTarget("ps", t); err != nil {
 		return nil, err

@@ -47,7 +47,14 @@ type RunResult struct {
 	Error string `json:"error"`
 }
 
-func runSpec(x Executor) *engine.Spec {
+// Run is run: a command inside a process's namespaces.
+var Run = &Row[RunRequest, RunResult]{
+	Builtin: "run",
+	Declare: runSpec,
+	Target:  func(r *RunRequest) int { return r.Target.PID },
+}
+
+func runSpec(send func(context.Context, *RunRequest) (*RunResult, error)) *engine.Spec {
 	return &engine.Spec{
 		Name: "run",
 		Doc: `Runs a command inside a process's namespaces, like
@@ -89,7 +96,7 @@ error: why the command could not start, if it did not`,
 			if timeout <= 0 {
 				timeout = 30 * time.Second
 			}
-			return x.Run(ctx, &RunRequest{Target: *t, Command: cmd, Stdin: c.Args.String("stdin"), TimeoutMS: timeout.Milliseconds()})
+			return send(ctx, &RunRequest{Target: *t, Command: cmd, Stdin: c.Args.String("stdin"), TimeoutMS: timeout.Milliseconds()})
 		},
 	}
 }

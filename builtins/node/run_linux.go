@@ -21,11 +21,15 @@ import (
 // defaultPath is the PATH of a container whose process has none.
 const defaultPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
-// Run joins the target's namespaces on a thread of its own, moves to its
+func init() {
+	Run.Linux = localRun
+}
+
+// localRun joins the target's namespaces on a thread of its own, moves to its
 // root when the mount namespace is joined, and forks the command from that
 // thread, so the command starts inside everything. The thread waits for
 // the command and then ends.
-func (Local) Run(ctx context.Context, req *RunRequest) (*RunResult, error) {
+func localRun(ctx context.Context, req *RunRequest) (*RunResult, error) {
 	if len(req.Command) == 0 || req.Command[0] == "" {
 		return nil, engine.Errorf(engine.KindInvalid, "run: cmd is empty")
 	}

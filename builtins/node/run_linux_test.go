@@ -140,7 +140,7 @@ func TestRunCancelKillsTheProcessTree(t *testing.T) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	time.AfterFunc(300*time.Millisecond, cancel)
-	_, err := node.Local{}.Run(ctx, &node.RunRequest{Target: node.Target{PID: tg.PID, Handle: handle}, Command: []string{"/bin/sh", "-c", "sleep 60 & sleep 61"}, TimeoutMS: 30000})
+	_, err := node.Run.Local(ctx, &node.RunRequest{Target: node.Target{PID: tg.PID, Handle: handle}, Command: []string{"/bin/sh", "-c", "sleep 60 & sleep 61"}, TimeoutMS: 30000})
 	if !errors.Is(err, context.Canceled) || !strings.HasPrefix(err.Error(), "run: ") {
 		t.Fatalf("cancelled run: %v", err)
 	}

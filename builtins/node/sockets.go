@@ -1,11 +1,5 @@
 package node
 
-import (
-	"context"
-
-	"github.com/kdiag/kdiag/engine"
-)
-
 // Socket is one TCP or UDP socket of a network namespace.
 type Socket struct {
 	// Proto is tcp, tcp6, udp or udp6.
@@ -44,12 +38,10 @@ type SocketsResult struct {
 	Sockets []Socket `json:"sockets"`
 }
 
-func socketsSpec(x Executor) *engine.Spec {
-	return procSpec("sockets",
-		`Lists the TCP and UDP sockets of a process's network namespace (like
+// Sockets is sockets: the TCP and UDP sockets of a process's network namespace.
+var Sockets = procRow[SocketsResult]("sockets",
+	`Lists the TCP and UDP sockets of a process's network namespace (like
 ss -tuanp inside it), read from /proc/PID/net without entering the
 namespace, with the process's descriptors that own each one.`,
-		`pid: the process
-sockets: each with proto (tcp, tcp6, udp, udp6), local, local_ip, local_port, remote, remote_ip, remote_port, state (LISTEN, ESTABLISHED..., UNCONN), uid, inode, fds (the process's descriptors for it), tx_queue, rx_queue`,
-		func(ctx context.Context, r *ProcRequest) (any, error) { return x.Sockets(ctx, r) })
-}
+	`pid: the process
+sockets: each with proto (tcp, tcp6, udp, udp6), local, local_ip, local_port, remote, remote_ip, remote_port, state (LISTEN, ESTABLISHED..., UNCONN), uid, inode, fds (the process's descriptors for it), tx_queue, rx_queue`)

@@ -19,9 +19,13 @@ var tcpStates = map[string]string{
 	"09": "LAST_ACK", "0A": "LISTEN", "0B": "CLOSING", "0C": "NEW_SYN_RECV",
 }
 
-// Sockets parses the target's /proc/PID/net/{tcp,tcp6,udp,udp6}, which
+func init() {
+	Sockets.Linux = localSockets
+}
+
+// localSockets parses the target's /proc/PID/net/{tcp,tcp6,udp,udp6}, which
 // show its network namespace, and matches socket inodes to its fds.
-func (Local) Sockets(ctx context.Context, req *ProcRequest) (*SocketsResult, error) {
+func localSockets(ctx context.Context, req *ProcRequest) (*SocketsResult, error) {
 	t := &req.Target
 	if err := checkTarget("sockets", t); err != nil {
 		return nil, err
@@ -46,24 +50,6 @@ func (Local) Sockets(ctx context.Context, req *ProcRequest) (*SocketsResult, err
 		res.Sockets = append(res.Sockets, socks...)
 	}
 	return res, nil
-}
-
-// socketFDs maps socket inodes to the process's descriptors for them.
-func socketFDs(pid int) map[uint64][]int {
-	out := map[uint64][]int{}
-	fds, _ := listFDs(pid)
-	for _, fd := range fds {
-		link, err := os.Readlink(procPath(pid, "fd/"+strconv.Itoa(fd)))
-		if err != nil {
-			continue
-		}
-		if s, ok := strings.CutPrefix(link, "socket:["); ok {
-			if ino, err := strconv.ParseUint(strings.TrimSuffix(s, "]"), 10, 64); err == nil {
-				out[ino] = append(out[ino], fd)
-			}
-		}
-	}
-	return out
 }
 
 // parseNetTable parses one /proc/net/{tcp,udp}[6] table:

@@ -17,16 +17,16 @@ import (
 // as a node agent's transport would, to Local on the other side.
 type wire struct{ far node.Local }
 
-func over[Req, Res any](ctx context.Context, req *Req, serve func(context.Context, *Req) (*Res, error)) (*Res, error) {
+func (w wire) Do(ctx context.Context, op node.Op, req any) (any, error) {
 	b, err := json.Marshal(req)
 	if err != nil {
 		return nil, err
 	}
-	var got Req
-	if err := json.Unmarshal(b, &got); err != nil {
+	got := op.NewRequest()
+	if err := json.Unmarshal(b, got); err != nil {
 		return nil, err
 	}
-	res, serr := serve(ctx, &got)
+	res, serr := w.far.Do(ctx, op, got)
 	if serr != nil {
 		var e *engine.Error
 		if !errors.As(serr, &e) {
@@ -43,45 +43,8 @@ func over[Req, Res any](ctx context.Context, req *Req, serve func(context.Contex
 	if err != nil {
 		return nil, err
 	}
-	var out Res
-	return &out, json.Unmarshal(b, &out)
-}
-
-func (w wire) EnterNS(ctx context.Context, r *node.EnterNSRequest) (*node.NSHandle, error) {
-	return over(ctx, r, w.far.EnterNS)
-}
-func (w wire) Run(ctx context.Context, r *node.RunRequest) (*node.RunResult, error) {
-	return over(ctx, r, w.far.Run)
-}
-func (w wire) HTTPProbe(ctx context.Context, r *node.HTTPProbeRequest) (*node.HTTPProbeResult, error) {
-	return over(ctx, r, w.far.HTTPProbe)
-}
-func (w wire) TCPProbe(ctx context.Context, r *node.TCPProbeRequest) (*node.TCPProbeResult, error) {
-	return over(ctx, r, w.far.TCPProbe)
-}
-func (w wire) ReadFile(ctx context.Context, r *node.FileRequest) (*node.ReadFileResult, error) {
-	return over(ctx, r, w.far.ReadFile)
-}
-func (w wire) ListDir(ctx context.Context, r *node.FileRequest) (*node.ListDirResult, error) {
-	return over(ctx, r, w.far.ListDir)
-}
-func (w wire) Stat(ctx context.Context, r *node.FileRequest) (*node.StatResult, error) {
-	return over(ctx, r, w.far.Stat)
-}
-func (w wire) PS(ctx context.Context, r *node.ProcRequest) (*node.PSResult, error) {
-	return over(ctx, r, w.far.PS)
-}
-func (w wire) OpenFiles(ctx context.Context, r *node.ProcRequest) (*node.OpenFilesResult, error) {
-	return over(ctx, r, w.far.OpenFiles)
-}
-func (w wire) Sockets(ctx context.Context, r *node.ProcRequest) (*node.SocketsResult, error) {
-	return over(ctx, r, w.far.Sockets)
-}
-func (w wire) Mounts(ctx context.Context, r *node.ProcRequest) (*node.MountsResult, error) {
-	return over(ctx, r, w.far.Mounts)
-}
-func (w wire) Environ(ctx context.Context, r *node.ProcRequest) (*node.EnvironResult, error) {
-	return over(ctx, r, w.far.Environ)
+	out := op.NewResult()
+	return out, json.Unmarshal(b, out)
 }
 
 // TestSpecsOverAWire serves the built-ins through a JSON round trip and
@@ -114,4 +77,23 @@ func TestSpecsOverAWire(t *testing.T) {
 	}
 	_, err = do("read_file", engine.Args{"path": "/nope", "ns": ns, "max_bytes": int64(10)})
 	wantErr(t, err, engine.KindNotFound, "read_file: /nope: no such file")
+}
+
+// TestTableRows: every row of the table declares the built-in it names,
+// once, and every node built-in is a row.
+func TestTableRows(t *testing.T) {
+	seen := map[string]bool{}
+	for _, op := range node.Ops() {
+		s := op.Spec(node.Local{})
+		if s == nil || s.Name != op.Name() || s.Run == nil {
+			t.Errorf("row %s declares %+v", op.Name(), s)
+		}
+		if seen[op.Name()] {
+			t.Errorf("row %s is in the table twice", op.Name())
+		}
+		seen[op.Name()] = true
+	}
+	if specs := node.Specs(); len(specs) != len(seen) {
+		t.Errorf("%d specs for %d rows", len(specs), len(seen))
+	}
 }

@@ -40,12 +40,12 @@ func sampleRequest(ctx context.Context, opts straceOptions, p *Probe) (*Result, 
 		target := &node.Target{PID: opts.PID}
 		var err error
 		if kind == "http" {
-			rt.HTTP, err = node.Local{}.HTTPProbe(pctx, &node.HTTPProbeRequest{Target: target, URL: p.URL, Headers: p.Headers, TimeoutMS: p.TimeoutMS})
+			rt.HTTP, err = node.HTTPProbe.Local(pctx, &node.HTTPProbeRequest{Target: target, URL: p.URL, Headers: p.Headers, TimeoutMS: p.TimeoutMS})
 			if rt.HTTP != nil {
 				rt.Client = rt.HTTP.LocalAddress
 			}
 		} else {
-			rt.TCP, err = node.Local{}.TCPProbe(pctx, &node.TCPProbeRequest{Target: target, HostPort: hostport, TimeoutMS: p.TimeoutMS})
+			rt.TCP, err = node.TCPProbe.Local(pctx, &node.TCPProbeRequest{Target: target, HostPort: hostport, TimeoutMS: p.TimeoutMS})
 			if rt.TCP != nil {
 				rt.Client = rt.TCP.LocalAddress
 			}

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/kdiag/kdiag/builtins/node"
 	"github.com/kdiag/kdiag/engine"
 )
 
@@ -52,18 +53,18 @@ type Probe struct {
 	GraceMS int64 `json:"grace_ms"`
 }
 
-// Tracer serves strace_sample's requests. Local traces on this node; a
-// node agent can serve the same requests remotely.
-type Tracer interface {
-	// Sample traces processes for a while, then detaches.
-	Sample(ctx context.Context, req *Request) (*Result, error)
+// Sample is strace_sample as a node operation: its Spec, Request and
+// Result, and Local's Sample as its implementation. A node.Executor serves
+// it: node.Local on this machine, the node agent on another node.
+var Sample = &node.Row[Request, Result]{
+	Builtin: "strace_sample",
+	Declare: spec,
+	Target:  func(r *Request) int { return r.PID },
+	Linux:   Local{}.Sample,
 }
 
-// Local is the Tracer of this node. It needs Linux, and root or
-// CAP_SYS_PTRACE.
+// Local traces on this node. It needs Linux, and root or CAP_SYS_PTRACE.
 type Local struct{}
-
-var _ Tracer = Local{}
 
 // Sample traces req.PID (or its container or pod) on this node (Linux on
 // amd64 or arm64) with the backend req.Backend selects: eBPF when it can
@@ -98,10 +99,10 @@ func (Local) Sample(ctx context.Context, req *Request) (*Result, error) {
 // (Local): it traces the syscalls of a process and all its threads for a
 // short window with ptrace, natively (no strace binary), and always
 // detaches.
-func Spec() *engine.Spec { return SpecFor(Local{}) }
+func Spec() *engine.Spec { return Sample.Spec(node.Local{}) }
 
-// SpecFor returns the strace_sample built-in, served by t.
-func SpecFor(t Tracer) *engine.Spec {
+// spec declares strace_sample, its requests sent with send.
+func spec(send func(context.Context, *Request) (*Result, error)) *engine.Spec {
 	return &engine.Spec{
 		Name: "strace_sample",
 		Doc: `strace_sample traces the syscalls of process pid (a host PID, e.g. from find_pid) and all its threads for duration, then detaches.
@@ -170,7 +171,7 @@ dropped: eBPF records the ring buffer had no room for (the summary still counts 
 			if _, err := straceOptionsOf(req); err != nil {
 				return nil, err
 			}
-			return t.Sample(ctx, req)
+			return send(ctx, req)
 		},
 	}
 }

@@ -23,6 +23,7 @@ type initSpec struct {
 	Args     []string `json:"args"`
 	Env      []string `json:"env"`
 	Hostname string   `json:"hostname"`
+	Unix     bool     `json:"unix"`
 }
 
 // configFiles are the files of the incident's configuration.
@@ -96,7 +97,48 @@ func (s initSpec) setup() error {
 	if err := unix.Sethostname([]byte(s.Hostname)); err != nil {
 		return fmt.Errorf("sethostname: %w", err)
 	}
+	if s.Unix {
+		if err := unixSockets(); err != nil {
+			return fmt.Errorf("unix sockets: %w", err)
+		}
+	}
 	return loopbackUp()
+}
+
+// unixSockets makes the sockets of Options.UnixSockets at their fixed
+// descriptors, without close-on-exec, so that the app inherits them.
+func unixSockets() error {
+	listen := func(addr unix.Sockaddr, fd int) error {
+		s, err := unix.Socket(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+		if err != nil {
+			return err
+		}
+		defer unix.Close(s)
+		if err := unix.Bind(s, addr); err != nil {
+			return err
+		}
+		if err := unix.Listen(s, 16); err != nil {
+			return err
+		}
+		return unix.Dup3(s, fd, 0)
+	}
+	if err := listen(&unix.SockaddrUnix{Name: UnixPath}, UnixPathFD); err != nil {
+		return err
+	}
+	if err := listen(&unix.SockaddrUnix{Name: UnixAbstract}, UnixAbstractFD); err != nil {
+		return err
+	}
+	pair, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return err
+	}
+	for i, fd := range UnixPairFDs {
+		if err := unix.Dup3(pair[i], fd, 0); err != nil {
+			return err
+		}
+		unix.Close(pair[i])
+	}
+	return nil
 }
 
 // loopbackUp sets IFF_UP on lo, like "ip link set lo up".

@@ -51,7 +51,27 @@ type Options struct {
 	Env []string
 	// Port is the port the app listens on; 0 means 3000.
 	Port int
+	// UnixSockets gives the app unix domain sockets, made before it
+	// starts and inherited at these descriptors: a stream socket
+	// listening at UnixPath (on the target's /opt tmpfs) at UnixPathFD,
+	// one listening at the abstract address UnixAbstract at
+	// UnixAbstractFD, and a connected stream pair at UnixPairFDs.
+	UnixSockets bool
 }
+
+// The unix domain sockets of Options.UnixSockets.
+const (
+	// UnixPath is the listening socket's path inside the target.
+	UnixPath = "/opt/app.sock"
+	// UnixAbstract is the abstract socket's name, as /proc/net/unix
+	// shows it (a leading "@" for the leading NUL byte).
+	UnixAbstract = "@kdiag-nodetest"
+	// UnixPathFD and UnixAbstractFD are the listeners' descriptors.
+	UnixPathFD, UnixAbstractFD = 100, 101
+)
+
+// UnixPairFDs are the descriptors of the connected pair.
+var UnixPairFDs = [2]int{102, 103}
 
 // Target is a running broken app in its own namespaces.
 type Target struct {
@@ -89,6 +109,7 @@ func Start(tb testing.TB, o Options) *Target {
 		Args:     []string{app, "--addr", ":" + strconv.Itoa(o.Port)},
 		Env:      append([]string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "HOME=/"}, o.Env...),
 		Hostname: Hostname,
+		Unix:     o.UnixSockets,
 	}
 	cmd, err := spec.command()
 	if err != nil {
