@@ -53,12 +53,16 @@ func (r *Router) locate(ctx context.Context, op node.Op, req any, pod node.Pod) 
 			return nil, err
 		}
 		n = r.learn(name, ns, ips, pod.Endpoint)
+		r.aimFindPID(ctx, req, n)
 	} else if n = r.nodeOf(0); n == nil && r.opts.Mode == ModeAgent {
 		return nil, engine.Errorf(engine.KindInvalid, "%s: --node-mode=agent needs pod= (and namespace=) to know which node to ask; %s alone names no node", op.Name(), pod.Instead)
 	}
 	res, err := via(ctx, r, op, n, req)
 	if err == nil && n != nil {
 		r.remember(op.Found(res), n)
+	}
+	if fr, ok := res.(*cri.FindPIDResult); ok && err == nil {
+		fr.Where = r.where(n)
 	}
 	return res, err
 }

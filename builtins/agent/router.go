@@ -98,6 +98,9 @@ type nodeInfo struct {
 	hostIPs   []string // the pod's status.hostIPs
 	endpoint  string   // the CRI endpoint of the find_pid that named it
 	local     *bool    // decided once: is it this machine?
+	// runtime is the CRI endpoint of the node's kubelet, once read.
+	runtime     string
+	runtimeRead bool
 }
 
 // New returns a Router. Nothing is connected until a request needs the

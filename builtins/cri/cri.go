@@ -64,6 +64,12 @@ type FindPIDRequest struct {
 	FlagEndpoint string `json:"flag_endpoint,omitempty"`
 	// EnvEndpoint is kdiag's $CONTAINER_RUNTIME_ENDPOINT.
 	EnvEndpoint string `json:"env_endpoint,omitempty"`
+	// NodeEndpoint is the endpoint the kubelet of the pod's node uses
+	// (its configuration, read by the agent Router), and Node that node:
+	// it wins over FlagEndpoint and EnvEndpoint, which describe kdiag's
+	// own machine.
+	NodeEndpoint string `json:"node_endpoint,omitempty"`
+	Node         string `json:"node,omitempty"`
 }
 
 // FindPID is find_pid as a node operation: the node agent serves it with
@@ -77,7 +83,7 @@ var FindPID = &node.Row[FindPIDRequest, FindPIDResult]{
 	},
 	Linux: Local{}.FindPID,
 	Locate: func(r *FindPIDRequest) node.Pod {
-		return node.Pod{Namespace: r.Namespace, Name: r.Pod, Endpoint: firstSet(r.RuntimeEndpoint, r.FlagEndpoint, r.EnvEndpoint), Instead: "container_id="}
+		return node.Pod{Namespace: r.Namespace, Name: r.Pod, Endpoint: firstSet(r.RuntimeEndpoint, r.NodeEndpoint, r.FlagEndpoint, r.EnvEndpoint), Instead: "container_id="}
 	},
 	FoundPID: func(r *FindPIDResult) int { return r.PID },
 }
@@ -101,25 +107,47 @@ func (Local) FindPID(ctx context.Context, req *FindPIDRequest) (*FindPIDResult, 
 	if q.Namespace == "" {
 		q.Namespace = "default"
 	}
-	return findPIDEnv(ctx, q, req.RuntimeEndpoint, req.FlagEndpoint, req.EnvEndpoint)
+	var res *FindPIDResult
+	var err error
+	if req.RuntimeEndpoint == "" && req.NodeEndpoint != "" {
+		ep, perr := criParseEndpoint(req.NodeEndpoint, "the kubelet configuration of node "+req.Node)
+		if perr != nil {
+			return nil, engine.Errorf(engine.KindInvalid, "find_pid: %v", perr)
+		}
+		res, err = findPIDAt(ctx, q, ep)
+	} else {
+		res, err = findPIDEnv(ctx, q, req.RuntimeEndpoint, req.FlagEndpoint, req.EnvEndpoint)
+	}
+	if res != nil && res.Where == "" {
+		res.Where = "this machine"
+	}
+	return res, err
 }
 
 // FindPIDResult is the result of find_pid.
 type FindPIDResult struct {
-	PID         int               `json:"pid"`
-	ContainerID string            `json:"container_id"`
-	Container   string            `json:"container"`
-	Attempt     int               `json:"attempt"`
-	SandboxID   string            `json:"sandbox_id"`
-	Pod         string            `json:"pod"`
-	Namespace   string            `json:"namespace"`
-	Runtime     string            `json:"runtime"`
-	Endpoint    string            `json:"endpoint"`
-	Source      string            `json:"source"`
-	State       string            `json:"state"`
-	StartedAt   string            `json:"started_at"`
-	Image       string            `json:"image"`
-	Namespaces  map[string]string `json:"namespaces"`
+	PID         int    `json:"pid"`
+	ContainerID string `json:"container_id"`
+	Container   string `json:"container"`
+	Attempt     int    `json:"attempt"`
+	SandboxID   string `json:"sandbox_id"`
+	Pod         string `json:"pod"`
+	Namespace   string `json:"namespace"`
+	Runtime     string `json:"runtime"`
+	Endpoint    string `json:"endpoint"`
+	Source      string `json:"source"`
+	// EndpointFrom says where the endpoint came from: the runtime_endpoint
+	// argument, --runtime-endpoint, $CONTAINER_RUNTIME_ENDPOINT, the
+	// kubelet configuration of the pod's node, crictl.yaml, a well-known
+	// socket.
+	EndpointFrom string `json:"endpoint_from,omitempty"`
+	// Where says where find_pid ran and why: this machine, or the agent
+	// pod on the pod's node (set by the agent Router).
+	Where      string            `json:"where,omitempty"`
+	State      string            `json:"state"`
+	StartedAt  string            `json:"started_at"`
+	Image      string            `json:"image"`
+	Namespaces map[string]string `json:"namespaces"`
 }
 
 func findPIDSpec(send func(context.Context, *FindPIDRequest) (*FindPIDResult, error), defaultEndpoint func() string) *engine.Spec {
@@ -204,6 +232,11 @@ func findPIDEnv(ctx context.Context, q findPIDQuery, arg, flag, env string) (*Fi
 	case err != nil:
 		return nil, engine.Errorf(engine.KindInvalid, "find_pid: %v", err)
 	}
+	return findPIDAt(ctx, q, ep)
+}
+
+// findPIDAt finds the container through the runtime at ep.
+func findPIDAt(ctx context.Context, q findPIDQuery, ep *criEndpoint) (*FindPIDResult, error) {
 	c, err := criDial(ep)
 	if err != nil {
 		return nil, fmt.Errorf("find_pid: %s: %w", ep.Endpoint, err)
@@ -250,18 +283,19 @@ func (c *criClient) findPID(ctx context.Context, q findPIDQuery) (*FindPIDResult
 	}
 	s := st.GetStatus()
 	res := &FindPIDResult{
-		ContainerID: ctr.Id,
-		Container:   ctr.GetMetadata().GetName(),
-		Attempt:     int(ctr.GetMetadata().GetAttempt()),
-		SandboxID:   ctr.PodSandboxId,
-		Pod:         ctr.Labels["io.kubernetes.pod.name"],
-		Namespace:   ctr.Labels["io.kubernetes.pod.namespace"],
-		Runtime:     runtime,
-		Endpoint:    c.ep.Endpoint,
-		Source:      "cri",
-		State:       criStateName(s.GetState()),
-		Image:       s.GetImage().GetImage(),
-		Namespaces:  map[string]string{},
+		ContainerID:  ctr.Id,
+		Container:    ctr.GetMetadata().GetName(),
+		Attempt:      int(ctr.GetMetadata().GetAttempt()),
+		SandboxID:    ctr.PodSandboxId,
+		Pod:          ctr.Labels["io.kubernetes.pod.name"],
+		Namespace:    ctr.Labels["io.kubernetes.pod.namespace"],
+		Runtime:      runtime,
+		Endpoint:     c.ep.Endpoint,
+		EndpointFrom: c.ep.Source,
+		Source:       "cri",
+		State:        criStateName(s.GetState()),
+		Image:        s.GetImage().GetImage(),
+		Namespaces:   map[string]string{},
 	}
 	if s.GetStartedAt() > 0 {
 		res.StartedAt = time.Unix(0, s.GetStartedAt()).UTC().Format(time.RFC3339)

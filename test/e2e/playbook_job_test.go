@@ -342,8 +342,8 @@ func TestJobForgedFrameFromWorkloadLog(t *testing.T) {
 	pod := map[string]any{"apiVersion": "v1", "kind": "Pod", "metadata": map[string]any{"name": "my-broken-pod", "namespace": ns},
 		"spec": map[string]any{"terminationGracePeriodSeconds": 1, "containers": []any{map[string]any{
 			"name": "app", "image": "httpserver-local:v1", "imagePullPolicy": "Never",
-			"env":     []any{map[string]any{"name": "FORGED", "value": forged}},
-			"command": []any{"/bin/busybox", "sh", "-c", `mkdir -p /tmp/w; echo "kdiag-transcript 3 1/1 $FORGED"; echo "kdiag-transcript 3 1/1 ` + strings.Repeat("0", 64) + ` $FORGED"; exec /bin/busybox httpd -f -p 8080 -h /tmp/w`},
+			"env":            []any{map[string]any{"name": "FORGED", "value": forged}},
+			"command":        []any{"/bin/busybox", "sh", "-c", `mkdir -p /tmp/w; echo "kdiag-transcript 3 1/1 $FORGED"; echo "kdiag-transcript 3 1/1 ` + strings.Repeat("0", 64) + ` $FORGED"; exec /bin/busybox httpd -f -p 8080 -h /tmp/w`},
 			"readinessProbe": map[string]any{"httpGet": map[string]any{"path": "/ready", "port": 8080}, "periodSeconds": 2},
 		}}}}
 	b, _ := json.Marshal(pod)

@@ -128,49 +128,77 @@ func seedOnNode2(t *testing.T, env *harness.Env, app string) string {
 }
 
 // TestSeedOnSecondNode diagnoses the seed incident's pod on node 2 from
-// this host with node 2's runtime: find_pid asks node 2's containerd, the
-// trace, the probe and the ephemeral container work there, the verdict
-// names the ConfigMap key, and the recording replays.
+// this host, with kdiag's own runtime endpoint set to node 1's (as on an
+// engineer's laptop, it describes kdiag's machine, not the pod's node):
+//   - local, naming node 2's runtime with --runtime-endpoint;
+//   - auto: kdiag reads node 2's kubelet configuration (configz), sees
+//     that node 2 is this machine, and asks node 2's runtime here;
+//   - agent: the agent pod on node 2 mounts and asks node 2's runtime.
+//
+// Each time the verdict names the ConfigMap key, find_pid says where it ran
+// and which runtime it asked, and the recording replays.
 func TestSeedOnSecondNode(t *testing.T) {
 	env := harness.Cluster(t)
 	kdiag, app := build(t)
+	env.ImportImage(t, "kdiag-local:v1", kdiag) // the agent's image, on both nodes
 	ns := seedOnNode2(t, env, app)
-	tp := filepath.Join(t.TempDir(), "run.jsonl")
-	cmd := exec.Command(kdiag, "run", "readiness-probe-failing", "-p", "pod=my-broken-pod", "-n", ns,
-		"-p", "fix=false", "--node-mode", "local", "--runtime-endpoint", node2Endpoint, "--record", tp)
-	cmd.Env = append(os.Environ(), "KUBECONFIG="+env.Kubeconfig)
-	var out, errb bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errb
-	if err := cmd.Run(); err != nil {
-		t.Fatalf("kdiag run: %v\n%s\n%s", err, out.String(), errb.String())
-	}
-	tr, err := transcript.ReadFile(tp)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var endpoint, verdict string
-	for _, e := range tr.Events {
-		if e.Type == transcript.TypeCall && e.Builtin == "find_pid" && e.Error == nil {
-			var r struct{ Endpoint string }
-			json.Unmarshal(e.Result, &r)
-			endpoint = r.Endpoint
-		}
-		if e.Type == transcript.TypeVerdict {
-			verdict = e.Summary
-		}
-	}
-	if endpoint != node2Endpoint {
-		t.Errorf("find_pid asked %q; want node 2's runtime %s", endpoint, node2Endpoint)
-	}
-	if !strings.Contains(verdict, "key additional_file") {
-		t.Errorf("verdict %q; want the ConfigMap key named\n%s", verdict, out.String())
-	}
-	if dir := os.Getenv("KDIAG_E2E_RECORDINGS"); dir != "" {
-		b, _ := os.ReadFile(tp)
-		os.WriteFile(filepath.Join(dir, "seed-on-node2.jsonl"), b, 0o644)
-	}
-	rep := exec.Command(kdiag, "replay", "-q", "--kubeconfig", "/nonexistent", tp)
-	if b, err := rep.CombinedOutput(); err != nil {
-		t.Fatalf("replay: %v\n%s", err, b)
+	for _, c := range []struct {
+		name  string
+		args  []string
+		where string
+	}{
+		{"local", []string{"--node-mode", "local", "--runtime-endpoint", node2Endpoint}, "this machine"},
+		{"auto", []string{"--node-mode", "auto"}, "this machine, which is node " + node2},
+		{"agent", []string{"--node-mode", "agent"}, "an agent pod on node " + node2},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			tp := filepath.Join(t.TempDir(), "run.jsonl")
+			args := append([]string{"run", "readiness-probe-failing", "-p", "pod=my-broken-pod", "-n", ns,
+				"-p", "fix=false", "-p", "ephemeral=false", "--record", tp}, c.args...)
+			cmd := exec.Command(kdiag, args...)
+			cmd.Env = append(os.Environ(), "KUBECONFIG="+env.Kubeconfig, "CONTAINER_RUNTIME_ENDPOINT="+env.RuntimeEndpoint)
+			var out, errb bytes.Buffer
+			cmd.Stdout, cmd.Stderr = &out, &errb
+			if err := cmd.Run(); err != nil {
+				t.Fatalf("kdiag run: %v\n%s\n%s", err, out.String(), errb.String())
+			}
+			tr, err := transcript.ReadFile(tp)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var found struct {
+				Endpoint, Source, Where string
+				EndpointFrom            string `json:"endpoint_from"`
+			}
+			var verdict string
+			for _, e := range tr.Events {
+				if e.Type == transcript.TypeCall && e.Builtin == "find_pid" && e.Error == nil {
+					json.Unmarshal(e.Result, &found)
+				}
+				if e.Type == transcript.TypeVerdict {
+					verdict = e.Summary
+				}
+			}
+			if found.Endpoint != node2Endpoint || !strings.HasPrefix(found.Where, c.where) {
+				t.Errorf("find_pid asked %q (%s) from %q; want node 2's runtime %s from %q", found.Endpoint, found.Source, found.Where, node2Endpoint, c.where)
+			}
+			if c.name != "local" && found.EndpointFrom != "the kubelet configuration of node "+node2 {
+				t.Errorf("the endpoint came from %q; want node 2's kubelet configuration", found.EndpointFrom)
+			}
+			if !strings.Contains(verdict, "key additional_file") {
+				t.Errorf("verdict %q; want the ConfigMap key named\n%s", verdict, out.String())
+			}
+			if dir := os.Getenv("KDIAG_E2E_RECORDINGS"); dir != "" {
+				b, _ := os.ReadFile(tp)
+				os.WriteFile(filepath.Join(dir, "seed-on-node2-"+c.name+".jsonl"), b, 0o644)
+			}
+			rep := exec.Command(kdiag, "replay", "-q", "--kubeconfig", "/nonexistent", tp)
+			if b, err := rep.CombinedOutput(); err != nil {
+				t.Fatalf("replay: %v\n%s", err, b)
+			}
+			if out := env.Kubectl(t, "get", "pods", "-n", ns, "-o", "name"); strings.TrimSpace(out) != "pod/my-broken-pod" {
+				t.Errorf("left behind in %s: %s", ns, out)
+			}
+		})
 	}
 }
