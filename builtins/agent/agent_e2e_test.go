@@ -112,6 +112,10 @@ func TestRouterModes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if !strings.HasPrefix(res.Where, "an agent pod on node "+env.NodeName) || local.Where != "this machine" {
+		t.Errorf("where: through the agent %q, locally %q", res.Where, local.Where)
+	}
+	local.Where = res.Where
 	if a, l := mustJSON(t, res), mustJSON(t, local); a != l {
 		t.Errorf("find_pid through the agent\n%s\nlocally\n%s", a, l)
 	}

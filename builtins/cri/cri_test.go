@@ -103,7 +103,7 @@ func TestFindPIDResultFields(t *testing.T) {
 	}
 	want := &FindPIDResult{
 		PID: 101, ContainerID: "aaaa1111", Container: "app", SandboxID: "sb-web", Pod: "web", Namespace: "default",
-		Runtime: "fakeruntime v9.9", Endpoint: ep, Source: "cri", State: "running", StartedAt: "2023-11-14T22:13:20Z",
+		Runtime: "fakeruntime v9.9", Endpoint: ep, Source: "cri", EndpointFrom: "--runtime-endpoint", Where: "this machine", State: "running", StartedAt: "2023-11-14T22:13:20Z",
 		Image: "registry.example/app:v1",
 		Namespaces: map[string]string{"net": "/proc/101/ns/net", "pid": "/proc/101/ns/pid", "mnt": "/proc/101/ns/mnt",
 			"uts": "/proc/101/ns/uts", "ipc": "/proc/101/ns/ipc", "cgroup": "/proc/101/ns/cgroup", "user": "/proc/101/ns/user"},
