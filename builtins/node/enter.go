@@ -25,7 +25,7 @@ var EnterNS = &Row[EnterNSRequest, NSHandle]{
 func enterNSSpec(send func(context.Context, *EnterNSRequest) (*NSHandle, error)) *engine.Spec {
 	return &engine.Spec{
 		Name: "enter_ns",
-		Doc: `Returns a handle on a process's namespaces for run, http_probe, tcp_probe
+		Doc: `enter_ns returns a handle on a process's namespaces for run, http_probe, tcp_probe
 and the container-view built-ins (pass it as ns=). Nothing is joined yet:
 each use joins the namespaces on a thread of its own, after checking that
 the process still exists and still has the same namespaces, so a PID reused

@@ -133,7 +133,7 @@ func fileRow[Res any](name string, declare func(func(context.Context, *FileReque
 func readFileSpec(send func(context.Context, *FileRequest) (*ReadFileResult, error)) *engine.Spec {
 	return &engine.Spec{
 		Name: "read_file",
-		Doc: `Reads a file as the container of a process sees it, without entering any
+		Doc: `read_file reads a file as the container of a process sees it, without entering any
 namespace: the path and every symbolic link on it resolve inside the
 process's root (/proc/PID/root), so "/etc/app.conf" is the container's even
 when it is a link to an absolute path. Fails with kind "not_found" when
@@ -169,7 +169,7 @@ truncated: the file is longer than max_bytes`,
 func listDirSpec(send func(context.Context, *FileRequest) (*ListDirResult, error)) *engine.Spec {
 	return &engine.Spec{
 		Name: "list_dir",
-		Doc: `Lists a directory as the container of a process sees it (like ls -la
+		Doc: `list_dir lists a directory as the container of a process sees it (like ls -la
 inside it), resolving the path inside the process's root. Fails with kind
 "not_found" when there is no such directory, unless missing_ok=True.`,
 		Params: fileParams(),
@@ -192,7 +192,7 @@ truncated: only the first 10000 entries are listed`,
 func statSpec(send func(context.Context, *FileRequest) (*StatResult, error)) *engine.Spec {
 	return &engine.Spec{
 		Name: "stat",
-		Doc: `Describes a file as the container of a process sees it, resolving the
+		Doc: `stat describes a file as the container of a process sees it, resolving the
 path inside the process's root. A final symbolic link is described itself
 (like stat without -L) unless follow=True. Fails with kind "not_found" when
 there is no such file, unless missing_ok=True.`,

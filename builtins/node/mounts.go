@@ -34,7 +34,7 @@ type MountsResult struct {
 
 // Mounts is mounts: a process's mounts.
 var Mounts = procRow[MountsResult]("mounts",
-	`Lists a process's mounts (its /proc/PID/mountinfo): what the container
+	`mounts lists a process's mounts (its /proc/PID/mountinfo): what the container
 has mounted where, with options — configuration volumes, subPath mounts,
 read-only file systems.`,
 	`pid: the process

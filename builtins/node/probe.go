@@ -117,7 +117,7 @@ func targetPID(t *Target) int {
 func httpProbeSpec(send func(context.Context, *HTTPProbeRequest) (*HTTPProbeResult, error)) *engine.Spec {
 	return &engine.Spec{
 		Name: "http_probe",
-		Doc: `Sends an HTTP request from inside a process's network namespace, as the
+		Doc: `http_probe sends an HTTP request from inside a process's network namespace, as the
 kubelet's httpGet probe would: User-Agent kube-probe/1.34, Accept */*, no
 proxy, TLS not verified, no keep-alive; redirects are followed to the same
 host only (at most 10), a redirect elsewhere ends the probe with a warning.
@@ -178,7 +178,7 @@ request_headers: headers sent, secret-looking values redacted`,
 func tcpProbeSpec(send func(context.Context, *TCPProbeRequest) (*TCPProbeResult, error)) *engine.Spec {
 	return &engine.Spec{
 		Name: "tcp_probe",
-		Doc: `Opens a TCP connection from inside a process's network namespace and
+		Doc: `tcp_probe opens a TCP connection from inside a process's network namespace and
 closes it, as the kubelet's tcpSocket probe would. Failing to connect is a
 result (ok=False, error="connection refused", "timeout"...), not an error.
 Without ns= or pid= the connection leaves from the node's own network

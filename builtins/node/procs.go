@@ -123,7 +123,7 @@ func procSpec(name, doc, result string, run func(context.Context, *ProcRequest) 
 
 // PS is ps: the processes of a process's PID namespace.
 var PS = procRow[PSResult]("ps",
-	`Lists the processes of a process's PID namespace (the container's
+	`ps lists the processes of a process's PID namespace (the container's
 processes, as ps inside it would), read from the node's /proc: each with its
 PID on the node and inside the namespace.`,
 	`pid_namespace: the namespace's identity, e.g. "pid:[4026532283]"
@@ -131,14 +131,14 @@ processes: sorted by nspid, each with pid (node), nspid (inside), ppid (node), c
 
 // OpenFiles is open_files: a process's open file descriptors.
 var OpenFiles = procRow[OpenFilesResult]("open_files",
-	`Lists a process's open file descriptors (like ls -l /proc/PID/fd), with
+	`open_files lists a process's open file descriptors (like ls -l /proc/PID/fd), with
 their offsets and flags.`,
 	`pid: the process
 files: sorted by fd, each with fd, target (path, socket:[INODE], pipe:[INODE]...), type (file, dir, socket, pipe, anon_inode, char_device...), flags (octal), pos, deleted`)
 
 // Environ is environ: a process's environment, secrets redacted.
 var Environ = procRow[EnvironResult]("environ",
-	`Returns a process's environment (from /proc/PID/environ, as it was at
+	`environ returns a process's environment (from /proc/PID/environ, as it was at
 exec). Values of secret-looking names (PASSWORD, SECRET, TOKEN, KEY,
 CREDENTIAL, AUTH...) and passwords inside URLs are "<redacted>".`,
 	`pid: the process

@@ -57,7 +57,7 @@ var Run = &Row[RunRequest, RunResult]{
 func runSpec(send func(context.Context, *RunRequest) (*RunResult, error)) *engine.Spec {
 	return &engine.Spec{
 		Name: "run",
-		Doc: `Runs a command inside a process's namespaces, like
+		Doc: `run runs a command inside a process's namespaces, like
 nsenter -t PID -n -p -u -i -m CMD (or kubectl exec without a container
 runtime): the command sees the container's network, processes, host name
 and files, with its root and working directory at the container's root and

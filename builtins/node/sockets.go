@@ -40,7 +40,7 @@ type SocketsResult struct {
 
 // Sockets is sockets: the TCP and UDP sockets of a process's network namespace.
 var Sockets = procRow[SocketsResult]("sockets",
-	`Lists the TCP and UDP sockets of a process's network namespace (like
+	`sockets lists the TCP and UDP sockets of a process's network namespace (like
 ss -tuanp inside it), read from /proc/PID/net without entering the
 namespace, with the process's descriptors that own each one.`,
 	`pid: the process

@@ -76,7 +76,7 @@ type UnixSocketsResult struct {
 func unixSocketsSpec(send func(context.Context, *UnixSocketsRequest) (*UnixSocketsResult, error)) *engine.Spec {
 	return &engine.Spec{
 		Name: "unix_sockets",
-		Doc: `Lists the unix domain sockets of a process's network namespace, like ss -xap. It
+		Doc: `unix_sockets lists the unix domain sockets of a process's network namespace, like ss -xap. It
 reads /proc/PID/net/unix without entering the namespace and gives each socket the
 process's descriptors for it: which sockets the container listens on (a path, or
 "@name" for an abstract address) and which are connected. The process's own sockets

@@ -18,7 +18,7 @@ func Specs() []*engine.Spec {
 	return []*engine.Spec{
 		{
 			Name:   "sleep",
-			Doc:    "Waits for a duration (\"2s\", or seconds as a number), returning early with an error if the run is cancelled. A replay does not wait.",
+			Doc:    "sleep waits for a duration (\"2s\", or seconds as a number), returning early with an error if the run is cancelled. A replay does not wait.",
 			Params: []engine.Param{{Name: "duration", Type: "duration", Required: true, Doc: "how long to wait, e.g. \"5s\""}},
 			Result: "slept_ms: how long it actually waited",
 			Effect: engine.Read,
@@ -26,7 +26,7 @@ func Specs() []*engine.Spec {
 		},
 		{
 			Name:   "now",
-			Doc:    "Returns the current time; recorded, so a replay sees the recorded time.",
+			Doc:    "now returns the current time; recorded, so a replay sees the recorded time.",
 			Result: "unix: seconds since the epoch (float)\nrfc3339: the time in RFC 3339, UTC",
 			Effect: engine.Read,
 			Run: func(ctx context.Context, c *engine.Call) (any, error) {
