@@ -98,3 +98,22 @@ func TestAddTimeoutParams(t *testing.T) {
 		t.Fatalf("err %v after %s; want a timeout after 200ms", res.Err, time.Since(t0))
 	}
 }
+
+// TestDeadlineInReport: a run's deadline (kdiag run --timeout, a route's
+// timeout) is recorded in the header and shown in the report.
+func TestDeadlineInReport(t *testing.T) {
+	path := writeFile(t, "w.star", "runbook(name = \"w\", summary = \"w\")\ndef main(p):\n    verdict(\"ok\")\n")
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	w := &world{}
+	res := engine.Run(ctx, path, engine.Options{Specs: w.specs()})
+	if res.Err != nil {
+		t.Fatal(res.Err)
+	}
+	if d := res.Header.Deadline; d != "10m0s" {
+		t.Fatalf("header deadline %q", d)
+	}
+	if rep := render(t, res.Transcript()); !strings.Contains(rep, "Deadline  10m0s after the start") {
+		t.Fatalf("report:\n%s", rep)
+	}
+}

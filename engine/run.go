@@ -293,6 +293,9 @@ func (r *run) header(rb *Runbook, params map[string]any) {
 		Runbook: rb.Path, Name: rb.Name, Files: r.files, Loads: r.loads, Params: params,
 		Target: &target, Start: &start, Mode: mode, Labels: r.opts.Labels,
 	}
+	if dl, ok := r.ctx.Deadline(); ok {
+		h.Deadline = time.Until(dl).Round(time.Second).String()
+	}
 	if rp := r.opts.Replay; rp != nil {
 		rh := *rp.Header
 		rh.Files, rh.Loads = h.Files, h.Loads

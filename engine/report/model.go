@@ -20,6 +20,7 @@ type Report struct {
 	Params     map[string]any       `json:"params"`
 	Mode       string               `json:"mode"`
 	Start      string               `json:"start,omitempty"`
+	Deadline   string               `json:"deadline,omitempty"`
 	Status     string               `json:"status"`
 	Message    string               `json:"message,omitempty"`
 	DurationMS float64              `json:"duration_ms"`
@@ -94,7 +95,7 @@ func Build(t *transcript.Transcript) *Report {
 	if h == nil {
 		h = &transcript.Event{Type: transcript.TypeHeader}
 	}
-	r := &Report{Runbook: h.Name, Path: h.Runbook, Params: h.Params, Mode: h.Mode, Status: "incomplete",
+	r := &Report{Runbook: h.Name, Path: h.Runbook, Params: h.Params, Mode: h.Mode, Status: "incomplete", Deadline: Printable(h.Deadline),
 		Steps: []Step{}, Findings: []Finding{}, Changes: []Change{}}
 	if h.Start != nil {
 		r.Start = h.Start.UTC().Format(time.RFC3339)

@@ -123,6 +123,9 @@ func text(w io.Writer, r *Report, o Options) error {
 	if r.Start != "" {
 		p("Started   %s\n", r.Start)
 	}
+	if r.Deadline != "" {
+		p("Deadline  %s after the start\n", r.Deadline)
+	}
 	p("Status    %s · %d calls · %d changes · %s\n", o.paint(r.Status, r.Status), r.Calls, r.Writes, seconds(r.DurationMS))
 	if r.Message != "" {
 		p("Error     %s\n", r.Message)
@@ -186,6 +189,9 @@ func markdown(w io.Writer, r *Report) error {
 		r.Path, params(r.Params), r.Mode, r.Status, r.Calls, r.Writes, seconds(r.DurationMS))
 	if r.Start != "" {
 		p("| started | %s |\n", r.Start)
+	}
+	if r.Deadline != "" {
+		p("| deadline | %s after the start |\n", r.Deadline)
 	}
 	if r.Message != "" {
 		p("| error | %s |\n", mdCell(r.Message))

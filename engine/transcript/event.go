@@ -84,6 +84,9 @@ type Event struct {
 	Start   *time.Time        `json:"start,omitempty"`
 	Mode    string            `json:"mode,omitempty"`
 	Labels  map[string]string `json:"labels,omitempty"`
+	// Deadline is how long the run had when it started (kdiag run
+	// --timeout, a route's timeout), e.g. "10m0s"; empty for no bound.
+	Deadline string `json:"deadline,omitempty"`
 	// Loads maps "from|module" to the file each load() resolved to.
 	Loads map[string]string `json:"loads,omitempty"`
 
