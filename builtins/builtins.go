@@ -8,6 +8,7 @@ package builtins
 import (
 	"context"
 	"errors"
+	"slices"
 	"sort"
 	"strconv"
 	"time"
@@ -76,6 +77,7 @@ func (cfg Config) Clients() kube.Clients {
 // invalid NodeMode is taken as local (the CLI validates it).
 func All(cfg Config) []*engine.Spec {
 	specs := all(cfg)
+	defaultNamespace(specs, cfg.Clients())
 	kube.ApplyRequestTimeout(specs, cfg.requestTimeout())
 	engine.AddTimeoutParams(specs)
 	return specs
@@ -167,3 +169,21 @@ func Preflight(ctx context.Context, cfg Config, rb *engine.Runbook, params map[s
 // preflightTimeout bounds the RBAC preflight, which a hung API server
 // would otherwise hold until the run's deadline.
 const preflightTimeout = 20 * time.Second
+
+// defaultNamespace applies one rule to every built-in with a namespace
+// argument: a call that names none means the client's namespace (-n,
+// else the kubeconfig context's, else "default"), as kubectl does.
+func defaultNamespace(specs []*engine.Spec, clients kube.Clients) {
+	for _, s := range specs {
+		if !slices.ContainsFunc(s.Params, func(p engine.Param) bool { return p.Name == "namespace" }) {
+			continue
+		}
+		run := s.Run
+		s.Run = func(ctx context.Context, c *engine.Call) (any, error) {
+			if c.Args.String("namespace") == "" {
+				c.Args["namespace"] = clients.Namespace()
+			}
+			return run(ctx, c)
+		}
+	}
+}

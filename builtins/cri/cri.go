@@ -162,7 +162,7 @@ k3s sockets that exists. Without any socket, a container_id is looked up in /pro
 Run it on the pod's node (the runtime only knows its own pods).`,
 		Params: []engine.Param{
 			{Name: "pod", Type: "string", Doc: "pod name"},
-			{Name: "namespace", Type: "string", Doc: "pod namespace", Default: "default"},
+			{Name: "namespace", Type: "string", Doc: "pod namespace (default: the client's namespace, as for the Kubernetes built-ins)"},
 			{Name: "container", Type: "string", Doc: "container name; may be omitted when the pod has one container"},
 			{Name: "container_id", Type: "string", Doc: "container ID (or a unique prefix) instead of pod and container"},
 			{Name: "runtime_endpoint", Type: "string", Doc: "CRI socket, e.g. unix:///run/containerd/containerd.sock"},
