@@ -13,7 +13,10 @@ import (
 func TestOneNamespaceRule(t *testing.T) {
 	var seen string
 	specs := []*engine.Spec{{Name: "probe_ns", Params: []engine.Param{{Name: "namespace", Type: "string"}}, Effect: engine.Read,
-		Run: func(ctx context.Context, c *engine.Call) (any, error) { seen = c.Args.String("namespace"); return nil, nil }}}
+		Run: func(ctx context.Context, c *engine.Call) (any, error) {
+			seen = c.Args.String("namespace")
+			return nil, nil
+		}}}
 	cfg := Config{Namespace: "shop", Overrides: &clientcmd.ConfigOverrides{}}
 	defaultNamespace(specs, cfg.Clients())
 	specs[0].Run(context.Background(), &engine.Call{Spec: specs[0], Args: engine.Args{}})
