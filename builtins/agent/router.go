@@ -257,6 +257,10 @@ func via(ctx context.Context, r *Router, op node.Op, n *nodeInfo, req any) (any,
 			r.drop(a)
 			continue
 		}
+		if errors.Is(err, errAgentGone) {
+			r.drop(a)
+			return nil, engine.Wrapf(engine.KindUnavailable, err, "%v (a second agent pod went away too: is node %s being drained or lost?)", err, n.name)
+		}
 		if err != nil {
 			return nil, err
 		}
