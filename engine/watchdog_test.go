@@ -53,7 +53,11 @@ def main(p):
 		t.Fatalf("transcript %v footer %+v, want complete with status failed", err, tr)
 	}
 	t.Logf("stopped with: %v; heap reserved from the OS: %d MiB", res.Err, peak>>20)
-	if peak > 8*limit {
+	// The runbook doubles its string, so the heap jumps by the size of the
+	// last allocation between two checks of the watchdog (on a loaded
+	// machine a check may come one doubling late): the bound is what
+	// stops it at all, against 2^64 bytes without the watchdog.
+	if peak > 16*limit {
 		t.Errorf("the heap grew to %d MiB under a %d MiB limit", peak>>20, limit>>20)
 	}
 }
