@@ -121,16 +121,6 @@ func Dirs(ctx context.Context, l *Lock, c *Cache) (map[string]string, error) {
 	return m, nil
 }
 
-// Of returns the entry a directory returned by Dirs belongs to.
-func (l *Lock) Of(c *Cache, dir string) (*Entry, bool) {
-	for i := range l.Repos {
-		if c.tree(l.Repos[i].Commit) == dir {
-			return &l.Repos[i], true
-		}
-	}
-	return nil, false
-}
-
 func refName(e *Entry) string {
 	if e.Ref == "" {
 		return "default branch"
