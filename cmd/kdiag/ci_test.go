@@ -70,3 +70,18 @@ func TestLintJSON(t *testing.T) {
 		t.Fatalf("-o yaml: %v", err)
 	}
 }
+
+// TestRepoURLWithoutCredentials: what reaches a transcript or a report
+// of a repository URL has no user information.
+func TestRepoURLWithoutCredentials(t *testing.T) {
+	for in, want := range map[string]string{
+		"https://bot:ghp_secret@git.example.com/sre/runbooks.git": "https://git.example.com/sre/runbooks.git",
+		"file:///srv/git/x.git":                                   "file:///srv/git/x.git",
+		"git@github.com:sre/runbooks.git":                         "git@github.com:sre/runbooks.git",
+		"ssh://git@git.example.com/sre/rb.git":                    "ssh://git.example.com/sre/rb.git",
+	} {
+		if got := display(in); got != want {
+			t.Errorf("display(%q) = %q, want %q", in, got, want)
+		}
+	}
+}

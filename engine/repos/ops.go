@@ -3,6 +3,7 @@ package repos
 import (
 	"context"
 	"fmt"
+	"strings"
 	"time"
 )
 
@@ -13,6 +14,12 @@ import (
 func Add(ctx context.Context, l *Lock, c *Cache, name, url, ref string) (*Entry, error) {
 	if !nameRE.MatchString(name) {
 		return nil, fmt.Errorf("repo add: name %q: use letters, digits, - and _ (it is how runbooks load from it: @%s//...)", name, name)
+	}
+	if ref != "" && !refRE.MatchString(ref) {
+		return nil, fmt.Errorf("repo add: --ref %q: want a tag, a branch or a commit (letters, digits, ., _, / and -, not starting with -)", ref)
+	}
+	if url == "" || strings.HasPrefix(url, "-") {
+		return nil, fmt.Errorf("repo add: URL %q: want file://, https:// or an ssh address", url)
 	}
 	if _, ok := l.Get(name); ok {
 		return nil, fmt.Errorf("repo add: %q is already in %s; kdiag repo update %s, or remove it first", name, l.Path, name)

@@ -17,6 +17,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"sort"
+	"strings"
 	"time"
 
 	"gopkg.in/yaml.v3"
@@ -55,6 +56,10 @@ type Lock struct {
 
 var nameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_-]{0,62}$`)
 
+// refRE is what a ref may look like: a tag, a branch or a commit, never
+// an option (a lock file may come from someone else).
+var refRE = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9._/-]{0,199}$`)
+
 // ReadLock reads the lock file at path; a missing file is an empty lock.
 func ReadLock(path string) (*Lock, error) {
 	l := &Lock{Path: path}
@@ -72,7 +77,7 @@ func ReadLock(path string) (*Lock, error) {
 		return nil, fmt.Errorf("repo: lock file %s: %v", path, err)
 	}
 	for i, e := range l.Repos {
-		if !nameRE.MatchString(e.Name) || !commitRE.MatchString(e.Commit) || e.URL == "" || len(e.Digest) != 71 {
+		if !nameRE.MatchString(e.Name) || !commitRE.MatchString(e.Commit) || e.URL == "" || strings.HasPrefix(e.URL, "-") || len(e.Digest) != 71 || e.Ref != "" && !refRE.MatchString(e.Ref) {
 			return nil, fmt.Errorf("repo: lock file %s: entry %d (%q) is incomplete or malformed: want a name, a url, a 40-hex commit and a sha256: digest; re-add the repository", path, i+1, e.Name)
 		}
 	}
