@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/kdiag/kdiag/builtins/cri"
 	"github.com/kdiag/kdiag/builtins/kube"
 	"github.com/kdiag/kdiag/builtins/node"
 	"github.com/kdiag/kdiag/engine"
@@ -69,8 +70,10 @@ type Options struct {
 	// Namespace is where agent pods are created; "" is the namespace of
 	// the pod whose node they serve.
 	Namespace string
-	// RuntimeEndpoint returns kdiag's --runtime-endpoint ("" when unset).
-	RuntimeEndpoint func() string
+	// Endpoints returns kdiag's --runtime-endpoint and
+	// $CONTAINER_RUNTIME_ENDPOINT, for find_pid on this machine and as the
+	// last resort of an agent.
+	Endpoints func() cri.Endpoints
 	// ActiveDeadline bounds an agent pod's life; 0 is DefaultActiveDeadline.
 	ActiveDeadline time.Duration
 }
@@ -115,8 +118,8 @@ func New(opts Options) *Router {
 	if opts.Binary == "" {
 		opts.Binary = DefaultBinary
 	}
-	if opts.RuntimeEndpoint == nil {
-		opts.RuntimeEndpoint = func() string { return "" }
+	if opts.Endpoints == nil {
+		opts.Endpoints = func() cri.Endpoints { return cri.Endpoints{} }
 	}
 	if opts.ActiveDeadline <= 0 {
 		opts.ActiveDeadline = DefaultActiveDeadline
