@@ -39,8 +39,8 @@ type Config struct {
 	// pod's node, else agent); "" is auto. See package agent.
 	NodeMode string
 	// AgentImage is the agent pod's image, an image of this kdiag; "" is
-	// agent.DefaultImage (kdiag's command line fills it from
-	// $KDIAG_AGENT_IMAGE).
+	// agent.DefaultImage() (kdiag's command line fills it from
+	// $KDIAG_AGENT_IMAGE, else agent.Image of its version).
 	AgentImage string
 	// AgentNamespace is where agent pods are created; "" is the namespace
 	// of the pod whose node they serve.

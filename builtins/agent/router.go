@@ -45,11 +45,6 @@ func ParseMode(s string) (Mode, error) {
 
 // Defaults of Options.
 const (
-	// DefaultImage is the agent image when Options.Image is empty (kdiag's
-	// command line fills it from --agent-image, else $KDIAG_AGENT_IMAGE):
-	// the image the local test cluster's docs import
-	// (test/cluster/cluster.sh image kdiag-local:v1 bin/kdiag).
-	DefaultImage = "kdiag-local:v1"
 	// DefaultBinary is where the agent image holds kdiag.
 	DefaultBinary = "/kdiag"
 	// DefaultActiveDeadline bounds an agent pod's life if nobody deletes it.
@@ -113,7 +108,7 @@ func New(opts Options) *Router {
 		opts.Mode = ModeAuto
 	}
 	if opts.Image == "" {
-		opts.Image = DefaultImage
+		opts.Image = DefaultImage()
 	}
 	if opts.Binary == "" {
 		opts.Binary = DefaultBinary

@@ -5,6 +5,7 @@ import (
 	"strings"
 
 	"github.com/kdiag/kdiag/builtins"
+	"github.com/kdiag/kdiag/builtins/agent"
 	"github.com/kdiag/kdiag/engine/repos"
 )
 
@@ -45,6 +46,9 @@ func envRepoPaths(flagLock string) (lock, cache string) {
 func withEnv(cfg builtins.Config) builtins.Config {
 	if cfg.AgentImage == "" {
 		cfg.AgentImage = os.Getenv(envAgentImage)
+	}
+	if cfg.AgentImage == "" {
+		cfg.AgentImage = agent.Image(version)
 	}
 	if cfg.DebugImage == "" {
 		cfg.DebugImage = os.Getenv(envDebugImage)
