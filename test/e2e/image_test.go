@@ -95,7 +95,7 @@ func TestDefaultImages(t *testing.T) {
 		t.Fatal("the run attached no ephemeral container")
 	}
 	events := eventMessages(t, env, ns)
-	if !strings.Contains(events, fmt.Sprintf("kdiag-agent-")) || !strings.Contains(events, `image "`+ref+`"`) {
+	if !strings.Contains(events, "kdiag-agent-") || !strings.Contains(events, `image "`+ref+`"`) {
 		t.Fatalf("no agent pod ran %s; events:\n%s", ref, events)
 	}
 	if !strings.Contains(events, `image "`+kube.DefaultDebugImage+`"`) {
