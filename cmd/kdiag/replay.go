@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 
 	"github.com/kdiag/kdiag/builtins"
 	"github.com/kdiag/kdiag/engine"
@@ -30,14 +31,20 @@ type replayOptions struct {
 func newReplayCmd(g *globalFlags) *cobra.Command {
 	o := &replayOptions{g: g}
 	cmd := &cobra.Command{
-		Use:   "replay TRANSCRIPT",
+		Use:   "replay TRANSCRIPT | FLEET-DIR",
 		Short: "Re-run a recorded runbook, answering every call from the transcript (no cluster)",
 		Long: `Replay re-executes the runbook recorded in TRANSCRIPT (or --runbook, an edited
 version) and answers every built-in call from the transcript, strictly in order.
 Nothing touches a cluster or a node. The same calls give the same report; a
-different call stops the replay with exit code 3, naming the seq and position.`,
-		Args: exactArgs(1, "one transcript"),
+different call stops the replay with exit code 3, naming the seq and position.
+Given a fleet run's directory (kdiag run --selector), it replays every pod's
+transcript and prints the runs grouped by verdict.`,
+		Args: exactArgs(1, "one transcript, or the directory of a fleet run"),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if st, err := os.Stat(args[0]); err == nil && st.IsDir() {
+				o.out, o.errOut = cmd.OutOrStdout(), cmd.ErrOrStderr()
+				return o.runFleet(cmd.Context(), args[0])
+			}
 			if err := o.complete(cmd, args); err != nil {
 				return err
 			}

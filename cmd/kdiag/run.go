@@ -37,6 +37,7 @@ type runOptions struct {
 	allow      []string
 	stream     bool
 	frameKey   string
+	fleet      fleetFlags
 
 	module   string
 	raw      map[string]any
@@ -49,11 +50,13 @@ type runOptions struct {
 func newRunCmd(g *globalFlags) *cobra.Command {
 	o := &runOptions{g: g}
 	cmd := &cobra.Command{
-		Use:   "run RUNBOOK [-p key=value]...",
+		Use:   "run RUNBOOK [-p key=value]... [--selector SELECTOR | --all-replicas]",
 		Short: "Run a runbook against the cluster, recording every step",
 		Example: `  kdiag run readiness-probe-failing -p pod=my-broken-pod
   kdiag run ./my-runbook.star -p pod=web-0 -n shop --dry-run
-  kdiag run readiness-probe-failing --params-file incident.yaml --yes -o json`,
+  kdiag run readiness-probe-failing --params-file incident.yaml --yes -o json
+  kdiag run readiness-probe-failing --selector app=web -n shop        # every pod app=web, grouped by verdict
+  kdiag run readiness-probe-failing -p pod=web-7d9f-x2x -n shop --all-replicas`,
 		Args:              exactArgs(1, "one runbook (a .star path or a runbook name)"),
 		ValidArgsFunction: completeRunbooks(g),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -83,6 +86,10 @@ func newRunCmd(g *globalFlags) *cobra.Command {
 	fs.StringArrayVar(&o.labelArgs, "label", nil, "a label recorded in the transcript header, key=value (repeatable)")
 	fs.StringSliceVar(&o.allow, "allow-builtins", nil, "approve only these write built-ins (comma-separated; empty: none) and refuse the others, without asking")
 	fs.StringVar(&o.frameKey, "frame-key-file", "", "sign every --stream-transcript frame with the HMAC key in this file (kdiag serve's Job executor passes a per-run key)")
+	fs.StringVarP(&o.fleet.selector, "selector", "l", "", "run for every pod this label selector matches (a fleet run: a transcript per pod, the runs grouped by verdict)")
+	fs.BoolVarP(&o.fleet.allNS, "all-namespaces", "A", false, "with --selector: the pods of every namespace")
+	fs.BoolVar(&o.fleet.allReplicas, "all-replicas", false, "run for every replica of -p pod= (the pods of its Deployment, StatefulSet, DaemonSet, ReplicaSet or Job)")
+	fs.IntVar(&o.fleet.concurrency, "concurrency", 4, "a fleet run's runs at once (never two on one node)")
 	fs.BoolVar(&o.stream, "stream-transcript", false, "also write every event to stdout as it is recorded, as kdiag-transcript frames (kdiag serve's Job executor reads them); the report goes to stderr")
 	return cmd
 }
@@ -141,7 +148,7 @@ func (o *runOptions) validate() error {
 	if o.yes && o.allowSet {
 		return usageErrorf("--yes approves every write built-in, --allow-builtins only some: give one of them")
 	}
-	return nil
+	return o.validateFleet()
 }
 
 func (o *runOptions) run(ctx context.Context) error {
@@ -149,6 +156,9 @@ func (o *runOptions) run(ctx context.Context) error {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeoutCause(ctx, o.timeout, fmt.Errorf("the run took longer than --timeout %s", o.timeout))
 		defer cancel()
+	}
+	if o.fleet.on() {
+		return o.runFleet(ctx)
 	}
 	cfg := o.g.config()
 	specs := builtins.All(cfg)
