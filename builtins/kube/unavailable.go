@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"net"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -134,6 +135,10 @@ func (k *kube) unavailable(ctx context.Context, op string, c *engine.Call, err e
 	defer cancel()
 	if herr := k.readyz(hctx); herr != nil {
 		k.markDown()
+		if rerr := (*notReadyError)(nil); errors.As(herr, &rerr) && rerr.storage() {
+			return engine.Wrapf(engine.KindUnavailable, err, "%s: the API server at %s answers, but its storage does not: /readyz fails %s; nothing can be read or written until etcd answers: check etcd's health, disk latency and logs (etcdctl endpoint health), then the kube-apiserver's logs",
+				op, rc.Host, strings.Join(rerr.failed, ", "))
+		}
 		return engine.Wrapf(engine.KindUnavailable, err, "%s: the API server at %s did not answer within %s (%s; /readyz: %s); check the control plane: kubectl get --raw /readyz, the kube-apiserver and etcd logs",
 			op, rc.Host, took, Reason(err), Reason(herr))
 	}
@@ -155,13 +160,58 @@ func (k *kube) readyz(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	res := cs.Discovery().RESTClient().Get().AbsPath("/readyz").Do(ctx)
+	res := cs.Discovery().RESTClient().Get().AbsPath("/readyz").Param("verbose", "").Do(ctx)
 	var code int
 	res.StatusCode(&code)
 	if err := res.Error(); err != nil && (code == 0 || code >= 500) {
+		if body, _ := res.Raw(); code != 0 && len(body) > 0 {
+			if failed := failedChecks(body); len(failed) > 0 {
+				return &notReadyError{err: err, failed: failed}
+			}
+		}
 		return err
 	}
 	return nil
+}
+
+// notReadyError is an API server that answers /readyz with failed checks.
+type notReadyError struct {
+	err    error
+	failed []string
+}
+
+func (e *notReadyError) Error() string {
+	return "not ready: failed checks " + strings.Join(e.failed, ", ")
+}
+
+func (e *notReadyError) Unwrap() error { return e.err }
+
+// storage says whether a failed check is etcd's.
+func (e *notReadyError) storage() bool {
+	return slices.ContainsFunc(e.failed, func(c string) bool { return strings.HasPrefix(c, "etcd") })
+}
+
+// failedChecks returns the names of the failed checks of a verbose
+// /readyz answer ("[-]etcd failed: reason withheld"), at most 8.
+func failedChecks(body []byte) []string {
+	var failed []string
+	for _, line := range strings.Split(string(body), "\n") {
+		name, ok := strings.CutPrefix(strings.TrimSpace(line), "[-]")
+		if !ok {
+			continue
+		}
+		name, _, _ = strings.Cut(name, " ")
+		name = strings.Map(func(r rune) rune {
+			if r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '-' || r == '/' || r == '_' {
+				return r
+			}
+			return -1
+		}, name)
+		if name != "" && len(failed) < 8 {
+			failed = append(failed, name)
+		}
+	}
+	return failed
 }
 
 // stillDown fails fast when the API server was found not answering

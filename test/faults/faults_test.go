@@ -335,3 +335,39 @@ func TestFaultRuntimeFrozen(t *testing.T) {
 		t.Errorf("the run took %s; want under 90s", r.took)
 	}
 }
+
+// TestFaultEtcdFrozen: with etcd stopped, the API server still answers but
+// cannot read: get_pod ends at its deadline with an unavailable error that
+// names the storage (/readyz's failed etcd check), not a dead API server;
+// after etcd resumes the same run succeeds.
+func TestFaultEtcdFrozen(t *testing.T) {
+	env := harness.Cluster(t)
+	ns := seedPod(t, env)
+	rb := filepath.Join(t.TempDir(), "probe-api.star")
+	os.WriteFile(rb, []byte(probeAPI), 0o644)
+	args := []string{"run", rb, "-p", "pod=my-broken-pod", "-p", "namespace=" + ns}
+	thaw := freeze(t, env, "etcd", 90*time.Second)
+	r := kdiag(t, env, []string{"KDIAG_NO_PREFLIGHT=1"}, args...)
+	thaw()
+	if r.tr == nil || r.code != 0 {
+		t.Fatalf("exit %d, transcript %v", r.code, r.tr != nil)
+	}
+	gp := callErrors(r.tr)["get_pod"]
+	if gp == nil || gp.Kind != "unavailable" || !strings.Contains(gp.Message, "answers, but its storage does not: /readyz fails etcd") {
+		t.Errorf("get_pod's error: %+v; want kind unavailable naming etcd", gp)
+	}
+	if r.took > 30*time.Second {
+		t.Errorf("the run took %s; want about the 5s deadline plus the health checks", r.took)
+	}
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		after := kdiag(t, env, nil, args...)
+		if after.code == 0 && after.tr != nil && strings.HasPrefix(verdictOf(after.tr), "first: True") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after etcd resumed: exit %d, verdict %q", after.code, verdictOf(after.tr))
+		}
+		time.Sleep(2 * time.Second)
+	}
+}
