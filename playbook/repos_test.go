@@ -1,17 +1,20 @@
 package playbook_test
 
 import (
+	"context"
 	"encoding/json"
 	"io"
 	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/kdiag/kdiag/builtins/std"
 	"github.com/kdiag/kdiag/engine"
+	"github.com/kdiag/kdiag/engine/bundle"
 	"github.com/kdiag/kdiag/engine/repos"
 	"github.com/kdiag/kdiag/engine/repos/repotest"
 	"github.com/kdiag/kdiag/engine/transcript"
@@ -172,5 +175,66 @@ func TestRepoUpdateInsecure(t *testing.T) {
 	}
 	if _, err := playbook.Parse("p.yaml", []byte("auth: {insecure: true}\nrepo_update: {every: 5s}\nroutes:\n  - {runbook: x}\n")); err == nil || !strings.Contains(err.Error(), "p.yaml:2: repo_update.every must be at least 1m") {
 		t.Fatalf("a too short schedule: %v", err)
+	}
+}
+
+// bundling is the in-process executor claiming to take bundles, as the
+// Job executor does: it keeps the bundle of each run it is given.
+type bundling struct {
+	playbook.Local
+	mu      sync.Mutex
+	bundles []*bundle.Bundle
+}
+
+func (b *bundling) TakesBundles() bool { return true }
+
+func (b *bundling) Start(ctx context.Context, req playbook.RunRequest) (playbook.RunHandle, error) {
+	b.mu.Lock()
+	b.bundles = append(b.bundles, req.Bundle)
+	b.mu.Unlock()
+	return b.Local.Start(ctx, req)
+}
+
+// TestRepoUpdateBundles: for an executor that takes bundles each run gets
+// the bundle of the files it loads at the commits pinned when it starts;
+// an update whose files no longer fit a ConfigMap is not applied.
+func TestRepoUpdateBundles(t *testing.T) {
+	lock, cache, team, _ := pinned(t)
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "token"), []byte(testToken), 0o600)
+	cfg := playbooktest.Config(t, dir, "auth: {token_file: token}\nroutes:\n  - name: team\n    runbook: team-check\n")
+	ex := &bundling{Local: playbook.Local{Specs: std.Specs(), Version: "test"}}
+	s := playbooktest.Start(t, cfg, playbook.Options{Specs: std.Specs(), Executor: ex, Repos: &playbook.Repos{Lock: lock, Cache: cache, Base: &engine.Loader{Builtin: runbooks.FS}}})
+	s.Token = testToken
+	run := func(pod string) *bundle.Bundle {
+		t.Helper()
+		res := s.Alerts(t, playbooktest.KubePodNotReady("default", pod), http.StatusOK)
+		if m := s.Wait(t, res[0].Run, time.Minute); m.Status != playbook.StatusOK {
+			t.Fatalf("run: %s %s", m.Status, m.Message)
+		}
+		ex.mu.Lock()
+		defer ex.mu.Unlock()
+		return ex.bundles[len(ex.bundles)-1]
+	}
+	b1 := run("a")
+	e, _ := lock.Get("team")
+	if b1 == nil || b1.Manifest.Runbook != "@team//team-check.star" || b1.Manifest.Files[0].Commit != e.Commit || len(b1.Manifest.Files) != 2 {
+		t.Fatalf("bundle of the first run: %+v", b1)
+	}
+	r2 := team.Commit(map[string]string{"team-check.star": strings.Replace(teamCheck, "%s", "v2", 1)}, "v2")
+	if code, ans := postRepoUpdate(t, s, testToken); code != http.StatusOK {
+		t.Fatalf("update: %d %+v", code, ans)
+	}
+	if b2 := run("b"); b2.Manifest.Files[0].Commit != r2 || b2.Digest == b1.Digest {
+		t.Fatalf("bundle after the update: %+v", b2.Manifest)
+	}
+	team.Commit(map[string]string{"team-check.star": strings.Replace(teamCheck, "%s", "v3", 1) + "# " + strings.Repeat("x", bundle.MaxBytes) + "\n"}, "big")
+	code, ans := postRepoUpdate(t, s, testToken)
+	if code != http.StatusConflict || ans.Repos[1].Result != playbook.RepoRefused || !strings.Contains(ans.Repos[1].Message, "not applied: with the new commits route \"team\": bundle of @team//team-check.star") ||
+		!strings.Contains(ans.Repos[1].Message, "over the 1048576 bytes (1 MiB) a ConfigMap holds") {
+		t.Fatalf("an update too big for a bundle: %d %+v", code, ans)
+	}
+	if b3 := run("c"); b3.Manifest.Files[0].Commit != r2 {
+		t.Fatalf("bundle after the refused update: %+v", b3.Manifest)
 	}
 }
