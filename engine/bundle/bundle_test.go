@@ -18,7 +18,7 @@ const commit = "0123456789abcdef0123456789abcdef01234567"
 // fixture writes a repository "team" (pinned), a repository "lib" (a
 // plain directory) and returns a loader over them and the embedded-like
 // library.
-func fixture(t *testing.T) *engine.Loader {
+func fixture(t testing.TB) *engine.Loader {
 	t.Helper()
 	root := t.TempDir()
 	write := func(p, s string) {
@@ -269,5 +269,27 @@ func TestReadDir(t *testing.T) {
 	}
 	if _, err := ReadDir(t.TempDir(), b.Digest); err == nil || !strings.Contains(err.Error(), "not a bundle") {
 		t.Fatalf("empty dir: %v", err)
+	}
+}
+
+// BenchmarkBuildVerify measures what a run of a repository runbook adds
+// on the server (Build) and in the Job's pod (Verify and the loader),
+// for the fixture's runbook of four files.
+func BenchmarkBuildVerify(b *testing.B) {
+	l := fixture(b)
+	p, err := engine.Load("@team//check.star", engine.Options{Loader: l})
+	if err != nil {
+		b.Fatal(err)
+	}
+	for b.Loop() {
+		bu, err := Build(p)
+		if err != nil {
+			b.Fatal(err)
+		}
+		v, err := Verify(bu.Data, bu.Digest)
+		if err != nil {
+			b.Fatal(err)
+		}
+		v.Loader()
 	}
 }

@@ -3,6 +3,7 @@ package job
 import (
 	"context"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/kdiag/kdiag/engine/bundle"
@@ -64,7 +65,8 @@ func (j *Executor) ensureBundle(ctx context.Context, ns string, b *bundle.Bundle
 		if err == nil {
 			err = fmt.Errorf("it has binaryData")
 		}
-		return fmt.Errorf("the configmap %s/%s exists but does not hold bundle %s (%v); refusing to use it: delete it and the next run recreates it", ns, cm.Name, b.Digest, err)
+		why := strings.TrimPrefix(err.Error(), "bundle "+b.Digest+": ")
+		return fmt.Errorf("the configmap %s/%s exists but does not hold bundle %s (%s); refusing to use it: delete it and the next run recreates it", ns, cm.Name, b.Digest, why)
 	}
 	patch := fmt.Sprintf(`{"metadata":{"annotations":{%q:%q}}}`, bundleUsed, now)
 	if _, err := cms.Patch(ctx, cm.Name, types.MergePatchType, []byte(patch), metav1.PatchOptions{}); err != nil {

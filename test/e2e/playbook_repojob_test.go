@@ -63,8 +63,12 @@ func TestJobRepositoryRunbook(t *testing.T) {
 
 	dir := t.TempDir()
 	os.WriteFile(filepath.Join(dir, "token"), []byte(pbToken), 0o600)
+	os.MkdirAll(filepath.Join(dir, "mine", "lib"), 0o755)
+	os.WriteFile(filepath.Join(dir, "mine", "local.star"), []byte("load(\"lib/x.star\", \"x\")\nload(\"@rel//util.star\", \"greet\")\ndef main(p):\n    verdict(greet(x))\n"), 0o644)
+	os.WriteFile(filepath.Join(dir, "mine", "lib", "x.star"), []byte("x = \"a local file\"\n"), 0o644)
 	cfg := playbooktest.Config(t, dir, "auth: {token_file: token}\n"+plainJobYAML(jobsNS, image, "")+
-		"routes:\n  - name: team\n    match: {alertname: KubePodNotReady}\n    runbook: team-check\n")
+		"routes:\n  - name: team\n    match: {alertname: KubePodNotReady}\n    runbook: team-check\n"+
+		"  - name: local\n    match: {alertname: Local}\n    runbook: mine/local.star\n")
 	cs, _, err := kube.NewClients(env.Kubeconfig, "", "").Kube()
 	if err != nil {
 		t.Fatal(err)
@@ -114,7 +118,34 @@ func TestJobRepositoryRunbook(t *testing.T) {
 			t.Fatalf("transcript file %s: %q, want %q (all: %v)", p, files[p], w, files)
 		}
 	}
+	// A .star file of the server's, loading a file next to it and a
+	// pinned repository's module, runs in a Job from its own bundle.
+	hook := playbooktest.KubePodNotReady("default", "local")
+	hook.Alerts[0].Labels = map[string]string{"alertname": "Local"}
+	lm := s.Wait(t, s.Alerts(t, hook, http.StatusOK)[0].Run, 2*time.Minute)
+	lf := map[string]string{}
+	if lm.Status == playbook.StatusOK {
+		for _, f := range storedTranscript(t, s, lm.ID).Header.Files {
+			lf[f.Path] = f.Repo + " " + f.Commit
+		}
+	}
+	if lm.Status != playbook.StatusOK || lm.Verdict != "hello from a local file" || len(lf) != 3 || lf["local.star"] != " " || lf["lib/x.star"] != " " || lf["@rel//util.star"] != "rel "+rel1 {
+		t.Fatalf("a local .star route: %s %q %s, files %v", lm.Status, lm.Verdict, lm.Message, lf)
+	}
+	localBundles := bundles()
+	if len(localBundles) != 2 {
+		t.Fatalf("bundles after the local route's run: %v", localBundles)
+	}
+	env.Kubectl(t, "delete", "configmap", "-n", jobsNS, "-l", job.BundleLabel)
+
 	first := bundles()
+	if len(first) != 0 {
+		t.Fatalf("bundles left: %v", first)
+	}
+	if m, _ := run("repo-1b"); m.Status != playbook.StatusOK {
+		t.Fatalf("run after the bundles were deleted: %s %s", m.Status, m.Message)
+	}
+	first = bundles()
 	if len(first) != 1 {
 		t.Fatalf("bundles after the first run: %v", first)
 	}
