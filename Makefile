@@ -15,15 +15,29 @@ export CGO_ENABLED := 0
 GOTEST_TIMEOUT ?= 45m
 FUZZTIME    ?= 10s
 
-.PHONY: build test test-serial unit e2e fuzz lint bench demo demo-replay cluster-up cluster-down docs clean
+.PHONY: image image-import build test test-serial unit e2e fuzz lint bench demo demo-replay cluster-up cluster-down docs clean
 
 build:
 	$(GO) build -ldflags "$(LDFLAGS)" -o $(KDIAG) ./cmd/kdiag
+
+# kdiag's container image, built without Docker (cmd/kdiag-image, a module of
+# its own): dist/kdiag-image.tar under the default reference of bin/kdiag,
+# ghcr.io/kdiag/kdiag:<version>; `make image-import` loads it into the local
+# cluster, where --agent-image and the Job executor's defaults then work.
+# A release pushes it: bin/kdiag-image -ref REF -push -binary linux/amd64=... -binary linux/arm64=...
+image: build
+	cd cmd/kdiag-image && $(GO) build -o $(CURDIR)/bin/kdiag-image .
+	mkdir -p dist
+	bin/kdiag-image -ref "$$($(KDIAG) version -o json | sed -n 's/.*"image": *"\([^"]*\)".*/\1/p')" -binary $(KDIAG) -o dist/kdiag-image.tar
+
+image-import: image cluster-up
+	$(CLUSTER) import-tar dist/kdiag-image.tar
 
 # The whole suite: the cluster comes up first (a cold build takes 12-20 min on
 # 2 cores, then it is cached), then every package's tests, then short fuzzing.
 test: build cluster-up
 	$(GO) test -timeout $(GOTEST_TIMEOUT) -count=1 ./...
+	cd cmd/kdiag-image && $(GO) test -count=1 ./...
 	$(KDIAG) test runbooks
 	$(MAKE) fuzz
 	$(MAKE) test-serial
@@ -50,6 +64,7 @@ lint:
 	$(GO) vet -tags 'faults nodes' ./test/...
 	@command -v staticcheck >/dev/null || PATH=$$PATH:$$($(GO) env GOPATH)/bin command -v staticcheck >/dev/null || { echo "staticcheck missing: go install honnef.co/go/tools/cmd/staticcheck@v0.8.2"; exit 1; }
 	PATH=$$PATH:$$($(GO) env GOPATH)/bin staticcheck ./...
+	cd cmd/kdiag-image && $(GO) vet ./... && PATH=$$PATH:$$($(GO) env GOPATH)/bin staticcheck ./...
 	$(GO) run ./cmd/kdiag lint runbooks
 
 bench: build cluster-up

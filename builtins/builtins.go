@@ -31,13 +31,16 @@ type Config struct {
 	Context         string
 	Namespace       string
 	RuntimeEndpoint string
+	// EnvRuntimeEndpoint is kdiag's $CONTAINER_RUNTIME_ENDPOINT, below
+	// RuntimeEndpoint in precedence (kdiag's command line reads it).
+	EnvRuntimeEndpoint string
 	// NodeMode is where find_pid and the node built-ins run: "local",
 	// "agent" (in an agent pod on the pod's node) or "auto" (local on the
 	// pod's node, else agent); "" is auto. See package agent.
 	NodeMode string
 	// AgentImage is the agent pod's image, an image of this kdiag; "" is
-	// agent.DefaultImage (kdiag's command line fills it from
-	// $KDIAG_AGENT_IMAGE).
+	// agent.DefaultImage() (kdiag's command line fills it from
+	// $KDIAG_AGENT_IMAGE, else agent.Image of its version).
 	AgentImage string
 	// AgentNamespace is where agent pods are created; "" is the namespace
 	// of the pod whose node they serve.
@@ -101,7 +104,7 @@ func (cfg Config) requestTimeout() time.Duration {
 func all(cfg Config) []*engine.Spec {
 	var specs []*engine.Spec
 	clients := cfg.Clients()
-	endpoint := func() string { return cfg.RuntimeEndpoint }
+	endpoint := func() cri.Endpoints { return cri.Endpoints{Flag: cfg.RuntimeEndpoint, Env: cfg.EnvRuntimeEndpoint} }
 	specs = append(specs, std.Specs()...)
 	specs = append(specs, kube.Specs(clients)...)
 	mode, err := agent.ParseMode(cfg.NodeMode)
@@ -111,7 +114,7 @@ func all(cfg Config) []*engine.Spec {
 		return append(specs, trace.Spec())
 	}
 	r := agent.New(agent.Options{
-		Mode: mode, Clients: clients, Image: cfg.AgentImage, Namespace: cfg.AgentNamespace, RuntimeEndpoint: endpoint,
+		Mode: mode, Clients: clients, Image: cfg.AgentImage, Namespace: cfg.AgentNamespace, Endpoints: endpoint,
 	})
 	return append(specs, r.Specs()...)
 }

@@ -3,12 +3,9 @@ package engine
 import (
 	"context"
 	"fmt"
-	"maps"
-	"slices"
 
 	"github.com/kdiag/kdiag/engine/transcript"
 	"go.starlark.net/starlark"
-	"go.starlark.net/syntax"
 )
 
 // Program is a runbook loaded once: its top level (and its modules')
@@ -36,40 +33,14 @@ type Program struct {
 func Load(runbookPath string, opts Options) (*Program, error) {
 	opts.Writer, opts.Observer, opts.Progress = nil, nil, nil
 	r := newRun(context.Background(), opts)
-	rb, mainFn, err := r.loadMain(runbookPath)
+	m := newModules(r.opts.Loader, r.thread, r.predecl)
+	rb, mainFn, err := m.main(runbookPath)
 	if rb == nil {
 		return nil, err
 	}
-	rb.Builtins = r.mentioned()
-	p := &Program{Runbook: rb, Main: mainFn, Files: r.files, Loads: r.loads}
+	rb.Builtins = mentioned(m.files, r.specs)
+	p := &Program{Runbook: rb, Main: mainFn, Files: m.files, Loads: m.loads}
 	return p, err
-}
-
-// mentioned returns the built-ins the run's files mention, by effect.
-func (r *run) mentioned() map[Effect][]string {
-	used := map[Effect]map[string]bool{}
-	for _, f := range r.files {
-		file, err := FileOptions.Parse(f.Path, f.Source, 0)
-		if err != nil {
-			continue
-		}
-		syntax.Walk(file, func(n syntax.Node) bool {
-			if id, ok := n.(*syntax.Ident); ok {
-				if s, ok := r.specs[id.Name]; ok {
-					if used[s.Effect] == nil {
-						used[s.Effect] = map[string]bool{}
-					}
-					used[s.Effect][s.Name] = true
-				}
-			}
-			return true
-		})
-	}
-	out := map[Effect][]string{}
-	for eff, names := range used {
-		out[eff] = slices.Sorted(maps.Keys(names))
-	}
-	return out
 }
 
 // runLocal is the thread-local key under which a run's thread holds it.
@@ -108,7 +79,6 @@ func dispatching(own starlark.StringDict) starlark.StringDict {
 // no events.
 func (p *Program) Run(ctx context.Context, opts Options) *Result {
 	r := newRun(ctx, opts)
-	r.files, r.loads, r.decl = p.Files, p.Loads, p.Runbook
 	res := &Result{Runbook: p.Runbook}
 	if p.Main == nil {
 		res.Err = &UsageError{fmt.Errorf("%s: the runbook defines no main(p) function; put the diagnosis in def main(p): and read params as p.NAME", p.Runbook.Path)}
@@ -123,7 +93,7 @@ func (p *Program) Run(ctx context.Context, opts Options) *Result {
 		res.Err = err
 		return res
 	}
-	r.header(p.Runbook, bound)
+	r.header(p, bound)
 	r.loading = false
 	pv, err := paramsValue(bound)
 	if err != nil {

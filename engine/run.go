@@ -2,12 +2,9 @@ package engine
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"path"
 	"strconv"
 	"strings"
 	"time"
@@ -140,7 +137,7 @@ func LoadModule(path string, opts Options, extra starlark.StringDict) (starlark.
 	if err != nil {
 		return nil, nil, err
 	}
-	g, err := r.execModule(name)
+	g, err := newModules(r.opts.Loader, r.thread, r.predecl).exec(name)
 	return g, r.thread, err
 }
 
@@ -152,27 +149,17 @@ type run struct {
 	own       starlark.StringDict // the run's built-ins
 	predecl   starlark.StringDict // what files see: dispatching(own)
 	loading   bool
-	decl      *Runbook
 	seq       int
 	start     time.Time
 	clock     float64
 	events    []*transcript.Event
 	steps     []string
-	files     []transcript.File
-	loads     map[string]string
-	modules   map[string]*module
-	loadStack []string
 	replay    *replayer
 	cleanups  []cleanup
 	calls     int
 	writerErr error
 
 	cleanupResults []transcript.Cleanup
-}
-
-type module struct {
-	globals starlark.StringDict
-	err     error
 }
 
 func newRun(ctx context.Context, opts Options) *run {
@@ -188,8 +175,6 @@ func newRun(ctx context.Context, opts Options) *run {
 		specs:   map[string]*Spec{},
 		loading: true,
 		start:   opts.Now(),
-		loads:   map[string]string{},
-		modules: map[string]*module{},
 	}
 	if opts.Replay != nil {
 		r.replay = newReplayer(opts.Replay)
@@ -201,7 +186,7 @@ func newRun(ctx context.Context, opts Options) *run {
 			r.opts.DryRun = DryRunNone
 		}
 	}
-	r.thread = &starlark.Thread{Name: "runbook", Load: r.load, Print: func(t *starlark.Thread, msg string) {
+	r.thread = &starlark.Thread{Name: "runbook", Print: func(t *starlark.Thread, msg string) {
 		r.emit(&transcript.Event{Type: transcript.TypePrint, Pos: callerPos(t, 0), Message: msg}, false)
 	}}
 	if opts.MaxSteps > 0 {
@@ -213,75 +198,8 @@ func newRun(ctx context.Context, opts Options) *run {
 	return r
 }
 
-// loadMain executes the runbook's top level and returns its declaration
-// and main function.
-func (r *run) loadMain(runbookPath string) (*Runbook, starlark.Callable, error) {
-	name, err := r.opts.Loader.Resolve("", runbookPath)
-	if err != nil {
-		return nil, nil, &UsageError{err}
-	}
-	globals, err := r.execModule(name)
-	if err != nil {
-		return nil, nil, &UsageError{err}
-	}
-	rb := r.decl
-	if rb == nil {
-		rb = &Runbook{Path: name, Name: strings.TrimSuffix(path.Base(name), ".star")}
-	}
-	rb.Path = name
-	mainFn, ok := globals["main"].(starlark.Callable)
-	if !ok {
-		return rb, nil, &UsageError{fmt.Errorf("%s: the runbook defines no main(p) function; put the diagnosis in def main(p): and read params as p.NAME", name)}
-	}
-	return rb, mainFn, nil
-}
-
-// execModule loads and executes one file, caching the result.
-func (r *run) execModule(name string) (starlark.StringDict, error) {
-	if m, ok := r.modules[name]; ok {
-		if m == nil {
-			return nil, fmt.Errorf("load cycle: %s -> %s", strings.Join(r.loadStack, " -> "), name)
-		}
-		return m.globals, m.err
-	}
-	src, err := r.opts.Loader.Read(name)
-	if err != nil {
-		return nil, err
-	}
-	sum := sha256.Sum256(src)
-	f := transcript.File{Path: name, SHA256: hex.EncodeToString(sum[:]), Source: string(src)}
-	if repo, o, ok := r.opts.Loader.origin(name); ok {
-		f.Repo, f.URL, f.Commit = repo, o.URL, o.Commit
-	}
-	r.files = append(r.files, f)
-	r.modules[name] = nil
-	r.loadStack = append(r.loadStack, name)
-	predecl := r.predecl
-	if len(r.loadStack) == 1 {
-		predecl = copyDict(r.predecl)
-		predecl["runbook"] = runbookBuiltin(&r.decl, name)
-	}
-	globals, err := starlark.ExecFileOptions(FileOptions, r.thread, name, src, predecl)
-	r.loadStack = r.loadStack[:len(r.loadStack)-1]
-	if err != nil {
-		err = withBacktrace(err)
-	}
-	r.modules[name] = &module{globals, err}
-	return globals, err
-}
-
-// load implements Starlark's load statement.
-func (r *run) load(_ *starlark.Thread, module string) (starlark.StringDict, error) {
-	from := r.loadStack[len(r.loadStack)-1]
-	name, err := r.opts.Loader.resolveFor(r.loadStack[0], from, module)
-	if err != nil {
-		return nil, err
-	}
-	r.loads[from+"|"+module] = name
-	return r.execModule(name)
-}
-
-func (r *run) header(rb *Runbook, params map[string]any) {
+func (r *run) header(p *Program, params map[string]any) {
+	rb := p.Runbook
 	mode := "live"
 	if r.opts.DryRun != DryRunNone {
 		mode = "dry-run-" + string(r.opts.DryRun)
@@ -290,7 +208,7 @@ func (r *run) header(rb *Runbook, params map[string]any) {
 	target := r.opts.Target
 	h := &transcript.Event{
 		Type: transcript.TypeHeader, Version: transcript.Version, Kdiag: r.opts.Version,
-		Runbook: rb.Path, Name: rb.Name, Files: r.files, Loads: r.loads, Params: params,
+		Runbook: rb.Path, Name: rb.Name, Files: p.Files, Loads: p.Loads, Params: params,
 		Target: &target, Start: &start, Mode: mode, Labels: r.opts.Labels,
 	}
 	if dl, ok := r.ctx.Deadline(); ok {

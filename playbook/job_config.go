@@ -10,7 +10,6 @@ import (
 // Defaults of the Job executor's settings.
 const (
 	DefaultJobNamespace        = "kdiag-system"
-	DefaultJobImage            = "kdiag-local:v1"
 	DefaultJobServiceAccount   = "kdiag-runner"
 	DefaultJobTTLAfterFinished = time.Hour
 	DefaultJobTerminationGrace = 15 * time.Second
@@ -28,9 +27,10 @@ const (
 type JobConfig struct {
 	// Namespace is where the Jobs are created (default kdiag-system).
 	Namespace string `yaml:"namespace"`
-	// Image holds kdiag as its entrypoint (default kdiag-local:v1); it
-	// should be the server's own image, so that the built-in runbook
-	// library is the same.
+	// Image holds kdiag as its entrypoint (default: the server's own
+	// release image, ghcr.io/kdiag/kdiag:<its version>, which kdiag serve
+	// sets with SetDefaultImage); it should be the server's own image, so
+	// that the built-in runbook library is the same.
 	Image string `yaml:"image"`
 	// ImagePullPolicy is the container's pull policy (default IfNotPresent).
 	ImagePullPolicy string `yaml:"image_pull_policy"`
@@ -94,7 +94,6 @@ func (c *Config) checkExecutor() error {
 	}
 	j := c.Job
 	defaultString(&j.Namespace, DefaultJobNamespace)
-	defaultString(&j.Image, DefaultJobImage)
 	defaultString(&j.ImagePullPolicy, "IfNotPresent")
 	defaultString(&j.ServiceAccountName, DefaultJobServiceAccount)
 	defaultString(&j.AgentImage, j.Image)
@@ -151,4 +150,11 @@ func defaultString(s *string, def string) {
 	if *s == "" {
 		*s = def
 	}
+}
+
+// SetDefaultImage makes ref the Job's image, and the agent pods', where
+// the config names none: kdiag serve passes its own release image.
+func (j *JobConfig) SetDefaultImage(ref string) {
+	defaultString(&j.Image, ref)
+	defaultString(&j.AgentImage, j.Image)
 }

@@ -40,8 +40,8 @@
 // labels app.kubernetes.io/managed-by=kdiag, kdiag.io/role=agent and
 // kdiag.io/run=<the Router's run id>, and an annotation kdiag.io/heartbeat
 // (RFC 3339) that the running kdiag refreshes every 10 s. The image is
-// kdiag's own (--agent-image, $KDIAG_AGENT_IMAGE, default kdiag-local:v1,
-// the local test cluster's), with kdiag at /kdiag; its command is
+// kdiag's own (--agent-image, $KDIAG_AGENT_IMAGE, default
+// ghcr.io/kdiag/kdiag:<kdiag's version>, see Image), with kdiag at /kdiag; its command is
 // `kdiag agent idle`, which waits for SIGTERM. Agent pods go in
 // --agent-namespace, by default the namespace of the pod they serve.
 //

@@ -21,7 +21,7 @@ func ops() []node.Op {
 // served by r. Their declarations are those of packages cri, node and
 // trace; only where they run changes.
 func (r *Router) Specs() []*engine.Spec {
-	specs := cri.SpecsFor(r, r.opts.RuntimeEndpoint)
+	specs := cri.SpecsFor(r, r.opts.Endpoints)
 	specs = append(specs, node.SpecsFor(r)...)
 	specs = append(specs, trace.Sample.Spec(r))
 	for _, s := range specs {

@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/kdiag/kdiag/builtins/cri"
 	"github.com/kdiag/kdiag/builtins/kube"
 	"github.com/kdiag/kdiag/builtins/node"
 	"github.com/kdiag/kdiag/engine"
@@ -44,11 +45,6 @@ func ParseMode(s string) (Mode, error) {
 
 // Defaults of Options.
 const (
-	// DefaultImage is the agent image when Options.Image is empty (kdiag's
-	// command line fills it from --agent-image, else $KDIAG_AGENT_IMAGE):
-	// the image the local test cluster's docs import
-	// (test/cluster/cluster.sh image kdiag-local:v1 bin/kdiag).
-	DefaultImage = "kdiag-local:v1"
 	// DefaultBinary is where the agent image holds kdiag.
 	DefaultBinary = "/kdiag"
 	// DefaultActiveDeadline bounds an agent pod's life if nobody deletes it.
@@ -69,8 +65,10 @@ type Options struct {
 	// Namespace is where agent pods are created; "" is the namespace of
 	// the pod whose node they serve.
 	Namespace string
-	// RuntimeEndpoint returns kdiag's --runtime-endpoint ("" when unset).
-	RuntimeEndpoint func() string
+	// Endpoints returns kdiag's --runtime-endpoint and
+	// $CONTAINER_RUNTIME_ENDPOINT, for find_pid on this machine and as the
+	// last resort of an agent.
+	Endpoints func() cri.Endpoints
 	// ActiveDeadline bounds an agent pod's life; 0 is DefaultActiveDeadline.
 	ActiveDeadline time.Duration
 }
@@ -110,13 +108,13 @@ func New(opts Options) *Router {
 		opts.Mode = ModeAuto
 	}
 	if opts.Image == "" {
-		opts.Image = DefaultImage
+		opts.Image = DefaultImage()
 	}
 	if opts.Binary == "" {
 		opts.Binary = DefaultBinary
 	}
-	if opts.RuntimeEndpoint == nil {
-		opts.RuntimeEndpoint = func() string { return "" }
+	if opts.Endpoints == nil {
+		opts.Endpoints = func() cri.Endpoints { return cri.Endpoints{} }
 	}
 	if opts.ActiveDeadline <= 0 {
 		opts.ActiveDeadline = DefaultActiveDeadline

@@ -13,7 +13,6 @@ import (
 	"errors"
 	"fmt"
 	"maps"
-	"os"
 	"slices"
 	"sort"
 	"strconv"
@@ -26,24 +25,33 @@ import (
 	"github.com/kdiag/kdiag/engine"
 )
 
-// Specs returns the cri built-ins, served by this machine. defaultEndpoint, if not nil, returns
-// kdiag's --runtime-endpoint flag value ("" when unset); it is consulted
-// after the runtime_endpoint argument and before $CONTAINER_RUNTIME_ENDPOINT,
-// /etc/crictl.yaml and the well-known sockets.
-func Specs(defaultEndpoint func() string) []*engine.Spec {
-	return SpecsFor(node.Local{}, defaultEndpoint)
+// Endpoints are kdiag's own runtime endpoint settings, consulted after
+// find_pid's runtime_endpoint argument and before /etc/crictl.yaml and the
+// well-known sockets. The package reads no environment: kdiag's command
+// line fills Env from $CONTAINER_RUNTIME_ENDPOINT.
+type Endpoints struct {
+	// Flag is kdiag's --runtime-endpoint ("" when unset).
+	Flag string
+	// Env is the value of kdiag's $CONTAINER_RUNTIME_ENDPOINT.
+	Env string
 }
 
-// SpecsFor returns the cri built-ins, served by x; defaultEndpoint is as
-// for Specs.
-func SpecsFor(x node.Executor, defaultEndpoint func() string) []*engine.Spec {
-	if defaultEndpoint == nil {
-		defaultEndpoint = func() string { return "" }
+// Specs returns the cri built-ins, served by this machine. defaults, if
+// not nil, returns kdiag's own endpoint settings when a call runs.
+func Specs(defaults func() Endpoints) []*engine.Spec {
+	return SpecsFor(node.Local{}, defaults)
+}
+
+// SpecsFor returns the cri built-ins, served by x; defaults is as for
+// Specs.
+func SpecsFor(x node.Executor, defaults func() Endpoints) []*engine.Spec {
+	if defaults == nil {
+		defaults = func() Endpoints { return Endpoints{} }
 	}
 	send := func(ctx context.Context, req *FindPIDRequest) (*FindPIDResult, error) {
 		return FindPID.Send(ctx, x, req)
 	}
-	return []*engine.Spec{findPIDSpec(send, defaultEndpoint)}
+	return []*engine.Spec{findPIDSpec(send, defaults)}
 }
 
 // FindPIDRequest asks for a container's main process. The three endpoint
@@ -79,7 +87,7 @@ type FindPIDRequest struct {
 var FindPID = &node.Row[FindPIDRequest, FindPIDResult]{
 	Builtin: "find_pid",
 	Declare: func(send func(context.Context, *FindPIDRequest) (*FindPIDResult, error)) *engine.Spec {
-		return findPIDSpec(send, func() string { return "" })
+		return findPIDSpec(send, func() Endpoints { return Endpoints{} })
 	},
 	Linux: Local{}.FindPID,
 	Locate: func(r *FindPIDRequest) node.Pod {
@@ -150,7 +158,7 @@ type FindPIDResult struct {
 	Namespaces map[string]string `json:"namespaces"`
 }
 
-func findPIDSpec(send func(context.Context, *FindPIDRequest) (*FindPIDResult, error), defaultEndpoint func() string) *engine.Spec {
+func findPIDSpec(send func(context.Context, *FindPIDRequest) (*FindPIDResult, error), defaults func() Endpoints) *engine.Spec {
 	return &engine.Spec{
 		Name: "find_pid",
 		Doc: `find_pid returns the host PID of a container's main process, asking the node's container runtime through the CRI (like crictl inspect).
@@ -184,14 +192,15 @@ namespaces: paths of the process's namespaces {net, pid, mnt, uts, ipc, cgroup, 
 		Effect:  engine.Read,
 		Timeout: 30 * time.Second,
 		Run: func(ctx context.Context, c *engine.Call) (any, error) {
+			def := defaults()
 			req := &FindPIDRequest{
 				Pod:             c.Args.String("pod"),
 				Namespace:       c.Args.String("namespace"),
 				Container:       c.Args.String("container"),
 				ContainerID:     c.Args.String("container_id"),
 				RuntimeEndpoint: c.Args.String("runtime_endpoint"),
-				FlagEndpoint:    defaultEndpoint(),
-				EnvEndpoint:     os.Getenv("CONTAINER_RUNTIME_ENDPOINT"),
+				FlagEndpoint:    def.Flag,
+				EnvEndpoint:     def.Env,
 			}
 			if req.Namespace == "" {
 				req.Namespace = "default"
@@ -212,12 +221,9 @@ type findPIDQuery struct {
 // errNoContainer is find_pid's error when given neither pod nor container_id.
 var errNoContainer = engine.Errorf(engine.KindInvalid, "find_pid: give pod= (with namespace= and container=) or container_id=")
 
-// findPID resolves the endpoint, then finds the container and its PID.
-func findPID(ctx context.Context, q findPIDQuery, arg, flag string) (*FindPIDResult, error) {
-	return findPIDEnv(ctx, q, arg, flag, os.Getenv("CONTAINER_RUNTIME_ENDPOINT"))
-}
-
-// findPIDEnv is findPID with $CONTAINER_RUNTIME_ENDPOINT given as env.
+// findPIDEnv resolves the endpoint from the runtime_endpoint argument,
+// kdiag's --runtime-endpoint (flag) and $CONTAINER_RUNTIME_ENDPOINT (env),
+// then finds the container and its PID.
 func findPIDEnv(ctx context.Context, q findPIDQuery, arg, flag, env string) (*FindPIDResult, error) {
 	if q.Pod == "" && q.ContainerID == "" {
 		return nil, errNoContainer

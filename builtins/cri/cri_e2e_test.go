@@ -155,7 +155,7 @@ func TestFindPIDRunbookInCluster(t *testing.T) {
 	env := harness.Cluster(t)
 	pod := e2ePod(t, env, "exec sleep 3600")
 	res := engine.Run(context.Background(), "testdata/find_pid.star", engine.Options{
-		Specs:  Specs(func() string { return env.RuntimeEndpoint }),
+		Specs:  Specs(func() Endpoints { return Endpoints{Flag: env.RuntimeEndpoint} }),
 		Params: map[string]any{"pod": pod},
 	})
 	if res.Err != nil {

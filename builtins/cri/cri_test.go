@@ -96,10 +96,20 @@ func TestFindPIDSelection(t *testing.T) {
 
 func TestFindPIDResultFields(t *testing.T) {
 	ep := serveFake(t, fakeWorld())
-	s := Specs(func() string { return ep })[0]
+	s := Specs(func() Endpoints { return Endpoints{Flag: ep, Env: "unix:///kdiag-env-is-below-the-flag.sock"} })[0]
 	v, err := s.Run(context.Background(), &engine.Call{Spec: s, Args: engine.Args{"pod": "web", "namespace": "default", "container": "app"}})
 	if err != nil {
 		t.Fatal(err)
+	}
+	// $CONTAINER_RUNTIME_ENDPOINT, as kdiag's command line passes it, is
+	// used when --runtime-endpoint is not set.
+	s = Specs(func() Endpoints { return Endpoints{Env: ep} })[0]
+	byEnv, err := s.Run(context.Background(), &engine.Call{Spec: s, Args: engine.Args{"pod": "web", "namespace": "default", "container": "app"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := byEnv.(*FindPIDResult).EndpointFrom; got != "CONTAINER_RUNTIME_ENDPOINT" {
+		t.Errorf("endpoint from env: endpoint_from = %q", got)
 	}
 	want := &FindPIDResult{
 		PID: 101, ContainerID: "aaaa1111", Container: "app", SandboxID: "sb-web", Pod: "web", Namespace: "default",
@@ -168,9 +178,10 @@ func TestResolveEndpoint(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer l.Close()
+	env := ""
 	check := func(arg, flag, wantEndpoint, wantSource string) {
 		t.Helper()
-		ep, err := criResolveEndpoint(arg, flag)
+		ep, err := criResolveEndpointEnv(arg, flag, env)
 		if err != nil {
 			t.Fatalf("arg %q flag %q: %v", arg, flag, err)
 		}
@@ -183,7 +194,10 @@ func TestResolveEndpoint(t *testing.T) {
 	check("", "", "unix://"+crio, "autodetected")
 	os.WriteFile(criConfigPath, []byte("runtime-endpoint: unix:///from/config.sock\nimage-endpoint: unix:///x.sock\n"), 0o644)
 	check("", "", "unix:///from/config.sock", criConfigPath)
-	t.Setenv("CONTAINER_RUNTIME_ENDPOINT", "/from/env.sock")
+	// The package reads no environment: kdiag's command line passes it.
+	t.Setenv("CONTAINER_RUNTIME_ENDPOINT", "/from/process-env.sock")
+	check("", "", "unix:///from/config.sock", criConfigPath)
+	env = "/from/env.sock"
 	check("", "", "unix:///from/env.sock", "CONTAINER_RUNTIME_ENDPOINT")
 	check("", "unix:///from/flag.sock", "unix:///from/flag.sock", "--runtime-endpoint")
 	check("unix:///from/arg.sock", "unix:///from/flag.sock", "unix:///from/arg.sock", "runtime_endpoint")

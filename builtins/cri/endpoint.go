@@ -49,17 +49,11 @@ func (e *criNoEndpointError) Error() string {
 		strings.Join(e.tried, ", "), criConfigPath)
 }
 
-// criResolveEndpoint picks the endpoint: the runtime_endpoint argument,
-// kdiag's --runtime-endpoint (flag), $CONTAINER_RUNTIME_ENDPOINT,
-// runtime-endpoint of /etc/crictl.yaml, then the first well-known socket
-// that exists.
-func criResolveEndpoint(arg, flag string) (*criEndpoint, error) {
-	return criResolveEndpointEnv(arg, flag, os.Getenv("CONTAINER_RUNTIME_ENDPOINT"))
-}
-
-// criResolveEndpointEnv is criResolveEndpoint with the value of
-// $CONTAINER_RUNTIME_ENDPOINT given as env (a node agent resolves with
-// the environment of the kdiag that asked).
+// criResolveEndpointEnv picks the endpoint: the runtime_endpoint
+// argument, kdiag's --runtime-endpoint (flag), the value of kdiag's
+// $CONTAINER_RUNTIME_ENDPOINT (env; a node agent resolves with the
+// environment of the kdiag that asked), runtime-endpoint of
+// /etc/crictl.yaml, then the first well-known socket that exists.
 func criResolveEndpointEnv(arg, flag, env string) (*criEndpoint, error) {
 	for _, c := range []struct{ value, source string }{
 		{arg, "runtime_endpoint"},

@@ -25,8 +25,9 @@ import (
 
 // DefaultDebugImage is the image attach_ephemeral uses when neither its
 // image argument nor the Clients (WithDebugImage; kdiag's command line:
-// $KDIAG_DEBUG_IMAGE) name one.
-const DefaultDebugImage = "busybox:1.36"
+// $KDIAG_DEBUG_IMAGE) name one: a public image with a pinned tag (the
+// local test cluster imports its busybox under it).
+const DefaultDebugImage = "busybox:1.36.1"
 
 // Clients provides the Kubernetes client the built-ins use. Implementations
 // must build the client lazily: Kube is called only by a built-in that is

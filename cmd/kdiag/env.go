@@ -5,22 +5,22 @@ import (
 	"strings"
 
 	"github.com/kdiag/kdiag/builtins"
+	"github.com/kdiag/kdiag/builtins/agent"
 	"github.com/kdiag/kdiag/engine/repos"
 )
 
 // The environment variables kdiag reads for its defaults, all read here:
-// library packages take the values as options. (CONTAINER_RUNTIME_ENDPOINT
-// is the exception: find_pid reads it when it runs and forwards it to a
-// node agent, see package cri.)
+// library packages take the values as options.
 const (
-	envRepos       = "KDIAG_REPOS"        // colon-separated --repo values
-	envAgentImage  = "KDIAG_AGENT_IMAGE"  // --agent-image's default
-	envDebugImage  = "KDIAG_DEBUG_IMAGE"  // attach_ephemeral's default image
-	envNoPreflight = "KDIAG_NO_PREFLIGHT" // "1" skips the RBAC preflight
-	envNoColor     = "NO_COLOR"           // set: no colour on a terminal
-	envLock        = "KDIAG_LOCK"         // --lock's default
-	envConfigDir   = "KDIAG_CONFIG_DIR"   // where the user's kdiag.lock is
-	envCacheDir    = "KDIAG_CACHE_DIR"    // where pinned repositories are cached
+	envRepos       = "KDIAG_REPOS"                // colon-separated --repo values
+	envAgentImage  = "KDIAG_AGENT_IMAGE"          // --agent-image's default
+	envDebugImage  = "KDIAG_DEBUG_IMAGE"          // attach_ephemeral's default image
+	envNoPreflight = "KDIAG_NO_PREFLIGHT"         // "1" skips the RBAC preflight
+	envNoColor     = "NO_COLOR"                   // set: no colour on a terminal
+	envLock        = "KDIAG_LOCK"                 // --lock's default
+	envConfigDir   = "KDIAG_CONFIG_DIR"           // where the user's kdiag.lock is
+	envCacheDir    = "KDIAG_CACHE_DIR"            // where pinned repositories are cached
+	envRuntime     = "CONTAINER_RUNTIME_ENDPOINT" // the CRI socket, below --runtime-endpoint (as crictl)
 )
 
 // envRepoPaths returns the lock file and the repository cache: --lock or
@@ -47,8 +47,14 @@ func withEnv(cfg builtins.Config) builtins.Config {
 	if cfg.AgentImage == "" {
 		cfg.AgentImage = os.Getenv(envAgentImage)
 	}
+	if cfg.AgentImage == "" {
+		cfg.AgentImage = agent.Image(version)
+	}
 	if cfg.DebugImage == "" {
 		cfg.DebugImage = os.Getenv(envDebugImage)
+	}
+	if cfg.EnvRuntimeEndpoint == "" {
+		cfg.EnvRuntimeEndpoint = os.Getenv(envRuntime)
 	}
 	cfg.SkipPreflight = cfg.SkipPreflight || os.Getenv(envNoPreflight) == "1"
 	return cfg

@@ -43,7 +43,7 @@ func (g *globalFlags) addFlags(fs *pflag.FlagSet) {
 	fs.StringVarP(&g.namespace, "namespace", "n", "", "the namespace (default: the context's)")
 	fs.StringVar(&g.runtimeEndpoint, "runtime-endpoint", "", "the CRI socket (default: $CONTAINER_RUNTIME_ENDPOINT, /etc/crictl.yaml, autodetect)")
 	fs.Var(&g.nodeMode, "node-mode", "where node built-ins run: local, agent (an agent pod on the pod's node) or auto (local on the pod's node, else agent)")
-	fs.StringVar(&g.agentImage, "agent-image", "", "the node agent pod's image, an image of this kdiag with it at /kdiag (default: $KDIAG_AGENT_IMAGE, "+agent.DefaultImage+")")
+	fs.StringVar(&g.agentImage, "agent-image", "", "the node agent pod's image, an image of this kdiag with it at /kdiag (default: $KDIAG_AGENT_IMAGE, "+agent.Image(version)+")")
 	fs.StringVar(&g.agentNamespace, "agent-namespace", "", "where node agent pods are created (default: the target pod's namespace)")
 	// kubectl's connection flags (--as, --as-group, --user, --cluster,
 	// --token, --server, --request-timeout, ...); --context and -n are

@@ -8,6 +8,7 @@ import (
 	"net"
 
 	"github.com/kdiag/kdiag/builtins"
+	"github.com/kdiag/kdiag/builtins/agent"
 	"github.com/kdiag/kdiag/engine"
 	"github.com/kdiag/kdiag/engine/repos"
 	"github.com/kdiag/kdiag/engine/transcript"
@@ -76,6 +77,10 @@ func (o *serveOptions) complete(cmd *cobra.Command) error {
 		return &engine.UsageError{Err: err}
 	}
 	o.cfg = cfg
+	if cfg.Job == nil {
+		cfg.Job = &playbook.JobConfig{}
+	}
+	cfg.Job.SetDefaultImage(agent.Image(version))
 	switch o.executor {
 	case "":
 	case "local", "job":

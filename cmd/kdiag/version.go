@@ -5,6 +5,7 @@ import (
 	"runtime"
 	"runtime/debug"
 
+	"github.com/kdiag/kdiag/builtins/agent"
 	"github.com/kdiag/kdiag/engine/transcript"
 	"github.com/spf13/cobra"
 )
@@ -43,9 +44,10 @@ func newVersionCmd() *cobra.Command {
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if output.value != "text" {
 				return writeData(cmd.OutOrStdout(), output.value, map[string]any{
-					"version": version, "transcriptFormat": transcript.Version, "goVersion": runtime.Version(), "platform": runtime.GOOS + "/" + runtime.GOARCH})
+					"version": version, "transcriptFormat": transcript.Version, "goVersion": runtime.Version(), "platform": runtime.GOOS + "/" + runtime.GOARCH,
+					"image": agent.Image(version)})
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "kdiag %s (transcript format %d, %s %s/%s)\n", version, transcript.Version, runtime.Version(), runtime.GOOS, runtime.GOARCH)
+			fmt.Fprintf(cmd.OutOrStdout(), "kdiag %s (transcript format %d, %s %s/%s)\nimage %s (the default agent and Job image)\n", version, transcript.Version, runtime.Version(), runtime.GOOS, runtime.GOARCH, agent.Image(version))
 			return nil
 		},
 	}

@@ -39,6 +39,7 @@ func TestJobSpec(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	cfg.Job.SetDefaultImage("ghcr.io/kdiag/kdiag:v9.9.9")
 	j := New(cfg, nil)
 	req := playbook.RunRequest{
 		ID: "20260101T030405Z-1a2b3c4d", Runbook: "@kdiag//readiness-probe-failing.star",
@@ -59,7 +60,7 @@ func TestJobSpec(t *testing.T) {
 		t.Errorf("args (-want +got):\n%s", d)
 	}
 	if job.Name != "kdiag-run-20260101t030405z-1a2b3c4d" || job.Namespace != "diag-runs" ||
-		job.Labels[RunLabel] != req.ID || ps.ServiceAccountName != playbook.DefaultJobServiceAccount || c.Image != playbook.DefaultJobImage {
+		job.Labels[RunLabel] != req.ID || ps.ServiceAccountName != playbook.DefaultJobServiceAccount || c.Image != "ghcr.io/kdiag/kdiag:v9.9.9" {
 		t.Errorf("job %s/%s labels %v sa %s image %s", job.Namespace, job.Name, job.Labels, ps.ServiceAccountName, c.Image)
 	}
 	if *job.Spec.BackoffLimit != 0 || *job.Spec.ActiveDeadlineSeconds != 720 || *job.Spec.TTLSecondsAfterFinished != 3600 ||
@@ -101,7 +102,7 @@ func TestJobSpec(t *testing.T) {
 		t.Errorf("plain pod: hostPID %v security %+v deadline %v", job.Spec.Template.Spec.HostPID, sc, job.Spec.ActiveDeadlineSeconds)
 	}
 	args := job.Spec.Template.Spec.Containers[0].Args
-	if d := cmp.Diff([]string{"--node-mode=agent", "--agent-image=kdiag-local:v1", "--runtime-endpoint=unix:///tmp/kdc/containerd/containerd.sock"}, args[len(args)-3:]); d != "" {
+	if d := cmp.Diff([]string{"--node-mode=agent", "--agent-image=ghcr.io/kdiag/kdiag:v9.9.9", "--runtime-endpoint=unix:///tmp/kdc/containerd/containerd.sock"}, args[len(args)-3:]); d != "" {
 		t.Errorf("agent args (-want +got):\n%s", d)
 	}
 

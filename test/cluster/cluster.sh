@@ -11,6 +11,8 @@
 #   cluster.sh images    build the standard images (and import them if containerd is running):
 #                          registry.k8s.io/pause:3.10  sandbox image
 #                          busybox-local:v1            Debian busybox-static, applets as /bin/sh, ps, ls, cat...
+#                          busybox:1.36.1              the same, under the reference of kdiag's default debug
+#                                                      image (attach_ephemeral), so the defaults work here
 #                          httpserver-local:v1         HTTP server on :8080 (/ and /healthz) + busybox
 #   cluster.sh up        start everything and wait for node Ready (no-op if already up and healthy)
 #   cluster.sh down      stop everything; remove processes, mounts, netns, bridges, iptables chains, state
@@ -23,6 +25,10 @@
 #                        a second node, kdiag-node2, on this host (node2.sh: its own containerd
 #                        and kubelet, pods under cgroup /node2, tainted kdiag.io/node2=true:NoSchedule);
 #                        `all` starts it too with KDIAG_CLUSTER_NODES=2, `down` removes it
+#
+#   cluster.sh import-tar FILE.tar
+#       Import an image tarball (docker save / OCI, e.g. `make image`'s dist/kdiag-image.tar) into the
+#       running cluster's nodes under the reference it names (kept in the state, for node 2's up).
 #
 #   cluster.sh image [--shell] NAME:TAG BINARY [ENTRYPOINT...]
 #       Build a one-binary image from a statically linked BINARY (placed at /<basename>) and import
@@ -228,7 +234,11 @@ cmd_build() {
 # ---------------------------------------------------------------------------------------------
 # images
 
-STD_IMAGES=(pause busybox httpserver)
+STD_IMAGES=(pause busybox busybox-pinned httpserver)
+
+# PINNED_BUSYBOX is kdiag's default debug image (builtins/kube DefaultDebugImage); the test cluster has
+# Debian's busybox under that reference, so attach_ephemeral's default works without a pull.
+PINNED_BUSYBOX=busybox:1.36.1
 
 # build_images DIR: (re)build the standard image tarballs from the binaries in DIR into DIR/images.
 build_images() {
@@ -236,6 +246,7 @@ build_images() {
   mkdir -p "$out"
   "$b/mkimage" -name "$PAUSE_IMAGE" -add "$b/pause:/pause" -o "$out/pause.tar" -- /pause
   "$b/mkimage" -name busybox-local:v1 -busybox /bin/busybox -cmd /bin/sh -o "$out/busybox.tar"
+  "$b/mkimage" -name "$PINNED_BUSYBOX" -busybox /bin/busybox -cmd /bin/sh -o "$out/busybox-pinned.tar"
   "$b/mkimage" -name httpserver-local:v1 -busybox /bin/busybox -add "$b/httpserver:/httpserver" \
     -o "$out/httpserver.tar" -- /httpserver
 }
@@ -769,6 +780,10 @@ case "${1:-}" in
     if [ "${KDIAG_CLUSTER_NODES:-1}" -ge 2 ]; then cmd_node2 up; fi ;;
   node2) shift; case "${1:-}" in up | down) lock ;; esac; cmd_node2 "$@" ;;
   image | import-image) shift; lock; cmd_image "$@" ;;
+  import-tar) shift; [ $# -eq 1 ] && [ -f "$1" ] || die "usage: $0 import-tar FILE.tar"
+    containerd_up || die "import-tar: cluster is not up; run '$0 up' first"
+    lock; import_tar "$1"; mkdir -p "$STATE/images"; cp "$1" "$STATE/images/imported-$(basename "$1")"
+    log "import-tar: imported $1 (node 2 imports it when it comes up)" ;;
   status) cmd_status ;;
   env) shift; cmd_env "$@" ;;
   is-built) bin_complete "$BIN_WANT" ;;

@@ -242,6 +242,20 @@ func (e *Env) ImportImage(t testing.TB, name, binaryPath string) {
 	}
 }
 
+// ImportTarball imports an image tarball (docker save or OCI, e.g. what
+// cmd/kdiag-image writes) into the cluster's nodes under the reference it
+// names; a node 2 brought up later imports it too.
+func (e *Env) ImportTarball(t testing.TB, path string) {
+	t.Helper()
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		t.Fatalf("ImportTarball %s: %v", path, err)
+	}
+	if out, err := exec.Command("bash", e.script, "import-tar", abs).CombinedOutput(); err != nil {
+		t.Fatalf("ImportTarball %s: %v\n%s", path, err, out)
+	}
+}
+
 // tailBuffer keeps the last max bytes written to it.
 type tailBuffer struct {
 	mu  sync.Mutex
