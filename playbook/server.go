@@ -176,11 +176,14 @@ func New(cfg *Config, opts Options) (*Server, error) {
 	if err := s.recover(); err != nil {
 		return nil, err
 	}
-	if s.repos != nil {
+	switch every := cfg.RepoUpdate.Every; {
+	case s.repos != nil:
 		s.metrics.repoCommits(s.repos.lock)
-		if every := cfg.RepoUpdate.Every; every > 0 {
+		if every > 0 {
 			go s.updateEvery(every)
 		}
+	case every > 0:
+		s.log.Warn("repo_update.every is set but no repository is pinned (kdiag repo add; kdiag serve --lock): nothing to update")
 	}
 	return s, nil
 }

@@ -212,10 +212,21 @@ func TestJobRepositoryRunbook(t *testing.T) {
 		got["team"].Result != playbook.RepoUpdated || got["team"].To != r2 {
 		t.Fatalf("update: %d %+v", code, ans)
 	}
+	// After a run the executor collects: with no grace, the bundle of the
+	// old commits, which no Job uses any more, goes.
+	jobs.BundleGrace = time.Nanosecond
 	m, files = run("repo-5")
 	if m.Status != playbook.StatusOK || m.Verdict != "hello from team v2" || files["@team//team-check.star"] != "team "+team.URL()+" "+r2 || files["@rel//util.star"] != "rel "+rel.URL()+" "+rel1 {
 		t.Fatalf("run after the update: %s %q, files %v", m.Status, m.Verdict, files)
 	}
+	if b := bundles(); b[name1] != "" {
+		t.Fatalf("the old commits' bundle %s was not collected after a run: %v", name1, b)
+	}
+	jobs.BundleGrace = 0
+	if m, _ := run("repo-6"); m.Status != playbook.StatusOK {
+		t.Fatalf("run: %s %s", m.Status, m.Message)
+	}
+	applyConfigMap(t, env, jobsNS, name1, map[string]string{job.BundleLabel: name1}, data) // the old bundle again
 	after := bundles()
 	var name2 string
 	for n := range after {
