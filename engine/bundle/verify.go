@@ -97,6 +97,11 @@ func ReadDir(dir, digest string) (*Bundle, error) {
 		return nil, fmt.Errorf("bundle: %v", err)
 	}
 	budget -= len(raw)
+	// Nothing the manifest lists is read before it is known to be the
+	// server's.
+	if sum := sha256.Sum256([]byte(raw)); digestRE.MatchString(digest) && "sha256:"+hex.EncodeToString(sum[:]) != digest {
+		return Verify(map[string]string{ManifestKey: raw}, digest)
+	}
 	data := map[string]string{ManifestKey: raw}
 	var m Manifest
 	if err := json.NewDecoder(bytes.NewReader([]byte(raw))).Decode(&m); err == nil && len(m.Files) <= maxFiles {
