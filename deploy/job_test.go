@@ -61,6 +61,11 @@ func TestJobExecutorRBAC(t *testing.T) {
 		{"batch", "jobs", "create"}, {"batch", "jobs", "get"}, {"batch", "jobs", "delete"},
 		{"", "pods", "list"}, {"", "pods/log", "get"}, {"", "events", "list"},
 		{"", "secrets", "create"}, {"", "secrets", "patch"}, {"", "secrets", "delete"},
+		// episode markers, and the bundles of repository runbooks: created,
+		// read back to check a reused one, marked used, listed and deleted
+		// by the collector (which lists the Jobs using them).
+		{"", "configmaps", "create"}, {"", "configmaps", "get"}, {"", "configmaps", "patch"}, {"", "configmaps", "list"}, {"", "configmaps", "delete"},
+		{"batch", "jobs", "list"},
 	} {
 		if !grants(jobs.Rules, g.group, g.resource, g.verb) {
 			t.Errorf("Role kdiag-jobs does not grant %s %s", g.verb, g.resource)

@@ -2,6 +2,7 @@ package playbook
 
 import (
 	"net/url"
+	"time"
 )
 
 // check validates the values Load can judge without the built-ins or the
@@ -14,6 +15,8 @@ func (c *Config) check() error {
 		return c.errorf(p("concurrency"), "concurrency must be at least 1, got %d", c.Concurrency)
 	case c.Queue < 0:
 		return c.errorf(p("queue"), "queue must be at least 1, got %d", c.Queue)
+	case c.RepoUpdate.Every < 0 || c.RepoUpdate.Every > 0 && c.RepoUpdate.Every < time.Minute:
+		return c.errorf(p("repo_update", "every"), "repo_update.every must be at least 1m (or 0: only on POST /repos/update), got %s", c.RepoUpdate.Every)
 	case c.DedupeWindow < 0:
 		return c.errorf(p("dedupe_window"), "dedupe_window must not be negative, got %s", c.DedupeWindow)
 	case c.ReadTimeout < 0, c.BodyTimeout < 0, c.IdleTimeout < 0:

@@ -87,6 +87,9 @@ type Config struct {
 	Job *JobConfig `yaml:"job"`
 	// Repos are runbook repositories by name, in addition to --repo.
 	Repos map[string]string `yaml:"repos"`
+	// RepoUpdate says when the pinned repositories (kdiag repo add) are
+	// updated besides POST /repos/update.
+	RepoUpdate RepoUpdateConfig `yaml:"repo_update"`
 	// TranscriptKeyFile or TranscriptKeyEnv, if set, holds the key
 	// finished runs' transcripts are signed with (transcript.jsonl.sig,
 	// HMAC-SHA256); kdiag undo --transcript-key-file verifies it.
@@ -125,6 +128,13 @@ type AuthConfig struct {
 	// unless insecure is set.
 	ReadTokenFile string `yaml:"read_token_file"`
 	ReadTokenEnv  string `yaml:"read_token_env"`
+}
+
+// RepoUpdateConfig is the repo_update: section.
+type RepoUpdateConfig struct {
+	// Every, if set, updates the pinned repositories this often, as
+	// kdiag repo update does (default 0: only on POST /repos/update).
+	Every time.Duration `yaml:"every"`
 }
 
 // NotifyConfig is a webhook that receives {run id, alert, status,
@@ -338,9 +348,11 @@ func yamlError(path string, err error) error {
 func sectionFields(typ string) string {
 	switch typ {
 	case "playbook.Config":
-		return "the config (fields: listen, store, external_url, auth, max_body_bytes, read_timeout, body_timeout, idle_timeout, max_header_bytes, max_connections, max_unauthenticated_bodies, transcript_key_file, transcript_key_env, concurrency, queue, dedupe_window, executor, job, repos, notify, routes)"
+		return "the config (fields: listen, store, external_url, auth, max_body_bytes, read_timeout, body_timeout, idle_timeout, max_header_bytes, max_connections, max_unauthenticated_bodies, transcript_key_file, transcript_key_env, concurrency, queue, dedupe_window, executor, job, repos, repo_update, notify, routes)"
 	case "playbook.AuthConfig":
 		return "auth (fields: token_file, token_env, hmac_secret_file, hmac_secret_env, hmac_header, require, insecure, read_token_file, read_token_env)"
+	case "playbook.RepoUpdateConfig":
+		return "repo_update (fields: every)"
 	case "playbook.NotifyConfig":
 		return "notify (fields: url, timeout, token_file, token_env)"
 	case "playbook.JobConfig":

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/kdiag/kdiag/engine"
+	"github.com/kdiag/kdiag/engine/bundle"
 	"github.com/kdiag/kdiag/engine/transcript"
 )
 
@@ -27,6 +28,14 @@ type RunRequest struct {
 	Timeout time.Duration
 	// TranscriptPath is where the transcript must be once the run ends.
 	TranscriptPath string
+	// Loader resolves Runbook and its loads: the server's repositories as
+	// they were when the run started (an update between runs changes
+	// it, never during one). Nil means the executor's own.
+	Loader *engine.Loader
+	// Bundle, for an executor that takes bundles (the Job executor) and a
+	// runbook not of the built-in library, holds the exact files the run
+	// loads, made with Loader when the run started.
+	Bundle *bundle.Bundle
 	// Key is the same for one alert episode (route, fingerprint, the
 	// alert's startsAt) on every replica of the server: an executor that
 	// names what it creates by it lets the API server refuse a second run.
@@ -72,10 +81,12 @@ type Executor interface {
 	Start(ctx context.Context, req RunRequest) (RunHandle, error)
 }
 
-// runbookChecker is implemented by executors that can run only some
-// runbooks; New checks every route's runbook with it.
-type runbookChecker interface {
-	CheckRunbook(module string) error
+// bundleTaker is implemented by executors that run the runbook
+// somewhere the server's files are not (the Job executor): the server
+// gives each run of a runbook not of the built-in library a Bundle of its
+// files, and checks at start-up that each route's fits.
+type bundleTaker interface {
+	TakesBundles() bool
 }
 
 // Local is the in-process Executor: it runs the runbook with engine.Run
@@ -137,8 +148,12 @@ func (l *Local) run(ctx context.Context, req RunRequest) Outcome {
 		ctx, cancel = context.WithTimeoutCause(ctx, req.Timeout, fmt.Errorf("the run took longer than its route's timeout %s", req.Timeout))
 		defer cancel()
 	}
+	loader := l.Loader
+	if req.Loader != nil {
+		loader = req.Loader
+	}
 	opts := engine.Options{
-		Specs: l.Specs, Loader: l.Loader, Params: req.Params,
+		Specs: l.Specs, Loader: loader, Params: req.Params,
 		DryRun: req.Policy.DryRun(), Approver: req.Policy.Approver(),
 		RefusalHint: "the route's mutation policy is never; set mutations: allow with allow_builtins to permit it",
 		Labels:      req.Labels, Version: l.Version, Target: l.Target, MaxSteps: l.MaxSteps, MaxHeapBytes: l.MaxHeapBytes,

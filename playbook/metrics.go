@@ -5,6 +5,7 @@ import (
 	"runtime"
 	"strconv"
 
+	"github.com/kdiag/kdiag/engine/repos"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -24,6 +25,8 @@ type metrics struct {
 	duration       *prometheus.HistogramVec
 	requests       *prometheus.CounterVec
 	notifyFailures prometheus.Counter
+	repoUpdates    *prometheus.CounterVec
+	repoCommit     *prometheus.GaugeVec
 }
 
 // newMetrics registers the metrics; gauges reads the runs in flight and
@@ -39,11 +42,14 @@ func newMetrics(version string, gauges func() (inflight, queued int)) *metrics {
 			Buckets: durationBuckets}, []string{"route", "runbook"}),
 		requests:       prometheus.NewCounterVec(prometheus.CounterOpts{Name: "kdiag_webhook_requests_total", Help: "Webhook requests, by HTTP status code."}, []string{"code"}),
 		notifyFailures: prometheus.NewCounter(prometheus.CounterOpts{Name: "kdiag_notify_failures_total", Help: "Run notifications that could not be delivered."}),
+		repoUpdates: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "kdiag_repo_updates_total", Help: "Pinned repository updates, by repository and result (unchanged, updated, refused, failed)."},
+			[]string{"repo", "result"}),
+		repoCommit: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "kdiag_repo_commit_info", Help: "The commit each pinned repository's runs use; always 1."}, []string{"repo", "commit"}),
 	}
 	buildInfo := prometheus.NewGauge(prometheus.GaugeOpts{Name: "kdiag_build_info", Help: "kdiag's version and the Go version it was built with; always 1.",
 		ConstLabels: prometheus.Labels{"version": version, "goversion": runtime.Version()}})
 	buildInfo.Set(1)
-	m.registry.MustRegister(m.received, m.ignored, m.runs, m.duration, m.requests, m.notifyFailures, buildInfo,
+	m.registry.MustRegister(m.received, m.ignored, m.runs, m.duration, m.requests, m.notifyFailures, m.repoUpdates, m.repoCommit, buildInfo,
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "kdiag_runs_in_flight", Help: "Runs executing now."},
 			func() float64 { n, _ := gauges(); return float64(n) }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "kdiag_runs_queued", Help: "Runs waiting for a free slot."},
@@ -106,5 +112,16 @@ func (m *metrics) addConnections(l *connLimiter) {
 		refused("evicted_idle", func(_, e int64) int64 { return e }),
 	} {
 		_ = m.registry.Register(c) // a second listener of the same server keeps the first's
+	}
+}
+
+// repoUpdated counts one repository's update result.
+func (m *metrics) repoUpdated(repo, result string) { m.repoUpdates.WithLabelValues(repo, result).Inc() }
+
+// repoCommits sets kdiag_repo_commit_info to the lock's commits.
+func (m *metrics) repoCommits(l *repos.Lock) {
+	m.repoCommit.Reset()
+	for _, e := range l.Repos {
+		m.repoCommit.WithLabelValues(e.Name, e.Commit).Set(1)
 	}
 }

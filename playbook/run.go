@@ -96,6 +96,9 @@ func (s *Server) execute(m *Meta, req RunRequest) {
 	err := s.store.Save(m)
 	s.mu.Unlock()
 	var out Outcome
+	if err == nil {
+		err = s.prepare(&req)
+	}
 	if err != nil {
 		out = Outcome{Status: StatusFailed, Message: err.Error()}
 	} else if h, err := s.exec.Start(ctx, req); err != nil {

@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/kdiag/kdiag/engine"
@@ -37,6 +38,10 @@ type Options struct {
 	Version string
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
+	// Repos, if set, are the pinned repositories: the server's Loader is
+	// Repos.Base with them, and POST /repos/update (and repo_update.every)
+	// updates them.
+	Repos *Repos
 }
 
 // ErrShutdown is the cause given to runs cancelled by a server shutdown.
@@ -73,6 +78,11 @@ type Server struct {
 	hasRead   bool
 	signKey   []byte // signs finished transcripts, if set
 	cache     runCache
+
+	specs   []*engine.Spec
+	loader  atomic.Pointer[engine.Loader] // swapped by a repository update
+	bundles bool                          // the executor takes bundles
+	repos   *repoUpdater                  // nil without Options.Repos
 }
 
 // Loader returns a loader over base's library and repositories plus the
@@ -96,6 +106,15 @@ func (c *Config) Loader(base *engine.Loader) *engine.Loader {
 // must name write built-ins), reads the auth secrets, opens the store and
 // recovers the runs it holds. Errors name the config file and line.
 func New(cfg *Config, opts Options) (*Server, error) {
+	var updater *repoUpdater
+	if opts.Repos != nil {
+		updater = &repoUpdater{r: *opts.Repos, lock: opts.Repos.Lock}
+		l, err := updater.loader(context.Background(), updater.lock)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %v", cfg.Path, err)
+		}
+		opts.Loader = l
+	}
 	if opts.Loader == nil {
 		opts.Loader = cfg.Loader(nil)
 	}
@@ -118,10 +137,13 @@ func New(cfg *Config, opts Options) (*Server, error) {
 	if s.routes, err = compileRoutes(cfg, opts.Specs, opts.Loader); err != nil {
 		return nil, err
 	}
-	if rc, ok := s.exec.(runbookChecker); ok {
+	s.specs, s.repos = opts.Specs, updater
+	s.loader.Store(opts.Loader)
+	if bt, ok := s.exec.(bundleTaker); ok && bt.TakesBundles() {
+		s.bundles = true
 		for _, r := range s.routes {
-			if err := rc.CheckRunbook(r.module); err != nil {
-				return nil, cfg.errorf(p("routes", r.index, "runbook"), "route %q: %v", r.name, err)
+			if _, err := s.bundleOf(r.module, opts.Loader); err != nil {
+				return nil, cfg.errorf(p("routes", r.index, "runbook"), "route %q: executor %s: %v", r.name, s.exec.Name(), err)
 			}
 		}
 	}
@@ -154,6 +176,15 @@ func New(cfg *Config, opts Options) (*Server, error) {
 	if err := s.recover(); err != nil {
 		return nil, err
 	}
+	switch every := cfg.RepoUpdate.Every; {
+	case s.repos != nil:
+		s.metrics.repoCommits(s.repos.lock)
+		if every > 0 {
+			go s.updateEvery(every)
+		}
+	case every > 0:
+		s.log.Warn("repo_update.every is set but no repository is pinned (kdiag repo add; kdiag serve --lock): nothing to update")
+	}
 	return s, nil
 }
 
@@ -164,6 +195,7 @@ func (s *Server) Store() *Store { return s.store }
 func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /alerts", s.handleAlerts)
+	mux.HandleFunc("POST /repos/update", s.handleRepoUpdate)
 	mux.HandleFunc("GET /runs", s.reader(s.handleRuns))
 	mux.HandleFunc("GET /runs/{id}", s.reader(s.handleRun))
 	mux.HandleFunc("GET /runs/{id}/transcript", s.reader(s.handleTranscript))

@@ -47,6 +47,8 @@ func (o *runOptions) validateFleet() error {
 		return usageErrorf("--all-replicas finds the replicas in the pod's namespace; --all-namespaces goes with --selector")
 	case o.stream:
 		return usageErrorf("--stream-transcript streams one run; a fleet run writes one transcript per pod")
+	case o.bundleDir != "":
+		return usageErrorf("--bundle is one Job's run of kdiag serve; a fleet run reads the runbook as kdiag run does")
 	case o.noRecord:
 		return usageErrorf("a fleet run records one transcript per pod (its report is built from them); drop --no-record")
 	case f.concurrency < 1 || f.concurrency > 64:

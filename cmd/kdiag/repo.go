@@ -3,8 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"net/url"
-	"strings"
 	"text/tabwriter"
 
 	"github.com/kdiag/kdiag/engine"
@@ -130,13 +128,5 @@ func (g *globalFlags) pinnedRepos(ctx context.Context) (map[string]string, map[s
 	return dirs, origins, nil
 }
 
-// display is a repository URL without its user information (a token in
-// an https URL never reaches a transcript or a report).
-func display(raw string) string {
-	u, err := url.Parse(raw)
-	if err != nil || u.User == nil || !strings.Contains(raw, "://") {
-		return raw
-	}
-	u.User = nil
-	return u.String()
-}
+// display is repos.Display.
+func display(raw string) string { return repos.Display(raw) }

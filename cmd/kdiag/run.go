@@ -12,6 +12,7 @@ import (
 
 	"github.com/kdiag/kdiag/builtins"
 	"github.com/kdiag/kdiag/engine"
+	"github.com/kdiag/kdiag/engine/bundle"
 	"github.com/kdiag/kdiag/engine/report"
 	"github.com/kdiag/kdiag/engine/transcript"
 	"github.com/spf13/cobra"
@@ -38,8 +39,11 @@ type runOptions struct {
 	stream     bool
 	frameKey   string
 	fleet      fleetFlags
+	bundleDir  string
+	bundleSum  string
 
 	module   string
+	loader   *engine.Loader
 	raw      map[string]any
 	labels   map[string]string
 	allowSet bool
@@ -90,6 +94,8 @@ func newRunCmd(g *globalFlags) *cobra.Command {
 	fs.BoolVarP(&o.fleet.allNS, "all-namespaces", "A", false, "with --selector: the pods of every namespace")
 	fs.BoolVar(&o.fleet.allReplicas, "all-replicas", false, "run for every replica of -p pod= (the pods of its Deployment, StatefulSet, DaemonSet, ReplicaSet or Job)")
 	fs.IntVar(&o.fleet.concurrency, "concurrency", 4, "a fleet run's runs at once (never two on one node)")
+	fs.StringVar(&o.bundleDir, "bundle", "", "run RUNBOOK from the bundle mounted at this directory (kdiag serve's Job executor ships one per repository runbook): its files and loads only, checked against --bundle-digest first")
+	fs.StringVar(&o.bundleSum, "bundle-digest", "", "the sha256:HEX digest the --bundle must have")
 	fs.BoolVar(&o.stream, "stream-transcript", false, "also write every event to stdout as it is recorded, as kdiag-transcript frames (kdiag serve's Job executor reads them); the report goes to stderr")
 	return cmd
 }
@@ -98,7 +104,11 @@ func (o *runOptions) complete(cmd *cobra.Command, args []string) error {
 	o.out, o.errOut = cmd.OutOrStdout(), cmd.ErrOrStderr()
 	o.runbook = args[0]
 	var err error
-	if o.module, err = resolveRunbook(o.g, o.runbook); err != nil {
+	if o.bundleDir != "" || o.bundleSum != "" {
+		if o.module, o.loader, err = openBundle(o.bundleDir, o.bundleSum, o.runbook); err != nil {
+			return err
+		}
+	} else if o.module, err = resolveRunbook(o.g, o.runbook); err != nil {
 		return err
 	}
 	o.raw = map[string]any{}
@@ -162,6 +172,10 @@ func (o *runOptions) run(ctx context.Context) error {
 	}
 	cfg := o.g.config()
 	specs := builtins.All(cfg)
+	loader := o.loader
+	if loader == nil {
+		loader = o.g.loader()
+	}
 	approver, hint, err := o.approver(specs)
 	if err != nil {
 		return err
@@ -189,7 +203,7 @@ func (o *runOptions) run(ctx context.Context) error {
 	res, path, err := engine.Launch{
 		Module: o.module,
 		Options: engine.Options{
-			Specs: specs, Loader: o.g.loader(), Params: o.raw, DryRun: engine.DryRun(o.dryRun),
+			Specs: specs, Loader: loader, Params: o.raw, DryRun: engine.DryRun(o.dryRun),
 			Approver: approver, RefusalHint: hint, Observer: observe, Progress: con.progress,
 			MaxSteps: o.maxSteps, MaxHeapBytes: o.maxHeapMiB << 20, Version: version, Labels: o.labels,
 			Target: transcript.Target{Kubeconfig: cfg.Kubeconfig, Context: cfg.Context, Namespace: cfg.Namespace},
@@ -220,6 +234,22 @@ func (o *runOptions) run(ctx context.Context) error {
 		return &silentError{res.Err}
 	}
 	return res.Err
+}
+
+// openBundle verifies the bundle at dir against digest and returns its
+// runbook, which must be the one asked for, and a loader over its files.
+func openBundle(dir, digest, runbook string) (string, *engine.Loader, error) {
+	if dir == "" || digest == "" {
+		return "", nil, usageErrorf("--bundle DIR and --bundle-digest sha256:HEX go together")
+	}
+	b, err := bundle.ReadDir(dir, digest)
+	if err != nil {
+		return "", nil, &engine.UsageError{Err: err}
+	}
+	if b.Manifest.Runbook != runbook {
+		return "", nil, usageErrorf("--bundle %s holds runbook %s, not %s", dir, b.Manifest.Runbook, runbook)
+	}
+	return runbook, b.Loader(), nil
 }
 
 // transcriptPath returns where the run's transcript goes: --record, else

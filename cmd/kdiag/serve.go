@@ -10,6 +10,7 @@ import (
 	"github.com/kdiag/kdiag/builtins"
 	"github.com/kdiag/kdiag/builtins/agent"
 	"github.com/kdiag/kdiag/engine"
+	"github.com/kdiag/kdiag/engine/repos"
 	"github.com/kdiag/kdiag/engine/transcript"
 	"github.com/kdiag/kdiag/playbook"
 	"github.com/kdiag/kdiag/playbook/job"
@@ -102,10 +103,13 @@ func (o *serveOptions) complete(cmd *cobra.Command) error {
 func (o *serveOptions) run(ctx context.Context) error {
 	bcfg := o.g.config()
 	specs := builtins.All(bcfg)
-	loader := o.cfg.Loader(o.g.loader())
 	opts := playbook.Options{
-		Specs: specs, Loader: loader, StoreDir: o.store, Version: version,
+		Specs: specs, StoreDir: o.store, Version: version,
 		Logger: o.logger(),
+	}
+	loader, err := o.repos(&opts)
+	if err != nil {
+		return err
 	}
 	var jobs *job.Executor
 	switch o.cfg.Executor {
@@ -130,6 +134,11 @@ func (o *serveOptions) run(ctx context.Context) error {
 			srv.Close()
 			return fmt.Errorf("serve: executor job: %w", err)
 		}
+		if gone, err := jobs.CollectBundles(ctx); err != nil {
+			o.logger().Warn("bundle collection", "err", err)
+		} else if len(gone) > 0 {
+			o.logger().Info("deleted unused bundles", "configmaps", gone)
+		}
 	}
 	ln, err := net.Listen("tcp", o.listen)
 	if err != nil {
@@ -142,6 +151,29 @@ func (o *serveOptions) run(ctx context.Context) error {
 		fmt.Fprintf(o.errOut, "kdiag serve: listening on http://%s (%d routes, store %s)\n", ln.Addr(), len(o.cfg.Routes), o.store)
 	}
 	return srv.Serve(ctx, ln)
+}
+
+// repos sets opts.Loader: the built-in library, --repo and the config's
+// repos:, and the pinned repositories of the lock file, which the server
+// then keeps up to date (opts.Repos). It returns the loader the local
+// executor starts with.
+func (o *serveOptions) repos(opts *playbook.Options) (*engine.Loader, error) {
+	all := o.g.loader()
+	base := &engine.Loader{Builtin: all.Builtin, Repos: map[string]string{}}
+	for name, dir := range all.Repos {
+		if _, pinned := o.g.origins[name]; !pinned {
+			base.Repos[name] = dir
+		}
+	}
+	base = o.cfg.Loader(base)
+	opts.Loader = base
+	lock, err := repos.ReadLock(o.g.lockPath())
+	if err != nil || len(lock.Repos) == 0 {
+		return base, err
+	}
+	_, cache := envRepoPaths(o.g.lock)
+	opts.Repos = &playbook.Repos{Lock: lock, Cache: &repos.Cache{Dir: cache}, Base: base, WriteLock: true}
+	return o.cfg.Loader(all), nil
 }
 
 // logger is the server's log on stderr, as --log-format says.

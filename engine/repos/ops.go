@@ -3,6 +3,7 @@ package repos
 import (
 	"context"
 	"fmt"
+	"net/url"
 	"strings"
 	"time"
 )
@@ -72,8 +73,7 @@ func Update(ctx context.Context, l *Lock, c *Cache, names []string) ([]string, e
 			out = append(out, fmt.Sprintf("%s: %s unchanged at %s", n, refName(e), commit[:12]))
 			continue
 		case e.RefKind == "tag":
-			return out, fmt.Errorf("repo update: tag %s of %s moved from %s to %s: refusing (a release tag should not move); pin the new commit with kdiag repo remove %s and kdiag repo add %s %s --ref %s if you trust it",
-				e.Ref, e.URL, e.Commit[:12], commit[:12], n, n, e.URL, commit)
+			return out, &MovedTagError{Name: n, Ref: e.Ref, URL: e.URL, Pinned: e.Commit, Now: commit}
 		case e.RefKind == "commit":
 			out = append(out, fmt.Sprintf("%s: pinned to commit %s", n, e.Commit[:12]))
 			continue
@@ -140,4 +140,36 @@ func short(d string) string {
 		return d[:19]
 	}
 	return d
+}
+
+// MovedTagError is an update refused because a pinned tag now names
+// another commit.
+type MovedTagError struct {
+	// Name, Ref and URL say which repository and tag.
+	Name, Ref, URL string
+	// Pinned is the locked commit, Now the one the tag names today.
+	Pinned, Now string
+}
+
+func (e *MovedTagError) Error() string {
+	return fmt.Sprintf("repo update: tag %s of %s moved from %s to %s: refusing (a release tag should not move); pin the new commit with kdiag repo remove %s and kdiag repo add %s %s --ref %s if you trust it",
+		e.Ref, e.URL, e.Pinned[:12], e.Now[:12], e.Name, e.Name, e.URL, e.Now)
+}
+
+// Clone returns a deep copy of the lock, for an update that may be
+// discarded.
+func (l *Lock) Clone() *Lock {
+	c := &Lock{Path: l.Path, Repos: append([]Entry(nil), l.Repos...)}
+	return c
+}
+
+// Display is a repository URL without its user information (a token in
+// an https URL never reaches a transcript, a report or a log).
+func Display(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil || u.User == nil || !strings.Contains(raw, "://") {
+		return raw
+	}
+	u.User = nil
+	return u.String()
 }

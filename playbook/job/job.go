@@ -46,6 +46,9 @@ type Executor struct {
 	// (its FailedCreate events, which no informer reports; default
 	// 500ms). The Job and its pod are watched, not polled.
 	Poll time.Duration
+	// BundleGrace is how long a bundle ConfigMap no Job uses is kept
+	// after a run last chose it (default DefaultBundleGrace).
+	BundleGrace time.Duration
 }
 
 // New returns an Executor with the config's job: settings.
@@ -59,15 +62,6 @@ func New(cfg *playbook.Config, client kubernetes.Interface) *Executor {
 
 // Name implements playbook.Executor.
 func (j *Executor) Name() string { return "job" }
-
-// CheckRunbook accepts the runbooks of the built-in library only: the
-// Job's pod has the image's kdiag, not the server's files or repositories.
-func (j *Executor) CheckRunbook(module string) error {
-	if !strings.HasPrefix(module, "@kdiag//") {
-		return fmt.Errorf("executor job runs runbooks of kdiag's built-in library only (the Job's image has no access to %s); use executor: local for it", module)
-	}
-	return nil
-}
 
 // Start implements playbook.Executor: it creates the run's frame key
 // Secret and Job, and follows the Job.
@@ -85,6 +79,12 @@ func (j *Executor) Start(ctx context.Context, req playbook.RunRequest) (playbook
 	release, err := j.claim(ctx, req, job.Namespace)
 	if err != nil {
 		return nil, err
+	}
+	if req.Bundle != nil {
+		if err := j.ensureBundle(ctx, job.Namespace, req.Bundle); err != nil {
+			release(false)
+			return nil, err
+		}
 	}
 	created, err := j.Client.BatchV1().Jobs(job.Namespace).Create(ctx, job, metav1.CreateOptions{})
 	if err != nil {
@@ -105,6 +105,11 @@ func (j *Executor) Start(ctx context.Context, req playbook.RunRequest) (playbook
 		defer close(h.done)
 		h.out = j.follow(ctx, created, req, key)
 		release(true)
+		if req.Bundle != nil {
+			bg, cancel := context.WithTimeout(context.Background(), apiTimeout)
+			j.CollectBundles(bg)
+			cancel()
+		}
 	}()
 	return h, nil
 }
@@ -134,10 +139,15 @@ func frameKeySecret(id string) string { return jobName(id) + "-key" }
 // jobName names a run's Job: the run id, lowercased.
 func jobName(id string) string { return "kdiag-run-" + strings.ToLower(id) }
 
-// Args returns the kdiag arguments that run req: the runbook, its params,
-// the labels, the policy as flags, the timeout and the transcript stream.
+// Args returns the kdiag arguments that run req: the runbook (from its
+// bundle, checked against the bundle's digest, when it has one), its
+// params, the labels, the policy as flags, the timeout and the transcript
+// stream.
 func (j *Executor) Args(req playbook.RunRequest) []string {
 	args := []string{"run", req.Runbook}
+	if b := req.Bundle; b != nil {
+		args = []string{"run", "--bundle=" + bundleDir, "--bundle-digest=" + b.Digest, b.Manifest.Runbook}
+	}
 	for _, k := range slices.Sorted(maps.Keys(req.Params)) {
 		args = append(args, "-p", k+"="+fmt.Sprint(req.Params[k]))
 	}
@@ -208,6 +218,9 @@ func (j *Executor) job(req playbook.RunRequest) *batchv1.Job {
 	spec.Volumes = append(spec.Volumes, corev1.Volume{Name: "frame-key", VolumeSource: corev1.VolumeSource{Secret: &corev1.SecretVolumeSource{
 		SecretName: frameKeySecret(req.ID), DefaultMode: ptr(int32(0o440))}}})
 	ctr.VolumeMounts = append(ctr.VolumeMounts, corev1.VolumeMount{Name: "frame-key", MountPath: frameKeyDir, ReadOnly: true})
+	if req.Bundle != nil {
+		mountBundle(&spec, &ctr, labels, req.Bundle)
+	}
 	spec.Containers = []corev1.Container{ctr}
 	job := &batchv1.Job{
 		ObjectMeta: metav1.ObjectMeta{Name: jobName(req.ID), Namespace: c.Namespace, Labels: labels},

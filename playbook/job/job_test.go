@@ -12,6 +12,8 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/kdiag/kdiag/builtins/std"
+	"github.com/kdiag/kdiag/engine"
+	"github.com/kdiag/kdiag/engine/bundle"
 	"github.com/kdiag/kdiag/engine/transcript"
 	"github.com/kdiag/kdiag/playbook"
 	corev1 "k8s.io/api/core/v1"
@@ -115,20 +117,50 @@ func TestJobSpec(t *testing.T) {
 	}
 }
 
-// TestJobRunbookFromFile: the Job's image has the built-in library only,
-// so a route with a runbook file is refused when the server starts.
+// TestJobRunbookFromFile: a route may name a runbook file with the Job
+// executor: its Job runs it from the bundle of its files, mounted from
+// the bundle's ConfigMap and checked against its digest; a runbook whose
+// files do not fit a ConfigMap is refused when the server starts, naming
+// the limit and the size.
 func TestJobRunbookFromFile(t *testing.T) {
 	dir := t.TempDir()
-	os.WriteFile(filepath.Join(dir, "mine.star"), []byte("runbook(name = \"mine\", summary = \"Mine.\")\ndef main(p):\n    pass\n"), 0o644)
+	os.WriteFile(filepath.Join(dir, "mine.star"), []byte("load(\"lib.star\", \"x\")\nrunbook(name = \"mine\", summary = \"Mine.\")\ndef main(p):\n    pass\n"), 0o644)
+	os.WriteFile(filepath.Join(dir, "lib.star"), []byte("x = 1\n"), 0o644)
 	y := "auth: {insecure: true}\nexecutor: job\nroutes:\n  - {runbook: wait-and-log}\n  - name: mine\n    runbook: mine.star\n"
 	os.WriteFile(filepath.Join(dir, "playbooks.yaml"), []byte(y), 0o644)
 	cfg, err := playbook.Load(filepath.Join(dir, "playbooks.yaml"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, err = playbook.New(cfg, playbook.Options{Specs: std.Specs(), Executor: New(cfg, nil), StoreDir: dir})
-	want := filepath.Join(dir, "playbooks.yaml") + `:6: route "mine": executor job runs runbooks of kdiag's built-in library only`
-	if err == nil || !strings.HasPrefix(err.Error(), want) {
+	j := New(cfg, nil)
+	s, err := playbook.New(cfg, playbook.Options{Specs: std.Specs(), Executor: j, StoreDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	prog, err := engine.Load(filepath.Join(dir, "mine.star"), engine.Options{Specs: std.Specs(), Loader: cfg.Loader(nil)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := bundle.Build(prog)
+	if err != nil {
+		t.Fatal(err)
+	}
+	job := j.job(playbook.RunRequest{ID: "x", Runbook: filepath.Join(dir, "mine.star"), Bundle: b})
+	c := job.Spec.Template.Spec.Containers[0]
+	if d := cmp.Diff([]string{"run", "--bundle=/var/run/kdiag/bundle", "--bundle-digest=" + b.Digest, "mine.star"}, c.Args[:4]); d != "" {
+		t.Errorf("args (-want +got):\n%s", d)
+	}
+	v := job.Spec.Template.Spec.Volumes[len(job.Spec.Template.Spec.Volumes)-1]
+	if v.ConfigMap == nil || v.ConfigMap.Name != b.Name() || job.Labels[BundleLabel] != b.Name() || c.VolumeMounts[len(c.VolumeMounts)-1].MountPath != "/var/run/kdiag/bundle" {
+		t.Errorf("bundle volume %+v, labels %v, mounts %+v", v, job.Labels, c.VolumeMounts)
+	}
+
+	os.WriteFile(filepath.Join(dir, "lib.star"), []byte("x = 1\n# "+strings.Repeat("x", bundle.MaxBytes)+"\n"), 0o644)
+	cfg, _ = playbook.Load(filepath.Join(dir, "playbooks.yaml"))
+	_, err = playbook.New(cfg, playbook.Options{Specs: std.Specs(), Executor: New(cfg, nil), StoreDir: t.TempDir()})
+	want := filepath.Join(dir, "playbooks.yaml") + `:6: route "mine": executor job: bundle of ` + filepath.Join(dir, "mine.star") + `: its 2 files are 1048`
+	if err == nil || !strings.HasPrefix(err.Error(), want) || !strings.Contains(err.Error(), "over the 1048576 bytes (1 MiB) a ConfigMap holds") {
 		t.Fatalf("got %v\nwant %s", err, want)
 	}
 }
