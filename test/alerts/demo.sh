@@ -22,6 +22,7 @@ export KUBECONFIG CONTAINER_RUNTIME_ENDPOINT
 say "building the broken app's image (kdiag-broken-app:v1)"
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"; bash $PIPELINE down' EXIT
+trap 'exit 130' INT TERM
 CGO_ENABLED=0 go build -o "$tmp/broken-app" ./examples/broken-pod/app
 test/cluster/cluster.sh image kdiag-broken-app:v1 "$tmp/broken-app"
 
@@ -38,29 +39,25 @@ kubectl delete namespace "$NS" --ignore-not-found --wait=true >/dev/null
 kubectl create namespace "$NS" >/dev/null
 sed "s/namespace: default/namespace: $NS/" examples/broken-pod/manifests.yaml | kubectl apply -f -
 
-# runs prints kdiag serve's runs as "ID STATUS ROUTE", oldest first.
+# runs prints kdiag serve's runs as "ID STATUS ROUTE", oldest first; alerts Prometheus's
+# alerts of the namespace as NAME=STATE.
 runs() {
-  curl -sf -H "Authorization: Bearer $TOKEN" "$KDIAG_ALERTS_SERVE_URL/runs" |
-    grep -o '"id":"[^"]*","status":"[^"]*","route":"[^"]*"' | sed 's/"[a-z]*":"\([^"]*\)"/\1/g; s/,/ /g' | tac
+  curl -sf -H "Authorization: Bearer $TOKEN" "$KDIAG_ALERTS_SERVE_URL/runs" | jq -r 'reverse[] | "\(.id) \(.status) \(.route)"'
 }
 alerts() {
   curl -sf "$KDIAG_ALERTS_PROMETHEUS_URL/api/v1/alerts" |
-    grep -o '"alertname":"[^"]*"[^}]*"namespace":"'"$NS"'"[^}]*}[^}]*}[^"]*"state":"[a-z]*"' |
-    sed 's/.*"alertname":"\([^"]*\)".*"state":"\([a-z]*\)"/\1=\2/' | sort | tr '\n' ' '
+    jq -r --arg ns "$NS" '[.data.alerts[] | select(.labels.namespace == $ns) | "\(.labels.alertname)=\(.state)"] | sort | join(" ")'
 }
 
-say "watching: pod, Prometheus alerts, kdiag serve runs (until the fix ended and the alerts resolved)"
-last="" fixed=""
-for i in $(seq 1 600); do
+say "watching the pod, Prometheus's alerts and kdiag serve's runs until the fix ended and the alerts resolved"
+last="" t0=$SECONDS
+for i in $(seq 1 300); do
   pod=$(kubectl -n "$NS" get pod "$POD" -o jsonpath='{.status.phase} ready={.status.conditions[?(@.type=="Ready")].status}' 2>/dev/null || true)
   a=$(alerts || true)
-  r=$(runs | tr '\n' ';' || true)
-  line="pod: $pod | alerts: ${a:-none} | runs: ${r:-none}"
-  [ "$line" != "$last" ] && echo "$(now) $line" && last=$line
-  if [ -z "$fixed" ] && echo "$r" | grep -Eq 'pod-not-ready-fix;?$' && ! echo "$r" | grep -Eq '(queued|running) pod-not-ready-fix'; then
-    fixed=$(now)
-  fi
-  [ -n "$fixed" ] && [ -z "$a" ] && [[ $pod == *ready=True ]] && break
+  r=$(runs | while read -r _ status route; do printf '%s %s; ' "$route" "$status"; done || true)
+  line="pod: ${pod:-none} | alerts: ${a:-none} | runs: ${r:-none}"
+  [ "$line" != "$last" ] && printf '+%3ss %s\n' $((SECONDS - t0)) "$line" && last=$line
+  [[ $r == *"pod-not-ready-fix ok"* || $r == *"pod-not-ready-fix failed"* ]] && [ -z "$a" ] && [[ $pod == *ready=True ]] && break
   sleep 1
 done
 

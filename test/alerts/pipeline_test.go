@@ -275,5 +275,5 @@ func tail(b []byte, n int) string {
 	return string(b)
 }
 
-// since formats d relative to t0 for the timeline log.
+// since formats t1 as seconds after t0, for the timeline log.
 func since(t0, t1 time.Time) string { return fmt.Sprintf("+%.1fs", t1.Sub(t0).Seconds()) }
