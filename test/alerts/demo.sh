@@ -50,16 +50,18 @@ alerts() {
 }
 
 say "watching the pod, Prometheus's alerts and kdiag serve's runs until the fix ended and the alerts resolved"
-last="" t0=$SECONDS
+last="" t0=$SECONDS ok=""
 for i in $(seq 1 300); do
   pod=$(kubectl -n "$NS" get pod "$POD" -o jsonpath='{.status.phase} ready={.status.conditions[?(@.type=="Ready")].status}' 2>/dev/null || true)
   a=$(alerts || true)
   r=$(runs | while read -r _ status route; do printf '%s %s; ' "$route" "$status"; done || true)
   line="pod: ${pod:-none} | alerts: ${a:-none} | runs: ${r:-none}"
   [ "$line" != "$last" ] && printf '+%3ss %s\n' $((SECONDS - t0)) "$line" && last=$line
-  [[ $r == *"pod-not-ready-fix ok"* || $r == *"pod-not-ready-fix failed"* ]] && [ -z "$a" ] && [[ $pod == *ready=True ]] && break
+  [[ $r == *"pod-not-ready-fix failed"* ]] && break
+  [[ $r == *"pod-not-ready-fix ok"* ]] && [ -z "$a" ] && [[ $pod == *ready=True ]] && ok=1 && break
   sleep 1
 done
+[ -n "$ok" ] || echo "the pipeline did not fix the pod and resolve the alerts (see the runs below; logs: $KDIAG_ALERTS_STATE/logs" >&2
 
 for id in $(runs | awk '{print $1}'); do
   say "run $id"
@@ -75,3 +77,4 @@ kubectl -n "$NS" get configmap myconfig -o jsonpath='{.data}'; echo
 echo
 echo "runs: $KDIAG_ALERTS_STATE/serve/store/runs (kdiag report DIR/transcript.jsonl); logs: $KDIAG_ALERTS_STATE/logs"
 echo "delete the namespace with: kubectl delete namespace $NS"
+[ -n "$ok" ]
