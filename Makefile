@@ -16,7 +16,7 @@ export CGO_ENABLED := 0
 GOTEST_TIMEOUT ?= 45m
 FUZZTIME    ?= 10s
 
-.PHONY: build test test-serial unit e2e fuzz lint bench demo demo-alerts demo-replay cluster-up cluster-down docs clean
+.PHONY: build test test-serial unit e2e fuzz lint bench demo demo-replay cluster-up cluster-down docs clean
 
 build:
 	$(GO) build -ldflags "$(LDFLAGS)" -o $(KDIAG) ./cmd/kdiag
@@ -73,6 +73,7 @@ demo: build cluster-up
 
 # The seed incident through a real alert pipeline (test/alerts/pipeline.sh builds
 # Prometheus and Alertmanager into /var/cache/kdiag-alerts on first use, ~10 min).
+.PHONY: demo-alerts
 demo-alerts: build cluster-up
 	bash test/alerts/demo.sh
 
