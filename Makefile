@@ -1,6 +1,7 @@
 # kdiag — scripted diagnosis runbooks for Kubernetes.
 #
 #   make demo    build kdiag, start the local cluster, break a pod, diagnose and fix it
+#   make demo-alerts  the same through Prometheus, Alertmanager and kdiag serve
 #   make test    unit, real-Linux, real-cluster and replay tests (root; starts the cluster)
 #   make lint    gofmt, go vet, staticcheck
 #   make bench   benchmarks, compared with kubectl/crictl/nsenter/curl/strace
@@ -84,6 +85,12 @@ cluster-down:
 
 demo: build cluster-up
 	bash examples/broken-pod/demo.sh
+
+# The seed incident through a real alert pipeline (test/alerts/pipeline.sh builds
+# Prometheus and Alertmanager into /var/cache/kdiag-alerts on first use, ~10 min).
+.PHONY: demo-alerts
+demo-alerts: build cluster-up
+	bash test/alerts/demo.sh
 
 demo-replay: build
 	$(KDIAG) replay examples/broken-pod/transcript.jsonl
