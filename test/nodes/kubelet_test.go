@@ -55,8 +55,8 @@ func TestNode2KubeletFrozen(t *testing.T) {
 	took := time.Since(t0)
 	thaw()
 	t.Logf("exit %d after %s:\n%s", cmd.ProcessState.ExitCode(), took.Round(100*time.Millisecond), out)
-	if took > 2*time.Minute {
-		t.Errorf("the run took %s with node 2's kubelet stopped; want well under its 3m --timeout", took)
+	if took > 170*time.Second {
+		t.Errorf("the run took %s with node 2's kubelet stopped; want it to end before its 3m --timeout", took)
 	}
 	tr, err := transcript.ReadFile(rec)
 	if err != nil {
