@@ -17,10 +17,14 @@ import (
 type agentPod struct {
 	conn
 	r        *Router
-	node     string
 	endpoint string
 	// inflight counts the requests using the pod; deletion waits for them.
 	inflight sync.WaitGroup
+
+	smu      sync.Mutex // serialises opening and closing sessions
+	sess     *session   // the current session, nil before the first call
+	sessions int        // sessions opened, for tests
+	pid      int        // the current session's process, from its hello
 
 	mu       sync.Mutex // serialises start and delete
 	created  bool
@@ -37,7 +41,7 @@ type agentPod struct {
 func (a *agentPod) start(ctx context.Context, op string) error {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	where := fmt.Sprintf("node agent %s/%s", a.ns, a.name)
+	where := a.where()
 	switch {
 	case a.deleted:
 		return fmt.Errorf("%s: %s was deleted: %w", op, where, errAgentGone)
@@ -112,7 +116,55 @@ func (a *agentPod) retire(ctx context.Context) error {
 	return a.delete(ctx)
 }
 
-// delete stops the heartbeat, deletes the pod and waits until it is gone.
+// call serves one request of op over the pod's session, opening one
+// first when there is none or the last one broke.
+func (a *agentPod) call(ctx context.Context, op string, req, res any) error {
+	s, err := a.session(ctx, op)
+	if err != nil {
+		return err
+	}
+	return s.call(ctx, op, req, res)
+}
+
+// session returns the pod's open session, opening a new one if needed.
+func (a *agentPod) session(ctx context.Context, op string) (*session, error) {
+	a.smu.Lock()
+	defer a.smu.Unlock()
+	if a.sess != nil && !a.sess.broken() {
+		return a.sess, nil
+	}
+	if a.sess != nil {
+		a.sess.close(ctx)
+		a.sess = nil
+	}
+	a.mu.Lock()
+	deleted := a.deleted
+	a.mu.Unlock()
+	if deleted {
+		return nil, fmt.Errorf("%s: %s was deleted: %w", op, a.where(), errAgentGone)
+	}
+	s, h, err := a.open(ctx, op)
+	if err != nil {
+		return nil, err
+	}
+	a.sess, a.pid = s, h.PID
+	a.sessions++
+	return s, nil
+}
+
+// closeSession ends the pod's session, if any, and waits until its exec
+// is over (until ctx ends).
+func (a *agentPod) closeSession(ctx context.Context) {
+	a.smu.Lock()
+	defer a.smu.Unlock()
+	if a.sess != nil {
+		a.sess.close(ctx)
+		a.sess = nil
+	}
+}
+
+// delete ends the session, stops the heartbeat, deletes the pod and waits
+// until it is gone.
 func (a *agentPod) delete(ctx context.Context) error {
 	a.mu.Lock()
 	if !a.created || a.deleted {
@@ -120,6 +172,11 @@ func (a *agentPod) delete(ctx context.Context) error {
 		return nil
 	}
 	a.deleted = true
+	a.mu.Unlock()
+	sctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	a.closeSession(sctx)
+	cancel()
+	a.mu.Lock()
 	a.stopBeat()
 	<-a.beatDone
 	a.mu.Unlock()
