@@ -59,12 +59,14 @@ func (c *conn) open(ctx context.Context, op string) (*session, Hello, error) {
 		if err != nil {
 			err = c.execError(xctx, err, stderr.String())
 		}
-		// The reader sees the exec's end as the end of the answers.
+		// The reader sees the exec's end as the end of the answers; the
+		// exec's copy of the standard input (if still running) sees its
+		// end.
 		if err == nil {
 			err = io.EOF
 		}
 		outW.CloseWithError(err)
-		inR.CloseWithError(err)
+		inW.Close()
 	}()
 	h, err := s.waitHello(ctx, op)
 	if err != nil {
@@ -114,7 +116,10 @@ func (c *conn) execError(ctx context.Context, err error, stderr string) error {
 		if strings.Contains(stderr, `unknown command "session"`) {
 			hint = " (the agent image holds an older kdiag, without sessions: use an agent image of this kdiag version, --agent-image)"
 		}
-		return fmt.Errorf("%s agent session exited with code %d%s: %s", c.binary, exit.ExitStatus(), hint, clip(stderr))
+		if stderr = clip(stderr); stderr != "" {
+			hint += ": " + stderr
+		}
+		return fmt.Errorf("%s agent session exited with code %d%s", c.binary, exit.ExitStatus(), hint)
 	}
 	var up *httpstream.UpgradeFailureError
 	if errors.As(err, &up) && up.Cause != nil {

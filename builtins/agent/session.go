@@ -191,7 +191,12 @@ func (s *session) call(ctx context.Context, op string, req, res any) error {
 		return engine.Errorf(engine.KindInvalid, "%s: the request is %d bytes of JSON, over the %d-byte frame cap of the node agent", op, len(line), maxFrame())
 	}
 	if err := s.w.writeLine(line); err != nil {
-		s.fail(fmt.Errorf("cannot write to the session: %v", err))
+		// The stream ended: the reader is about to say why.
+		select {
+		case <-s.done:
+		case <-time.After(time.Second):
+			s.fail(fmt.Errorf("cannot write to the session: %v", err))
+		}
 		return s.brokenError(op)
 	}
 	select {
