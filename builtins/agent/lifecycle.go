@@ -21,12 +21,12 @@ type agentPod struct {
 	// inflight counts the requests using the pod; deletion waits for them.
 	inflight sync.WaitGroup
 
-	smu      sync.Mutex // serialises opening and closing sessions
-	sess     *session   // the current session, nil before the first call
-	sessions int        // sessions opened, for tests
-	pid      int        // the current session's process, from its hello
+	smu  sync.Mutex // serialises opening and closing sessions
+	sess *session   // the current session, nil before the first call
 
-	mu       sync.Mutex // serialises start and delete
+	mu       sync.Mutex // serialises start and delete; guards sessions and pid
+	sessions int        // sessions opened
+	pid      int        // the current session's process, from its hello
 	created  bool
 	running  bool
 	deleted  bool
@@ -147,9 +147,20 @@ func (a *agentPod) session(ctx context.Context, op string) (*session, error) {
 	if err != nil {
 		return nil, err
 	}
-	a.sess, a.pid = s, h.PID
+	a.sess = s
+	a.mu.Lock()
 	a.sessions++
+	a.pid = h.PID
+	a.mu.Unlock()
 	return s, nil
+}
+
+// opened returns how many sessions were opened to the pod and the PID of
+// the last one's process (on the node).
+func (a *agentPod) opened() (sessions, pid int) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.sessions, a.pid
 }
 
 // closeSession ends the pod's session, if any, and waits until its exec

@@ -113,7 +113,7 @@ func (c *conn) execError(ctx context.Context, err error, stderr string) error {
 			return fmt.Errorf("the agent pod %s: %w", gone, errAgentGone)
 		}
 		hint := ""
-		if strings.Contains(stderr, `unknown command "session"`) {
+		if strings.Contains(stderr, "(idle or call)") {
 			hint = " (the agent image holds an older kdiag, without sessions: use an agent image of this kdiag version, --agent-image)"
 		}
 		if stderr = clip(stderr); stderr != "" {

@@ -111,11 +111,10 @@ func TestSessionOnCluster(t *testing.T) {
 			t.Errorf("concurrent probe: %v", err)
 		}
 	}
-	if a.sessions != 1 {
-		t.Errorf("%d sessions opened for 51 calls, want 1", a.sessions)
-	}
-	if pids := sessionProcesses(t, env, a); len(pids) != 1 || pids[0] != a.pid {
-		t.Errorf("session processes in the agent pod %v, want [%d] (the hello's)", pids, a.pid)
+	if n, spid := a.opened(); n != 1 {
+		t.Errorf("%d sessions opened for 51 calls, want 1", n)
+	} else if pids := sessionProcesses(t, env, a); len(pids) != 1 || pids[0] != spid {
+		t.Errorf("session processes in the agent pod %v, want [%d] (the hello's)", pids, spid)
 	}
 
 	sctx, cancel := context.WithCancel(ctx)
@@ -140,8 +139,8 @@ func TestSessionOnCluster(t *testing.T) {
 		t.Errorf("the sample returned while the server was still traced by %s", tr)
 	}
 	t.Logf("cancelled after %s: %v", time.Since(start).Round(time.Millisecond), err)
-	if a.sessions != 1 {
-		t.Errorf("%d sessions, want 1", a.sessions)
+	if n, _ := a.opened(); n != 1 {
+		t.Errorf("%d sessions, want 1", n)
 	}
 }
 
@@ -157,7 +156,7 @@ func TestSessionBreaks(t *testing.T) {
 	ctx := context.Background()
 	where := "node agent " + a.ns + "/" + a.name + " on node " + env.NodeName
 
-	killed := a.pid
+	_, killed := a.opened()
 	done := make(chan error, 1)
 	go func() {
 		res, err := trace.Sample.Send(ctx, r, &trace.Request{PID: pid, DurationNS: int64(2 * time.Second), MaxEvents: 100, Backend: "ptrace"})
@@ -171,8 +170,8 @@ func TestSessionBreaks(t *testing.T) {
 	if err := <-done; err != nil {
 		t.Errorf("strace_sample with its session killed: %v", err)
 	}
-	if a.sessions != 2 || a.pid == killed {
-		t.Errorf("after the kill: %d sessions, session process %d (killed %d)", a.sessions, a.pid, killed)
+	if n, spid := a.opened(); n != 2 || spid == killed {
+		t.Errorf("after the kill: %d sessions, session process %d (killed %d)", n, spid, killed)
 	}
 
 	// run's target: a process of this host (the node), in its namespaces.
@@ -189,7 +188,7 @@ func TestSessionBreaks(t *testing.T) {
 		}()
 		return ch
 	}
-	killed = a.pid
+	_, killed = a.opened()
 	ran := runSleep()
 	waitChild(t, killed, "sleep")
 	start := time.Now()
@@ -200,19 +199,20 @@ func TestSessionBreaks(t *testing.T) {
 		t.Errorf("run with its session killed:\n got %v\nwant %s", err, want)
 	}
 	t.Logf("run failed %s after the kill: %v", time.Since(start).Round(time.Millisecond), err)
-	if a.sessions != 2 {
-		t.Errorf("run was retried: %d sessions", a.sessions)
+	if n, _ := a.opened(); n != 2 {
+		t.Errorf("run was retried: %d sessions", n)
 	}
 
 	ran = runSleep()
 	deadline := time.Now().Add(20 * time.Second)
-	for a.sessions != 3 || len(sessionProcesses(t, env, a)) == 0 {
+	for n, _ := a.opened(); n != 3 || len(sessionProcesses(t, env, a)) == 0; n, _ = a.opened() {
 		if time.Now().After(deadline) {
 			t.Fatal("no third session")
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	waitChild(t, a.pid, "sleep")
+	_, spid := a.opened()
+	waitChild(t, spid, "sleep")
 	env.Kubectl(t, "delete", "pod", "-n", a.ns, a.name, "--wait=false")
 	err = <-ran
 	if err == nil || !strings.HasPrefix(err.Error(), "run: "+where+": the session broke during the call: ") || !strings.HasSuffix(err.Error(), "; not retried: run may have had effects on the node") {
@@ -299,7 +299,7 @@ func TestSessionHostileFrame(t *testing.T) {
 	if rf, err := node.ReadFile.Send(ctx, r, &node.FileRequest{Target: self, Path: path, MaxBytes: 100}); err != nil || len(rf.Content) != 100 {
 		t.Errorf("the session after the refusal: %v", err)
 	}
-	if a.sessions != 1 {
-		t.Errorf("%d sessions, want 1", a.sessions)
+	if n, _ := a.opened(); n != 1 {
+		t.Errorf("%d sessions, want 1", n)
 	}
 }
