@@ -108,5 +108,9 @@
 // pod. builtins.Preflight checks them (Needs) before a run in agent mode.
 // Auto mode checks nothing up front: on the pod's node it needs no more than
 // local mode, and off the node a refusal is reported by the call with the
-// Role rule to add.
+// Role rule to add. Reading a node's kubelet configuration (its runtime
+// endpoint) needs get on nodes/proxy, which is not required: without it
+// the agent looks for the well-known sockets on the node, and a find_pid
+// that then fails says that the configuration could not be read and which
+// rule would allow it.
 package agent

@@ -101,6 +101,9 @@ type nodeInfo struct {
 	// runtime is the CRI endpoint of the node's kubelet, once read.
 	runtime     string
 	runtimeRead bool
+	// runtimeWhy says why the kubelet's configuration named no endpoint
+	// ("" when it did, or was not read).
+	runtimeWhy string
 }
 
 // New returns a Router. Nothing is connected until a request needs the

@@ -21,6 +21,10 @@ var errBroken = errors.New("the session stream broke")
 // confirm that it stopped (a trace detached, a command was killed).
 var cancelWait = 5 * time.Second
 
+// closeWait bounds how long closing a session waits for the agent to
+// finish before the transport is stopped.
+var closeWait = 10 * time.Second
+
 // session is kdiag's side of one agent session: many calls over one
 // stream (one exec of `kdiag agent session`), each a Request frame with an
 // ID, answered by a Response frame with the same ID, in any order.
@@ -246,12 +250,15 @@ func (e *brokenError) Unwrap() []error { return []error{errBroken, e.err} }
 
 // close ends the session: the agent's standard input is closed, so it
 // cancels what is in flight and exits; the transport is then waited for
-// (until ctx ends, then stopped).
+// (until ctx ends or closeWait passes, then stopped).
 func (s *session) close(ctx context.Context) {
 	_ = s.in.Close()
+	t := time.NewTimer(closeWait)
+	defer t.Stop()
 	select {
 	case <-s.ended:
 	case <-ctx.Done():
+	case <-t.C:
 	}
 	s.stop()
 	<-s.ended
