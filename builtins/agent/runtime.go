@@ -45,7 +45,7 @@ func (r *Router) kubeletRuntime(ctx context.Context, n *nodeInfo) string {
 	}
 	switch {
 	case apierrors.IsForbidden(err):
-		why = fmt.Sprintf("reading it needs get on nodes/proxy (a ClusterRole rule: - apiGroups: [\"\"] resources: [\"nodes/proxy\"] verbs: [\"get\"]), or name the endpoint with find_pid's runtime_endpoint=: %s", clip(err.Error()))
+		why = "reading it needs get on nodes/proxy (a ClusterRole rule: - apiGroups: [\"\"] resources: [\"nodes/proxy\"] verbs: [\"get\"]), or name the endpoint with find_pid's runtime_endpoint="
 	case err != nil:
 		why = clip(err.Error())
 	case ep == "":

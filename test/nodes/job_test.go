@@ -67,11 +67,18 @@ func runnerNamespace(t *testing.T, env *harness.Env) string {
 
 // TestJobAcrossNodes: kdiag serve's Job executor runs the seed runbook in
 // a Job pod on node 1 (node 2 is tainted; the Job does not tolerate it)
-// for the broken pod on node 2, with no runtime endpoint configured: the
-// run's node built-ins go through an agent pod on node 2, which asks node
-// 2's runtime (from node 2's kubelet configuration). The verdict names the
-// ConfigMap key, the recording replays, and no Job, run pod or agent pod
-// is left.
+// for the broken pod on node 2, with no runtime endpoint configured, as
+// the ServiceAccount of deploy/rbac.yaml's ClusterRole:
+//   - as shipped, the role cannot read node 2's kubelet configuration
+//     (nodes/proxy), the agent on node 2 finds no socket at the
+//     well-known paths (node 2's is elsewhere), and the run fails with
+//     find_pid saying so and naming the rule to add;
+//   - with get on nodes/proxy added, the run's node built-ins go through
+//     an agent pod on node 2, which asks node 2's runtime (from its
+//     kubelet configuration); the verdict names the ConfigMap key and the
+//     recording replays.
+//
+// Each time no Job, run pod or agent pod is left.
 func TestJobAcrossNodes(t *testing.T) {
 	env := harness.Cluster(t)
 	kdiag, app := build(t)
@@ -79,9 +86,7 @@ func TestJobAcrossNodes(t *testing.T) {
 	ns := seedOnNode2(t, env, app, "agentsession-seed")
 	jobsNS := runnerNamespace(t, env)
 
-	dir := t.TempDir()
-	os.WriteFile(filepath.Join(dir, "token"), []byte(jobToken+"\n"), 0o600)
-	cfg := playbooktest.Config(t, dir, fmt.Sprintf(`auth: {token_file: token}
+	yaml := fmt.Sprintf(`auth: {token_file: token}
 executor: job
 job:
   namespace: %s
@@ -102,80 +107,105 @@ routes:
       fix: "false"
       force: "true"
     mutations: never
-`, jobsNS))
+`, jobsNS)
 	cs, _, err := kube.NewClients(env.Kubeconfig, "", "").Kube()
 	if err != nil {
 		t.Fatal(err)
 	}
-	j := job.New(cfg, cs)
-	j.Poll = 200 * time.Millisecond
-	s := playbooktest.Start(t, cfg, playbook.Options{Specs: builtins.All(builtins.Config{Kubeconfig: env.Kubeconfig}), Version: "nodes", Executor: j})
-	s.Token, s.ReadToken = jobToken, jobToken
-	res := s.Alerts(t, playbooktest.KubePodNotReady(ns, "my-broken-pod"), http.StatusOK)
-	if len(res) != 1 || res[0].Outcome != playbook.OutcomeStarted {
-		t.Fatalf("alert results %+v", res)
-	}
-	// The run's pod: on node 1.
-	var runNode string
-	deadline := time.Now().Add(2 * time.Minute)
-	for runNode == "" && time.Now().Before(deadline) {
-		out, _, _ := env.RunKubectl("get", "pods", "-n", jobsNS, "-l", job.RunLabel, "-o", "jsonpath={.items[*].spec.nodeName}")
-		runNode = strings.TrimSpace(out)
-		time.Sleep(200 * time.Millisecond)
-	}
-	start := time.Now()
-	m := s.Wait(t, res[0].Run, 5*time.Minute)
-	t.Logf("run %s on %s in %s: %s", m.Status, runNode, time.Since(start).Round(time.Millisecond), m.Verdict)
-	if runNode != env.NodeName {
-		t.Errorf("the run's pod ran on %q, want node 1 (%s)", runNode, env.NodeName)
-	}
-	if m.Executor != "job" || m.Status != playbook.StatusOK || !strings.Contains(m.Verdict, "key additional_file") {
-		t.Fatalf("run: executor %q, status %s (%s), verdict %q", m.Executor, m.Status, m.Message, m.Verdict)
-	}
-	tp := s.Store().TranscriptPath(m.ID)
-	tr, err := transcript.ReadFile(tp)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var found struct {
-		Endpoint     string
-		Where        string
-		EndpointFrom string `json:"endpoint_from"`
-	}
-	node := 0
-	for _, e := range tr.Calls() {
-		switch {
-		case e.Builtin == "find_pid" && e.Error == nil:
-			json.Unmarshal(e.Result, &found)
-		case e.Builtin == "strace_sample" || e.Builtin == "read_file" || e.Builtin == "list_dir" || e.Builtin == "http_probe":
-			if e.Error != nil {
-				t.Errorf("%s through node 2's agent: %s", e.Builtin, e.Error.Message)
+
+	// run serves the seed alert with a fresh server and returns the stored
+	// run and its transcript, once nothing of it is left in the cluster.
+	run := func(t *testing.T) (*playbook.Meta, *transcript.Transcript, string) {
+		dir := t.TempDir()
+		os.WriteFile(filepath.Join(dir, "token"), []byte(jobToken+"\n"), 0o600)
+		cfg := playbooktest.Config(t, dir, yaml)
+		j := job.New(cfg, cs)
+		j.Poll = 200 * time.Millisecond
+		s := playbooktest.Start(t, cfg, playbook.Options{Specs: builtins.All(builtins.Config{Kubeconfig: env.Kubeconfig}), Version: "nodes", Executor: j})
+		s.Token, s.ReadToken = jobToken, jobToken
+		res := s.Alerts(t, playbooktest.KubePodNotReady(ns, "my-broken-pod"), http.StatusOK)
+		if len(res) != 1 || res[0].Outcome != playbook.OutcomeStarted {
+			t.Fatalf("alert results %+v", res)
+		}
+		var runNode string
+		deadline := time.Now().Add(2 * time.Minute)
+		for runNode == "" && time.Now().Before(deadline) {
+			out, _, _ := env.RunKubectl("get", "pods", "-n", jobsNS, "-l", job.RunLabel, "-o", "jsonpath={.items[*].spec.nodeName}")
+			runNode = strings.TrimSpace(out)
+			time.Sleep(200 * time.Millisecond)
+		}
+		start := time.Now()
+		m := s.Wait(t, res[0].Run, 5*time.Minute)
+		t.Logf("run %s on %s in %s: %s %s", m.Status, runNode, time.Since(start).Round(time.Millisecond), m.Message, m.Verdict)
+		if runNode != env.NodeName {
+			t.Errorf("the run's pod ran on %q, want node 1 (%s)", runNode, env.NodeName)
+		}
+		if m.Executor != "job" {
+			t.Errorf("executor %q", m.Executor)
+		}
+		tp := s.Store().TranscriptPath(m.ID)
+		tr, err := transcript.ReadFile(tp)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if cleanups := tr.Footer.Cleanups; len(cleanups) != 1 || !strings.HasPrefix(cleanups[0].Name, "delete node agent pod "+ns+"/kdiag-agent-") || cleanups[0].Error != "" {
+			t.Errorf("cleanups %+v: want the agent pod's deletion", cleanups)
+		}
+		deadline = time.Now().Add(60 * time.Second)
+		for {
+			jobs, _, _ := env.RunKubectl("get", "jobs,pods", "-n", jobsNS, "-l", job.RunLabel, "-o", "name")
+			agents, _, _ := env.RunKubectl("get", "pods", "-n", ns, "-l", "app.kubernetes.io/managed-by=kdiag,kdiag.io/role=agent", "-o", "name")
+			if strings.TrimSpace(jobs+agents) == "" {
+				break
 			}
-			node++
+			if time.Now().After(deadline) {
+				t.Fatalf("left behind: %s %s", jobs, agents)
+			}
+			time.Sleep(500 * time.Millisecond)
 		}
+		return m, tr, tp
 	}
-	if !strings.HasPrefix(found.Where, "an agent pod on node "+node2) || found.Endpoint != node2Endpoint || found.EndpointFrom != "the kubelet configuration of node "+node2 {
-		t.Errorf("find_pid in the Job: %+v; want node 2's agent asking node 2's runtime from its kubelet configuration", found)
-	}
-	if node == 0 {
-		t.Errorf("no node built-in ran after find_pid")
-	}
-	if cleanups := tr.Footer.Cleanups; len(cleanups) != 1 || !strings.HasPrefix(cleanups[0].Name, "delete node agent pod "+ns+"/kdiag-agent-") || cleanups[0].Error != "" {
-		t.Errorf("cleanups %+v: want the agent pod's deletion", cleanups)
-	}
-	if b, err := exec.Command(kdiag, "replay", "-q", "--kubeconfig", "/nonexistent", tp).CombinedOutput(); err != nil {
-		t.Fatalf("replay: %v\n%s", err, b)
-	}
-	deadline = time.Now().Add(60 * time.Second)
-	for {
-		jobs, _, _ := env.RunKubectl("get", "jobs,pods", "-n", jobsNS, "-l", job.RunLabel, "-o", "name")
-		agents, _, _ := env.RunKubectl("get", "pods", "-n", ns, "-l", "app.kubernetes.io/managed-by=kdiag,kdiag.io/role=agent", "-o", "name")
-		if strings.TrimSpace(jobs+agents) == "" {
-			break
+
+	t.Run("as shipped", func(t *testing.T) {
+		m, _, _ := run(t)
+		for _, want := range []string{"find_pid: no CRI runtime socket found", "node " + node2 + "'s runtime endpoint was not learnt from its kubelet configuration: reading it needs get on nodes/proxy"} {
+			if m.Status != playbook.StatusFailed || !strings.Contains(m.Message, want) {
+				t.Errorf("run: status %s, message %q; want failed with %q", m.Status, m.Message, want)
+			}
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("left behind: %s %s", jobs, agents)
+	})
+
+	t.Run("nodes/proxy", func(t *testing.T) {
+		env.Kubectl(t, "patch", "clusterrole", jobsNS, "--type=json", "-p", `[{"op":"add","path":"/rules/-","value":{"apiGroups":[""],"resources":["nodes/proxy"],"verbs":["get"]}}]`)
+		m, tr, tp := run(t)
+		if m.Status != playbook.StatusOK || !strings.Contains(m.Verdict, "key additional_file") {
+			t.Fatalf("run: status %s (%s), verdict %q", m.Status, m.Message, m.Verdict)
 		}
-		time.Sleep(500 * time.Millisecond)
-	}
+		var found struct {
+			Endpoint     string
+			Where        string
+			EndpointFrom string `json:"endpoint_from"`
+		}
+		node := 0
+		for _, e := range tr.Calls() {
+			switch {
+			case e.Builtin == "find_pid" && e.Error == nil:
+				json.Unmarshal(e.Result, &found)
+			case e.Builtin == "strace_sample" || e.Builtin == "read_file" || e.Builtin == "list_dir" || e.Builtin == "http_probe":
+				if e.Error != nil {
+					t.Errorf("%s through node 2's agent: %s", e.Builtin, e.Error.Message)
+				}
+				node++
+			}
+		}
+		if !strings.HasPrefix(found.Where, "an agent pod on node "+node2) || found.Endpoint != node2Endpoint || found.EndpointFrom != "the kubelet configuration of node "+node2 {
+			t.Errorf("find_pid in the Job: %+v; want node 2's agent asking node 2's runtime from its kubelet configuration", found)
+		}
+		if node == 0 {
+			t.Errorf("no node built-in ran after find_pid")
+		}
+		if b, err := exec.Command(kdiag, "replay", "-q", "--kubeconfig", "/nonexistent", tp).CombinedOutput(); err != nil {
+			t.Fatalf("replay: %v\n%s", err, b)
+		}
+	})
 }
