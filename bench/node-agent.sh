@@ -10,7 +10,7 @@
 #
 # Runs the Go benchmarks BenchmarkHTTPProbe, BenchmarkHTTPProbeParallel and
 # BenchmarkAgentStart of builtins/agent (they build kdiag and import it as
-# kdiag-local:v1).
+# kdiag-local:agent-e2e).
 #
 # Needs root and the cluster (test/cluster/cluster.sh all). Usage:
 #   bench/node-agent.sh [N]      N probes of each (default 30); 5 agent starts

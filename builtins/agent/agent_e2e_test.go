@@ -20,8 +20,9 @@ import (
 	"github.com/kdiag/kdiag/test/harness"
 )
 
-// e2eImage is the agent image the package's cluster tests import.
-const e2eImage = "kdiag-local:v1"
+// e2eImage is the agent image the package's cluster tests import (a tag
+// of their own: other tests import other builds of kdiag as kdiag-local:v1).
+const e2eImage = "kdiag-local:agent-e2e"
 
 var e2eImageOnce struct {
 	sync.Once
