@@ -55,7 +55,7 @@ func handlers() map[string]handler {
 func Session(ctx context.Context, in io.Reader, out io.Writer) error {
 	ctx, cancel := context.WithCancel(ctx)
 	w := &frameWriter{out: out}
-	s := &agentSession{ctx: ctx, w: w, calls: map[uint64]context.CancelFunc{}, hs: handlers()}
+	s := &agentSession{ctx: ctx, w: w, calls: map[uint64]context.CancelFunc{}, hs: handlers(), max: maxFrame()}
 	defer func() {
 		cancel()
 		s.wg.Wait()
@@ -65,7 +65,7 @@ func Session(ctx context.Context, in io.Reader, out io.Writer) error {
 	}
 	rd := bufio.NewReaderSize(in, 64<<10)
 	for ctx.Err() == nil {
-		line, err := readFrame(rd, maxFrame())
+		line, err := readFrame(rd, s.max)
 		var big *frameTooLarge
 		switch {
 		case errors.As(err, &big):
@@ -85,6 +85,7 @@ type agentSession struct {
 	ctx context.Context
 	w   *frameWriter
 	hs  map[string]handler
+	max int // the frame cap, read when the session starts
 	wg  sync.WaitGroup
 
 	mu    sync.Mutex
@@ -146,9 +147,9 @@ func (s *agentSession) answer(ctx context.Context, req *Request) Response {
 		resp.Result, err = json.Marshal(res)
 		if err != nil {
 			err = fmt.Errorf("%s: node agent: cannot encode the result: %v", req.Op, err)
-		} else if n := len(resp.Result); n > maxFrame()-1024 {
+		} else if n := len(resp.Result); n > s.max-1024 {
 			resp.Result = nil
-			err = fmt.Errorf("%s: node agent: the result is %d bytes of JSON, over the %d-byte frame cap (what a transcript line holds): ask for less", req.Op, n, maxFrame()-1024)
+			err = fmt.Errorf("%s: node agent: the result is %d bytes of JSON, over the %d-byte frame cap (what a transcript line holds): ask for less", req.Op, n, s.max-1024)
 		}
 	}
 	if err != nil {

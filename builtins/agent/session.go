@@ -36,6 +36,7 @@ type session struct {
 	stop  func()
 	ended <-chan struct{}
 	hello chan Hello // receives the agent's hello
+	max   int        // the frame cap, read when the session starts
 
 	mu      sync.Mutex
 	pending map[uint64]chan *Response
@@ -55,7 +56,7 @@ func newSession(where string, in io.WriteCloser, out io.Reader, stop func(), end
 	}
 	s := &session{
 		where: where, w: &frameWriter{out: in}, in: in, stop: stop, ended: ended,
-		hello: make(chan Hello, 1), pending: map[uint64]chan *Response{}, done: make(chan struct{}),
+		hello: make(chan Hello, 1), max: maxFrame(), pending: map[uint64]chan *Response{}, done: make(chan struct{}),
 	}
 	go s.read(out)
 	return s
@@ -67,7 +68,7 @@ func (s *session) read(out io.Reader) {
 	rd := bufio.NewReaderSize(out, 64<<10)
 	first := true
 	for {
-		line, err := readFrame(rd, maxFrame())
+		line, err := readFrame(rd, s.max)
 		if err != nil {
 			var big *frameTooLarge
 			if errors.As(err, &big) {
@@ -191,15 +192,12 @@ func (s *session) call(ctx context.Context, op string, req, res any) error {
 	if err != nil {
 		return fmt.Errorf("%s: node agent: encode the request: %v", op, err)
 	}
-	if len(line) > maxFrame() {
-		return engine.Errorf(engine.KindInvalid, "%s: the request is %d bytes of JSON, over the %d-byte frame cap of the node agent", op, len(line), maxFrame())
+	if len(line) > s.max {
+		return engine.Errorf(engine.KindInvalid, "%s: the request is %d bytes of JSON, over the %d-byte frame cap of the node agent", op, len(line), s.max)
 	}
-	if err := s.w.writeLine(line); err != nil {
-		// The stream ended: the reader is about to say why.
-		select {
-		case <-s.done:
-		case <-time.After(time.Second):
-			s.fail(fmt.Errorf("cannot write to the session: %v", err))
+	if err := s.send(ctx, line); err != nil {
+		if ctx.Err() != nil {
+			return fmt.Errorf("%s: %s: %w", op, s.where, ctx.Err())
 		}
 		return s.brokenError(op)
 	}
@@ -210,16 +208,43 @@ func (s *session) call(ctx context.Context, op string, req, res any) error {
 		return s.brokenError(op)
 	case <-ctx.Done():
 	}
-	if s.w.write(Request{V: ProtocolVersion, ID: id, Cancel: true}) == nil {
-		t := time.NewTimer(cancelWait)
-		defer t.Stop()
+	cctx, cancel := context.WithTimeout(context.Background(), cancelWait)
+	defer cancel()
+	cline, _ := json.Marshal(Request{V: ProtocolVersion, ID: id, Cancel: true})
+	if s.send(cctx, cline) == nil {
 		select {
 		case <-ch:
 		case <-s.done:
-		case <-t.C:
+		case <-cctx.Done():
 		}
 	}
 	return fmt.Errorf("%s: %s: %w", op, s.where, ctx.Err())
+}
+
+// send writes one frame, waiting for the stream to take it until ctx
+// ends: a stream that takes no frame for that long is stalled, and the
+// session is ended (its calls fail and later calls open a new one).
+func (s *session) send(ctx context.Context, line []byte) error {
+	werr := make(chan error, 1)
+	go func() { werr <- s.w.writeLine(line) }()
+	select {
+	case err := <-werr:
+		if err != nil {
+			// The stream ended: the reader is about to say why.
+			select {
+			case <-s.done:
+			case <-time.After(time.Second):
+				s.fail(fmt.Errorf("cannot write to the session: %v", err))
+			}
+		}
+		return err
+	case <-s.done:
+		return s.err
+	case <-ctx.Done():
+		s.fail(errors.New("the stream took no frame until a call ended (stalled)"))
+		s.stop()
+		return ctx.Err()
+	}
 }
 
 // forget drops call id's waiter (a late answer is then ignored).

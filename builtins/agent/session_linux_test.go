@@ -197,3 +197,37 @@ func (b neverEnding) Read(p []byte) (int, error) {
 	}
 	return len(p), nil
 }
+
+// TestSessionStalledStream: a stream that takes no request (a stalled
+// connection; written by hand, no real component stalls on demand) does
+// not hold a call past its deadline: the call ends with its context's
+// error, the session is ended and the next call fails at once.
+func TestSessionStalledStream(t *testing.T) {
+	inR, inW := io.Pipe() // nobody reads the agent's input
+	outR, outW := io.Pipe()
+	go io.WriteString(outW, `{"v":2,"id":0,"hello":{"pid":1}}`+"\n")
+	stopped := make(chan struct{})
+	var once sync.Once
+	s := newSession("node agent ns/stalled on node n", inW, outR, func() {
+		once.Do(func() { close(stopped); inR.CloseWithError(errors.New("stopped")); outW.CloseWithError(errors.New("stopped")) })
+	}, nil)
+	if _, err := s.waitHello(context.Background(), "ps"); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	var ps node.PSResult
+	err := s.call(ctx, "ps", &node.ProcRequest{Target: node.Target{PID: 1}}, &ps)
+	if !errors.Is(err, context.DeadlineExceeded) || !strings.HasPrefix(err.Error(), "ps: node agent ns/stalled on node n: ") {
+		t.Errorf("call on a stalled stream: %v", err)
+	}
+	if d := time.Since(start); d > 2*time.Second {
+		t.Errorf("the call took %s, its deadline was 300ms", d)
+	}
+	<-stopped
+	err = s.call(context.Background(), "ps", &node.ProcRequest{Target: node.Target{PID: 1}}, &ps)
+	if !errors.Is(err, errBroken) || !strings.Contains(err.Error(), "the stream took no frame until a call ended (stalled)") {
+		t.Errorf("the next call: %v", err)
+	}
+}
