@@ -209,7 +209,11 @@ func TestSessionStalledStream(t *testing.T) {
 	stopped := make(chan struct{})
 	var once sync.Once
 	s := newSession("node agent ns/stalled on node n", inW, outR, func() {
-		once.Do(func() { close(stopped); inR.CloseWithError(errors.New("stopped")); outW.CloseWithError(errors.New("stopped")) })
+		once.Do(func() {
+			close(stopped)
+			inR.CloseWithError(errors.New("stopped"))
+			outW.CloseWithError(errors.New("stopped"))
+		})
 	}, nil)
 	if _, err := s.waitHello(context.Background(), "ps"); err != nil {
 		t.Fatal(err)
