@@ -20,8 +20,9 @@ import (
 	"github.com/kdiag/kdiag/test/harness"
 )
 
-// e2eImage is the agent image the package's cluster tests import.
-const e2eImage = "kdiag-local:v1"
+// e2eImage is the agent image the package's cluster tests import (a tag
+// of their own: other tests import other builds of kdiag as kdiag-local:v1).
+const e2eImage = "kdiag-local:agent-e2e"
 
 var e2eImageOnce struct {
 	sync.Once
@@ -173,10 +174,12 @@ func mustJSON(t *testing.T, v any) string {
 }
 
 // BenchmarkHTTPProbe times one http_probe into a pod's network namespace
-// three ways, alternating call by call: through the node agent (one
-// pods/exec of `kdiag agent call` per probe), locally on the node
-// (node.Local), and the off-node standard, kubectl exec of busybox wget in
-// the pod.
+// four ways, alternating call by call: through the node agent's session
+// (the Router, its session already open), through the agent with one exec
+// per call (a session opened for the call and closed after it, as each
+// call cost before sessions: one exec of the agent, waited for to the
+// end), locally on the node (node.Local), and the off-node standard,
+// kubectl exec of busybox wget in the pod.
 func BenchmarkHTTPProbe(b *testing.B) {
 	env := e2eCluster(b)
 	ns, pod := e2eTarget(b, env)
@@ -187,16 +190,31 @@ func BenchmarkHTTPProbe(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
+	r.mu.Lock()
+	a := r.agents[env.NodeName]
+	r.mu.Unlock()
 	req := &node.HTTPProbeRequest{Target: &node.Target{PID: res.PID}, URL: "http://127.0.0.1:8080/healthz", Method: "GET", TimeoutMS: 5000}
-	var viaAgent, local, kubectl time.Duration
+	var session, perCall, local, kubectl time.Duration
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		start := time.Now()
 		p, err := node.HTTPProbe.Send(ctx, r, req)
 		if err != nil || !p.OK {
-			b.Fatalf("agent: %+v %v", p, err)
+			b.Fatalf("agent session: %+v %v", p, err)
 		}
-		viaAgent += time.Since(start)
+		session += time.Since(start)
+
+		start = time.Now()
+		s, _, err := a.open(ctx, "http_probe")
+		if err != nil {
+			b.Fatal(err)
+		}
+		var pc node.HTTPProbeResult
+		if err := s.call(ctx, "http_probe", req, &pc); err != nil || !pc.OK {
+			b.Fatalf("agent, one exec per call: %+v %v", pc, err)
+		}
+		s.close(ctx)
+		perCall += time.Since(start)
 
 		start = time.Now()
 		if p, err := node.HTTPProbe.Local(ctx, req); err != nil || !p.OK {
@@ -211,11 +229,40 @@ func BenchmarkHTTPProbe(b *testing.B) {
 		kubectl += time.Since(start)
 	}
 	n := float64(b.N)
-	b.ReportMetric(float64(viaAgent.Microseconds())/1e3/n, "agent-ms")
-	b.ReportMetric(float64(local.Microseconds())/1e3/n, "local-ms")
-	b.ReportMetric(float64(kubectl.Microseconds())/1e3/n, "kubectl-exec-ms")
-	b.ReportMetric(float64(viaAgent)/float64(local), "agent/local")
-	b.ReportMetric(float64(viaAgent)/float64(kubectl), "agent/kubectl-exec")
+	ms := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1e3 / n }
+	b.ReportMetric(ms(session), "session-ms")
+	b.ReportMetric(ms(perCall), "exec-per-call-ms")
+	b.ReportMetric(ms(local), "local-ms")
+	b.ReportMetric(ms(kubectl), "kubectl-exec-ms")
+	b.ReportMetric(float64(perCall)/float64(session), "exec-per-call/session")
+	b.ReportMetric(float64(kubectl)/float64(session), "kubectl-exec/session")
+}
+
+// BenchmarkHTTPProbeParallel times http_probes sent 8 at a time over
+// one agent session: the wall time per probe when calls overlap.
+func BenchmarkHTTPProbeParallel(b *testing.B) {
+	env := e2eCluster(b)
+	ns, pod := e2eTarget(b, env)
+	ctx := context.Background()
+	r := New(Options{Mode: ModeAgent, Clients: kube.NewClients(env.Kubeconfig, "", ""), Image: e2eImage})
+	b.Cleanup(func() { r.Close(context.Background()) })
+	res, err := cri.FindPID.Send(ctx, r, &cri.FindPIDRequest{Pod: pod, Namespace: ns, EnvEndpoint: env.RuntimeEndpoint})
+	if err != nil {
+		b.Fatal(err)
+	}
+	req := &node.HTTPProbeRequest{Target: &node.Target{PID: res.PID}, URL: "http://127.0.0.1:8080/healthz", Method: "GET", TimeoutMS: 5000}
+	b.SetParallelism(4) // 4 x GOMAXPROCS(2) goroutines
+	start := time.Now()
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			if p, err := node.HTTPProbe.Send(ctx, r, req); err != nil || !p.OK {
+				b.Errorf("probe: %+v %v", p, err)
+				return
+			}
+		}
+	})
+	b.ReportMetric(float64(time.Since(start).Microseconds())/1e3/float64(b.N), "wall-ms/probe")
 }
 
 // BenchmarkAgentStart times the first request of a run in agent mode:

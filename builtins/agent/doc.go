@@ -55,28 +55,51 @@
 // A Router may be shared by concurrent runs (kdiag serve builds the
 // built-ins once): at the end of the run that created it, an agent is first
 // withdrawn (later requests make a new one, registered with their own run),
-// then deleted once the requests using it are done. A request whose agent
-// pod disappeared is retried once with a new agent.
+// then deleted once the requests using it are done (see below for
+// retries).
 //
 // # Transport and protocol
 //
-// Each request is one pods/exec (WebSocket, SPDY fallback, as kubectl exec)
-// of `kdiag agent call` in the agent container: the Request envelope on its
-// standard input, the Response on its standard output, version 1:
+// Each agent pod carries one session at a time: one long-lived pods/exec
+// (WebSocket, SPDY fallback, as kubectl exec) of `kdiag agent session` in
+// the agent container, opened by the first request and used by every
+// request after it, several at once. Frames are JSON, one per line, version
+// 2; the agent opens with a hello, each call is a request frame with an ID
+// on its standard input and the answer carries the ID on its standard
+// output, in the order calls finish:
 //
-//	{"v":1,"op":"http_probe","timeout_ms":9950,"request":{...node.HTTPProbeRequest...}}
-//	{"v":1,"result":{...node.HTTPProbeResult...}}
-//	{"v":1,"error":{"kind":"gone","message":"enter_ns: process 4242 does not exist"}}
+//	< {"v":2,"id":0,"hello":{"pid":31337}}
+//	> {"v":2,"id":7,"op":"http_probe","timeout_ms":9950,"request":{...node.HTTPProbeRequest...}}
+//	> {"v":2,"id":8,"op":"enter_ns","request":{...}}
+//	< {"v":2,"id":8,"error":{"kind":"gone","message":"enter_ns: process 4242 does not exist"}}
+//	< {"v":2,"id":7,"result":{...node.HTTPProbeResult...}}
+//	> {"v":2,"id":9,"cancel":true}
 //
-// The agent serves it with the operation's Linux implementation, the very code of local
-// mode, so the result JSON is the same either way and the transcript does
-// not say where a call ran (except for the agent's deletion among the run's
-// cleanups). Expected failures keep their engine.Kind; an error without a
-// kind is an infrastructure failure. Each side refuses the other's envelope
-// of another version with a VersionError naming both versions. kdiag keeps
-// the exec's standard input open until the answer is in: when it closes
-// (kdiag cancelled the call or went away) the agent cancels the request, so
-// a trace detaches and a command is killed; timeout_ms bounds it too.
+// The agent serves each call with the operation's Linux implementation, the
+// very code of local mode, so the result JSON is the same either way and
+// the transcript does not say where a call ran (except for the agent's
+// deletion among the run's cleanups). Expected failures keep their
+// engine.Kind; an error without a kind is an infrastructure failure. Each
+// side refuses the other's frames of another version with a VersionError
+// naming both versions; an agent image of an older kdiag, without
+// sessions, is named as such. A call whose context ends sends a cancel
+// frame and waits (at most 5 s) for the agent to answer that it stopped,
+// so a trace has detached and a command was killed; timeout_ms bounds a
+// call too. A frame is at most transcript.MaxLineBytes (what a transcript
+// line holds) either way: the agent answers an error instead of a larger
+// result, and a reader refuses a larger frame and ends the session.
+//
+// When the run ends the session's standard input is closed: the agent
+// cancels what is still in flight and exits, and the exec is waited for
+// before the pod is deleted. When the stream breaks (the session process
+// killed, the pod deleted, the connection lost), the calls in flight fail
+// with an error naming the agent pod and its node, and the next call opens
+// a new session (with a new agent pod if the pod went away). A call in
+// flight is retried once on a new session only when its operation is
+// repeatable (node.Op.Repeatable: a read, and not run, whose command may
+// have changed things); a call that never reached the agent (its session
+// could not open because the pod went away) is retried once with a new
+// agent.
 //
 // # Permissions
 //
@@ -85,5 +108,9 @@
 // pod. builtins.Preflight checks them (Needs) before a run in agent mode.
 // Auto mode checks nothing up front: on the pod's node it needs no more than
 // local mode, and off the node a refusal is reported by the call with the
-// Role rule to add.
+// Role rule to add. Reading a node's kubelet configuration (its runtime
+// endpoint) needs get on nodes/proxy, which is not required: without it
+// the agent looks for the well-known sockets on the node, and a find_pid
+// that then fails says that the configuration could not be read and which
+// rule would allow it.
 package agent

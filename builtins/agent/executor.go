@@ -58,6 +58,9 @@ func (r *Router) locate(ctx context.Context, op node.Op, req any, pod node.Pod) 
 		return nil, engine.Errorf(engine.KindInvalid, "%s: --node-mode=agent needs pod= (and namespace=) to know which node to ask; %s alone names no node", op.Name(), pod.Instead)
 	}
 	res, err := via(ctx, r, op, n, req)
+	if err != nil && n != nil {
+		err = r.runtimeNote(err, n)
+	}
 	if err == nil && n != nil {
 		r.remember(op.Found(res), n)
 	}

@@ -17,12 +17,16 @@ import (
 type agentPod struct {
 	conn
 	r        *Router
-	node     string
 	endpoint string
 	// inflight counts the requests using the pod; deletion waits for them.
 	inflight sync.WaitGroup
 
-	mu       sync.Mutex // serialises start and delete
+	smu  sync.Mutex // serialises opening and closing sessions
+	sess *session   // the current session, nil before the first call
+
+	mu       sync.Mutex // serialises start and delete; guards sessions and pid
+	sessions int        // sessions opened
+	pid      int        // the current session's process, from its hello
 	created  bool
 	running  bool
 	deleted  bool
@@ -37,7 +41,7 @@ type agentPod struct {
 func (a *agentPod) start(ctx context.Context, op string) error {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	where := fmt.Sprintf("node agent %s/%s", a.ns, a.name)
+	where := a.where()
 	switch {
 	case a.deleted:
 		return fmt.Errorf("%s: %s was deleted: %w", op, where, errAgentGone)
@@ -112,7 +116,66 @@ func (a *agentPod) retire(ctx context.Context) error {
 	return a.delete(ctx)
 }
 
-// delete stops the heartbeat, deletes the pod and waits until it is gone.
+// call serves one request of op over the pod's session, opening one
+// first when there is none or the last one broke.
+func (a *agentPod) call(ctx context.Context, op string, req, res any) error {
+	s, err := a.session(ctx, op)
+	if err != nil {
+		return err
+	}
+	return s.call(ctx, op, req, res)
+}
+
+// session returns the pod's open session, opening a new one if needed.
+func (a *agentPod) session(ctx context.Context, op string) (*session, error) {
+	a.smu.Lock()
+	defer a.smu.Unlock()
+	if a.sess != nil && !a.sess.broken() {
+		return a.sess, nil
+	}
+	if a.sess != nil {
+		a.sess.close(ctx)
+		a.sess = nil
+	}
+	a.mu.Lock()
+	deleted := a.deleted
+	a.mu.Unlock()
+	if deleted {
+		return nil, fmt.Errorf("%s: %s was deleted: %w", op, a.where(), errAgentGone)
+	}
+	s, h, err := a.open(ctx, op)
+	if err != nil {
+		return nil, err
+	}
+	a.sess = s
+	a.mu.Lock()
+	a.sessions++
+	a.pid = h.PID
+	a.mu.Unlock()
+	return s, nil
+}
+
+// opened returns how many sessions were opened to the pod and the PID of
+// the last one's process (on the node).
+func (a *agentPod) opened() (sessions, pid int) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.sessions, a.pid
+}
+
+// closeSession ends the pod's session, if any, and waits until its exec
+// is over (until ctx ends).
+func (a *agentPod) closeSession(ctx context.Context) {
+	a.smu.Lock()
+	defer a.smu.Unlock()
+	if a.sess != nil {
+		a.sess.close(ctx)
+		a.sess = nil
+	}
+}
+
+// delete ends the session, stops the heartbeat, deletes the pod and waits
+// until it is gone.
 func (a *agentPod) delete(ctx context.Context) error {
 	a.mu.Lock()
 	if !a.created || a.deleted {
@@ -120,6 +183,11 @@ func (a *agentPod) delete(ctx context.Context) error {
 		return nil
 	}
 	a.deleted = true
+	a.mu.Unlock()
+	sctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	a.closeSession(sctx)
+	cancel()
+	a.mu.Lock()
 	a.stopBeat()
 	<-a.beatDone
 	a.mu.Unlock()

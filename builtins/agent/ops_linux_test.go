@@ -4,7 +4,7 @@ package agent
 
 import (
 	"context"
-	"encoding/json"
+	"io"
 	"net"
 	"os/exec"
 	"path/filepath"
@@ -19,10 +19,10 @@ import (
 	"github.com/kdiag/kdiag/engine"
 )
 
-// overSocket serves one envelope with Serve on the far end of a real unix
-// socket, as `kdiag agent call` serves its exec stream: the request is
-// written, the stream kept open until the answer is in, then closed.
-func overSocket(t *testing.T, env Request) []byte {
+// overSocket serves one call with a Session on the far end of a real
+// unix socket, as `kdiag agent session` serves its exec stream, and
+// returns the answer.
+func overSocket(t *testing.T, op string, req, res any) error {
 	t.Helper()
 	l, err := net.Listen("unix", filepath.Join(t.TempDir(), "agent.sock"))
 	if err != nil {
@@ -37,27 +37,35 @@ func overSocket(t *testing.T, env Request) []byte {
 			return
 		}
 		defer c.Close()
-		served <- Serve(context.Background(), c, c)
+		served <- Session(context.Background(), c, c)
 	}()
 	c, err := net.Dial("unix", l.Addr().String())
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	b, _ := json.Marshal(env)
-	if _, err := c.Write(append(b, '\n')); err != nil {
+	uc := c.(*net.UnixConn)
+	s := newSession("node agent over a socket", struct {
+		io.Writer
+		io.Closer
+	}{uc, closerFunc(uc.CloseWrite)}, uc, func() { uc.Close() }, nil)
+	if _, err := s.waitHello(context.Background(), op); err != nil {
 		t.Fatal(err)
 	}
-	var answer json.RawMessage
-	if err := json.NewDecoder(c).Decode(&answer); err != nil {
-		t.Fatalf("%s: no answer: %v", env.Op, err)
-	}
-	c.(*net.UnixConn).CloseWrite()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	cerr := s.call(ctx, op, req, res)
+	uc.CloseWrite()
 	if err := <-served; err != nil {
-		t.Fatalf("%s: Serve: %v", env.Op, err)
+		t.Fatalf("%s: Session: %v", op, err)
 	}
-	return answer
+	return cerr
 }
+
+// closerFunc is a Close method.
+type closerFunc func() error
+
+func (f closerFunc) Close() error { return f() }
 
 // TestAgentServesEveryOp sends a request of every operation the agent
 // declares (find_pid, each row of package node's table, strace_sample) to
@@ -116,10 +124,8 @@ func TestAgentServesEveryOp(t *testing.T) {
 		if Needs(ModeAgent, name, "ns", "") == nil {
 			t.Errorf("%s: agent mode declares no permissions for it", name)
 		}
-		body, _ := json.Marshal(ex.req)
-		answer := overSocket(t, Request{V: ProtocolVersion, Op: name, TimeoutMS: 20000, Request: body})
 		res := op.NewResult()
-		err := decodeResponse(name, "node agent over a socket", answer, "", res)
+		err := overSocket(t, name, ex.req, res)
 		local, lerr := op.Serve(ctx, ex.req)
 		switch {
 		case name == "find_pid":
@@ -132,7 +138,7 @@ func TestAgentServesEveryOp(t *testing.T) {
 			t.Errorf("%s: over the socket %v, locally %v", name, err, lerr)
 		case ex.check != nil:
 			if !ex.check(res) {
-				t.Errorf("%s: unexpected answer over the socket: %s", name, answer)
+				t.Errorf("%s: unexpected answer over the socket: %s", name, mustJSON(t, res))
 			}
 		default:
 			sameJSON(t, name, res, local)

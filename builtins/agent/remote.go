@@ -3,7 +3,6 @@ package agent
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -28,65 +27,61 @@ import (
 // new agent.
 var errAgentGone = errors.New("the agent pod is gone")
 
-// conn sends requests to one agent pod: one pods/exec of
-// `kdiag agent call` per request, the Request on its standard input, the
-// Response on its standard output.
+// conn reaches one agent pod: sessions are pods/exec of
+// `kdiag agent session` in its container.
 type conn struct {
 	cs     kubernetes.Interface
 	rc     *rest.Config
 	ns     string
 	name   string
+	node   string
 	binary string
 }
 
-// call sends req for op and decodes the result into res.
-func (c *conn) call(ctx context.Context, op string, req, res any) error {
-	body, err := json.Marshal(req)
-	if err != nil {
-		return fmt.Errorf("%s: node agent: encode the request: %v", op, err)
-	}
-	env := Request{V: ProtocolVersion, Op: op, Request: body}
-	if d, ok := ctx.Deadline(); ok {
-		env.TimeoutMS = max(time.Until(d).Milliseconds(), 1)
-	}
-	line, err := json.Marshal(env)
-	if err != nil {
-		return fmt.Errorf("%s: node agent: encode the request: %v", op, err)
-	}
-	in := &heldReader{data: append(line, '\n'), done: make(chan struct{})}
-	defer in.close()
-	var stdout, stderr bytes.Buffer
-	if err := c.exec(ctx, in, &stdout, &stderr); err != nil {
-		return c.execError(ctx, op, err, stderr.String())
-	}
-	return decodeResponse(op, fmt.Sprintf("node agent %s/%s", c.ns, c.name), stdout.Bytes(), stderr.String(), res)
+// where names the agent pod and its node, for errors.
+func (c *conn) where() string {
+	return fmt.Sprintf("node agent %s/%s on node %s", c.ns, c.name, c.node)
 }
 
-// decodeResponse decodes the agent's answer to op into res: its error with
-// its kind, or a version mismatch.
-func decodeResponse(op, where string, stdout []byte, stderr string, res any) error {
-	var resp Response
-	if err := json.Unmarshal(stdout, &resp); err != nil {
-		return fmt.Errorf("%s: %s answered no response (%v): %q, stderr %q", op, where, err, clip(string(stdout)), clip(stderr))
+// open starts a session: one exec whose standard input carries the
+// requests and standard output the answers, for as long as the session
+// lasts. It returns once the agent said hello.
+func (c *conn) open(ctx context.Context, op string) (*session, Hello, error) {
+	inR, inW := io.Pipe()
+	outR, outW := io.Pipe()
+	xctx, stop := context.WithCancel(context.Background())
+	ended := make(chan struct{})
+	s := newSession(c.where(), inW, outR, stop, ended)
+	go func() {
+		defer close(ended)
+		stderr := &cappedBuffer{max: 16 << 10}
+		err := c.exec(xctx, inR, outW, stderr)
+		if err != nil {
+			err = c.execError(xctx, err, stderr.String())
+		}
+		// The reader sees the exec's end as the end of the answers; the
+		// exec's copy of the standard input (if still running) sees its
+		// end.
+		if err == nil {
+			err = io.EOF
+		}
+		outW.CloseWithError(err)
+		inW.Close()
+	}()
+	h, err := s.waitHello(ctx, op)
+	if err != nil {
+		s.close(context.Background())
+		return nil, Hello{}, err
 	}
-	if resp.V != ProtocolVersion {
-		return fmt.Errorf("%s: %s: %w", op, where, &VersionError{Agent: resp.V, Kdiag: ProtocolVersion})
-	}
-	if resp.Error != nil {
-		return resp.Error.err()
-	}
-	if err := json.Unmarshal(resp.Result, res); err != nil {
-		return fmt.Errorf("%s: %s: cannot decode the result: %v", op, where, err)
-	}
-	return nil
+	return s, h, nil
 }
 
-// exec runs `kdiag agent call` in the agent container, over WebSocket and
-// falling back to SPDY, as kubectl exec does.
+// exec runs `kdiag agent session` in the agent container, over WebSocket
+// and falling back to SPDY, as kubectl exec does.
 func (c *conn) exec(ctx context.Context, stdin io.Reader, stdout, stderr io.Writer) error {
 	req := c.cs.CoreV1().RESTClient().Post().Resource("pods").Namespace(c.ns).Name(c.name).SubResource("exec").
 		VersionedParams(&corev1.PodExecOptions{
-			Container: containerName, Command: []string{c.binary, "agent", "call"}, Stdin: true, Stdout: true, Stderr: true,
+			Container: containerName, Command: []string{c.binary, "agent", "session"}, Stdin: true, Stdout: true, Stderr: true,
 		}, scheme.ParameterCodec)
 	ws, err := remotecommand.NewWebSocketExecutor(c.rc, "GET", req.URL().String())
 	if err != nil {
@@ -105,16 +100,26 @@ func (c *conn) exec(ctx context.Context, stdin io.Reader, stdout, stderr io.Writ
 	return x.StreamWithContext(ctx, remotecommand.StreamOptions{Stdin: stdin, Stdout: stdout, Stderr: stderr})
 }
 
-// execError explains a failed exec: the call's deadline, an agent pod that
-// went away (errAgentGone), a refusal, or `kdiag agent call` failing.
-func (c *conn) execError(ctx context.Context, op string, err error, stderr string) error {
-	where := fmt.Sprintf("node agent %s/%s", c.ns, c.name)
+// execError explains the end of a session's exec: an agent pod that went
+// away (errAgentGone), a refusal, `kdiag agent session` failing (an agent
+// image of an older kdiag has no such command), or the stream's failure.
+func (c *conn) execError(ctx context.Context, err error, stderr string) error {
 	if ctx.Err() != nil {
-		return fmt.Errorf("%s: %s: %w", op, where, ctx.Err())
+		return errors.New("the session was closed")
 	}
 	var exit utilexec.ExitError
 	if errors.As(err, &exit) && exit.Exited() {
-		return fmt.Errorf("%s: %s: %s agent call exited with code %d: %s", op, where, c.binary, exit.ExitStatus(), clip(stderr))
+		if gone := c.gone(ctx); gone != "" {
+			return fmt.Errorf("the agent pod %s: %w", gone, errAgentGone)
+		}
+		hint := ""
+		if strings.Contains(stderr, "(idle or call)") {
+			hint = " (the agent image holds an older kdiag, without sessions: use an agent image of this kdiag version, --agent-image)"
+		}
+		if stderr = clip(stderr); stderr != "" {
+			hint += ": " + stderr
+		}
+		return fmt.Errorf("%s agent session exited with code %d%s", c.binary, exit.ExitStatus(), hint)
 	}
 	var up *httpstream.UpgradeFailureError
 	if errors.As(err, &up) && up.Cause != nil {
@@ -122,12 +127,12 @@ func (c *conn) execError(ctx context.Context, op string, err error, stderr strin
 	}
 	msg := err.Error()
 	if apierrors.IsForbidden(err) || strings.Contains(msg, "is forbidden") {
-		return engine.Errorf(engine.KindForbidden, "%s: %s: exec is forbidden: %s; add to a Role: - apiGroups: [\"\"] resources: [\"pods/exec\"] verbs: [\"create\"]", op, where, msg)
+		return engine.Errorf(engine.KindForbidden, "exec is forbidden: %s; add to a Role: - apiGroups: [\"\"] resources: [\"pods/exec\"] verbs: [\"create\"]", msg)
 	}
 	if gone := c.gone(ctx); gone != "" {
-		return fmt.Errorf("%s: %s %s: %w", op, where, gone, errAgentGone)
+		return fmt.Errorf("the agent pod %s: %w", gone, errAgentGone)
 	}
-	return fmt.Errorf("%s: %s: exec %s agent call: %v", op, where, c.binary, err)
+	return fmt.Errorf("exec %s agent session: %v", c.binary, err)
 }
 
 // gone says how the agent pod went away, "" when it still runs.
@@ -156,23 +161,25 @@ func clip(s string) string {
 	return s
 }
 
-// heldReader yields data, then blocks until close: the agent takes the
-// end of its standard input as a cancellation, so it stays open until the
-// answer is in.
-type heldReader struct {
-	data []byte
-	done chan struct{}
-	once sync.Once
+// cappedBuffer keeps the first max bytes written to it (the agent's
+// standard error), discarding the rest.
+type cappedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+	max int
 }
 
-func (r *heldReader) Read(p []byte) (int, error) {
-	if len(r.data) > 0 {
-		n := copy(p, r.data)
-		r.data = r.data[n:]
-		return n, nil
+func (b *cappedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if room := b.max - b.buf.Len(); room > 0 {
+		b.buf.Write(p[:min(len(p), room)])
 	}
-	<-r.done
-	return 0, io.EOF
+	return len(p), nil
 }
 
-func (r *heldReader) close() { r.once.Do(func() { close(r.done) }) }
+func (b *cappedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}

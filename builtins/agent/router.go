@@ -99,6 +99,9 @@ type nodeInfo struct {
 	// runtime is the CRI endpoint of the node's kubelet, once read.
 	runtime     string
 	runtimeRead bool
+	// runtimeWhy says why the kubelet's configuration named no endpoint
+	// ("" when it did, or was not read).
+	runtimeWhy string
 }
 
 // New returns a Router. Nothing is connected until a request needs the
@@ -201,7 +204,7 @@ func (r *Router) agentFor(ctx context.Context, op string, n *nodeInfo) (*agentPo
 		if ns == "" {
 			ns = r.opts.Clients.Namespace()
 		}
-		a = &agentPod{r: r, node: n.name, endpoint: n.endpoint, conn: conn{cs: cs, rc: rc, ns: ns, name: newPodName(), binary: r.opts.Binary}}
+		a = &agentPod{r: r, endpoint: n.endpoint, conn: conn{cs: cs, rc: rc, ns: ns, name: newPodName(), node: n.name, binary: r.opts.Binary}}
 		r.agents[n.name] = a
 	}
 	a.inflight.Add(1)
@@ -236,9 +239,12 @@ func (r *Router) Close(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
-// via serves one request of op: locally, or in the agent of the
-// request's node, retrying once with a new agent when the old one went
-// away.
+// via serves one request of op: locally, or over the session of the
+// agent of the request's node. A request whose session could not open
+// because the agent pod went away is retried once with a new agent; a
+// request whose session broke while it was in flight is retried once (on
+// a new session, with a new agent if the pod went away) only when op is
+// repeatable (node.Op.Repeatable): the agent may have served it already.
 func via(ctx context.Context, r *Router, op node.Op, n *nodeInfo, req any) (any, error) {
 	if r.opts.Mode == ModeLocal || n == nil || r.opts.Mode == ModeAuto && r.isLocal(n) {
 		return op.Serve(ctx, req)
@@ -251,18 +257,25 @@ func via(ctx context.Context, r *Router, op node.Op, n *nodeInfo, req any) (any,
 		res := op.NewResult()
 		err = a.call(ctx, op.Name(), req, res)
 		a.inflight.Done()
-		if errors.Is(err, errAgentGone) && attempt == 0 && ctx.Err() == nil {
+		gone, broken := errors.Is(err, errAgentGone), errors.Is(err, errBroken)
+		if gone {
 			r.drop(a)
-			continue
 		}
-		if errors.Is(err, errAgentGone) {
-			r.drop(a)
-			return nil, engine.Wrapf(engine.KindUnavailable, err, "%v (a second agent pod went away too: is node %s being drained or lost?)", err, n.name)
-		}
-		if err != nil {
+		switch {
+		case err == nil:
+			return res, nil
+		case ctx.Err() != nil:
 			return nil, err
+		case broken && !op.Repeatable():
+			return nil, engine.Wrapf(engine.KindUnavailable, err, "%v; not retried: %s may have had effects on the node", err, op.Name())
+		case (gone || broken) && attempt == 0:
+			continue
+		case gone:
+			return nil, engine.Wrapf(engine.KindUnavailable, err, "%v (a second agent pod went away too: is node %s being drained or lost?)", err, n.name)
+		case broken:
+			return nil, engine.Wrapf(engine.KindUnavailable, err, "%v (the second session in a row to break)", err)
 		}
-		return res, nil
+		return nil, err
 	}
 }
 

@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/kdiag/kdiag/builtins/cri"
+	"github.com/kdiag/kdiag/engine"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 )
 
 // kubeletRuntimeTimeout bounds the read of a kubelet's configuration.
@@ -24,22 +26,33 @@ func (r *Router) kubeletRuntime(ctx context.Context, n *nodeInfo) string {
 		return n.runtime
 	}
 	r.mu.Unlock()
-	ep := ""
-	if cs, _, err := r.opts.Clients.Kube(); err == nil {
+	ep, why := "", ""
+	cs, _, err := r.opts.Clients.Kube()
+	if err == nil {
 		ctx, cancel := context.WithTimeout(ctx, kubeletRuntimeTimeout)
 		defer cancel()
-		raw, err := cs.CoreV1().RESTClient().Get().AbsPath("/api/v1/nodes", n.name, "proxy", "configz").Do(ctx).Raw()
+		var raw []byte
+		raw, err = cs.CoreV1().RESTClient().Get().AbsPath("/api/v1/nodes", n.name, "proxy", "configz").Do(ctx).Raw()
 		var cfg struct {
 			Kubelet struct {
 				Endpoint string `json:"containerRuntimeEndpoint"`
 			} `json:"kubeletconfig"`
 		}
-		if err == nil && json.Unmarshal(raw, &cfg) == nil {
-			ep = cfg.Kubelet.Endpoint
+		if err == nil {
+			err = json.Unmarshal(raw, &cfg)
 		}
+		ep = cfg.Kubelet.Endpoint
+	}
+	switch {
+	case apierrors.IsForbidden(err):
+		why = "reading it needs get on nodes/proxy (a ClusterRole rule: - apiGroups: [\"\"] resources: [\"nodes/proxy\"] verbs: [\"get\"]), or name the endpoint with find_pid's runtime_endpoint="
+	case err != nil:
+		why = clip(err.Error())
+	case ep == "":
+		why = "it names no containerRuntimeEndpoint"
 	}
 	r.mu.Lock()
-	n.runtime, n.runtimeRead = ep, true
+	n.runtime, n.runtimeRead, n.runtimeWhy = ep, true, why
 	r.mu.Unlock()
 	return ep
 }
@@ -59,6 +72,20 @@ func (r *Router) aimFindPID(ctx context.Context, req any, n *nodeInfo) {
 		n.endpoint = ep
 		r.mu.Unlock()
 	}
+}
+
+// runtimeNote adds to find_pid's failure on node n why the endpoint did
+// not come from n's kubelet configuration, when it could not: the agent
+// then looked for the well-known sockets on the node, which a custom
+// socket path defeats.
+func (r *Router) runtimeNote(err error, n *nodeInfo) error {
+	r.mu.Lock()
+	why := n.runtimeWhy
+	r.mu.Unlock()
+	if err == nil || why == "" {
+		return err
+	}
+	return engine.Wrapf(engine.KindOf(err), err, "%v (node %s's runtime endpoint was not learnt from its kubelet configuration: %s)", err, n.name, why)
 }
 
 // where says where a request for node n runs and why, for find_pid's

@@ -3,6 +3,7 @@
 package agent
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
@@ -20,37 +21,83 @@ import (
 	"github.com/kdiag/kdiag/engine"
 )
 
-// serveOnce sends one envelope to Serve through a pipe that stays open
-// until the answer is in, as kdiag's exec does, and returns the answer.
+// serveOnce sends one envelope to a Session through pipes (ID 1 when it
+// has none), returns the answer that follows the hello, and ends the
+// session.
 func serveOnce(t *testing.T, env Request) Response {
 	t.Helper()
-	inR, inW := io.Pipe()
-	outR, outW := io.Pipe()
-	done := make(chan error, 1)
-	go func() { done <- Serve(context.Background(), inR, outW); outW.Close() }()
-	go func() {
-		b, _ := json.Marshal(env)
-		inW.Write(append(b, '\n'))
-	}()
-	var resp Response
-	if err := json.NewDecoder(outR).Decode(&resp); err != nil {
-		t.Fatalf("decode the answer: %v", err)
+	if env.ID == 0 {
+		env.ID = 1
 	}
-	inW.Close()
-	if err := <-done; err != nil {
-		t.Fatalf("Serve: %v", err)
+	b, _ := json.Marshal(env)
+	lines := rawSession(t, string(b)+"\n", 2)
+	var resp Response
+	if err := json.Unmarshal([]byte(lines[1]), &resp); err != nil {
+		t.Fatalf("decode the answer %q: %v", lines[1], err)
 	}
 	return resp
 }
 
-// wireCall is one request over Serve, decoded as kdiag's side would.
+// rawSession writes input to a Session, reads n frames (the hello first),
+// then closes the session's input and waits for it to end.
+func rawSession(t *testing.T, input string, n int) []string {
+	t.Helper()
+	inR, inW := io.Pipe()
+	outR, outW := io.Pipe()
+	done := make(chan error, 1)
+	go func() { done <- Session(context.Background(), inR, outW); outW.Close() }()
+	go io.WriteString(inW, input)
+	rd := bufio.NewReader(outR)
+	var lines []string
+	for len(lines) < n {
+		l, err := rd.ReadString('\n')
+		if err != nil {
+			t.Fatalf("frame %d: %v (after %q)", len(lines)+1, err, lines)
+		}
+		lines = append(lines, l)
+	}
+	inW.Close()
+	go io.Copy(io.Discard, outR)
+	if err := <-done; err != nil {
+		t.Fatalf("Session: %v", err)
+	}
+	if !strings.HasPrefix(lines[0], `{"v":2,"id":0,"hello":{"pid":`+strconv.Itoa(os.Getpid())+`}}`) {
+		t.Errorf("hello %q", lines[0])
+	}
+	return lines
+}
+
+// pipeSession returns kdiag's side of a session with a Session served in
+// this process through pipes, closed at the end of the test.
+func pipeSession(t *testing.T) *session {
+	t.Helper()
+	inR, inW := io.Pipe()
+	outR, outW := io.Pipe()
+	ended := make(chan struct{})
+	go func() {
+		defer close(ended)
+		err := Session(context.Background(), inR, outW)
+		if err == nil {
+			err = io.EOF
+		}
+		outW.CloseWithError(err)
+	}()
+	s := newSession("node agent test", inW, outR, func() { inR.CloseWithError(io.ErrClosedPipe) }, ended)
+	if _, err := s.waitHello(context.Background(), "test"); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.close(context.Background()) })
+	return s
+}
+
+// wireCall is one request over a session, decoded as kdiag's side does.
 func wireCall[Res any](t *testing.T, op string, req any) (*Res, error) {
 	t.Helper()
-	body, _ := json.Marshal(req)
-	resp := serveOnce(t, Request{V: ProtocolVersion, Op: op, TimeoutMS: 10000, Request: body})
-	b, _ := json.Marshal(resp)
+	s := pipeSession(t)
 	res := new(Res)
-	if err := decodeResponse(op, "node agent test", b, "", res); err != nil {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := s.call(ctx, op, req, res); err != nil {
 		return nil, err
 	}
 	return res, nil
@@ -132,17 +179,17 @@ func TestServeAnswersLikeLocal(t *testing.T) {
 // naming the two versions.
 func TestServeVersionMismatch(t *testing.T) {
 	resp := serveOnce(t, Request{V: ProtocolVersion + 1, Op: "ps", Request: json.RawMessage(`{"target":{"pid":1}}`)})
-	want := "node agent speaks protocol v1, this kdiag speaks v2: use an agent image of the same kdiag version (--agent-image)"
-	if resp.V != ProtocolVersion || resp.Error == nil || resp.Error.Message != want || resp.Result != nil {
-		t.Errorf("agent's answer to a v2 request: %+v", resp)
+	want := "node agent speaks protocol v2, this kdiag speaks v3: use an agent image of the same kdiag version (--agent-image)"
+	if resp.V != ProtocolVersion || resp.ID != 1 || resp.Error == nil || resp.Error.Message != want || resp.Result != nil {
+		t.Errorf("agent's answer to a v3 request: %+v", resp)
 	}
 
 	var res node.PSResult
-	err := decodeResponse("ps", "node agent ns/kdiag-agent-x", []byte(`{"v":2,"result":{"processes":[]}}`), "", &res)
+	err := decodeResponse("ps", "node agent ns/kdiag-agent-x", &Response{V: 3, ID: 1, Result: json.RawMessage(`{"processes":[]}`)}, &res)
 	var verr *VersionError
-	if !errors.As(err, &verr) || verr.Agent != 2 || verr.Kdiag != ProtocolVersion ||
-		err.Error() != "ps: node agent ns/kdiag-agent-x: node agent speaks protocol v2, this kdiag speaks v1: use an agent image of the same kdiag version (--agent-image)" {
-		t.Errorf("kdiag's decoding of a v2 answer: %v", err)
+	if !errors.As(err, &verr) || verr.Agent != 3 || verr.Kdiag != ProtocolVersion ||
+		err.Error() != "ps: node agent ns/kdiag-agent-x: node agent speaks protocol v3, this kdiag speaks v2: use an agent image of the same kdiag version (--agent-image)" {
+		t.Errorf("kdiag's decoding of a v3 answer: %v", err)
 	}
 	if engine.KindOf(err) != engine.KindFailed {
 		t.Errorf("a version mismatch is an infrastructure failure, got kind %s", engine.KindOf(err))
@@ -152,24 +199,21 @@ func TestServeVersionMismatch(t *testing.T) {
 // TestServeRejectsBadEnvelopes: an unknown op, a request that is not JSON.
 func TestServeRejectsBadEnvelopes(t *testing.T) {
 	resp := serveOnce(t, Request{V: ProtocolVersion, Op: "format_disk", Request: json.RawMessage(`{}`)})
-	if resp.Error == nil || !strings.HasPrefix(resp.Error.Message, `node agent: unknown op "format_disk" (protocol v1 serves enter_ns, environ, find_pid,`) {
+	if resp.Error == nil || !strings.HasPrefix(resp.Error.Message, `node agent: unknown op "format_disk" (protocol v2 serves enter_ns, environ, find_pid,`) {
 		t.Errorf("unknown op: %+v", resp.Error)
 	}
 	resp = serveOnce(t, Request{V: ProtocolVersion, Op: "read_file", Request: json.RawMessage(`{"target":"x"}`)})
 	if resp.Error == nil || !strings.HasPrefix(resp.Error.Message, "read_file: node agent: cannot decode the request: ") || resp.Error.Kind != "" {
 		t.Errorf("bad request: %+v", resp.Error)
 	}
-	var out strings.Builder
-	if err := Serve(context.Background(), strings.NewReader("not json"), &out); err != nil {
-		t.Fatal(err)
-	}
-	if !strings.Contains(out.String(), `"message":"node agent: cannot decode the request envelope: `) {
-		t.Errorf("garbage envelope: %s", out.String())
+	lines := rawSession(t, "not json\n", 2)
+	if !strings.HasPrefix(lines[1], `{"v":2,"id":0,"error":{"message":"node agent: cannot decode the request envelope: `) {
+		t.Errorf("garbage envelope: %s", lines[1])
 	}
 }
 
-// TestServeStopsWhenStdinCloses: closing the agent's standard input (kdiag
-// went away) cancels a running strace_sample, which detaches from its
+// TestServeStopsWhenStdinCloses: closing the session's standard input
+// (kdiag went away) cancels a running strace_sample, which detaches from its
 // target; the cancellation comes back with its kind. (The target is a
 // child nobody waits for: a waited-for child's ptrace stops would go to
 // the waiter.)
@@ -181,12 +225,12 @@ func TestServeStopsWhenStdinCloses(t *testing.T) {
 	t.Cleanup(func() { sleep.Process.Kill(); sleep.Wait() })
 	tg := struct{ PID int }{sleep.Process.Pid}
 	body, _ := json.Marshal(&trace.Request{PID: tg.PID, DurationNS: int64(30 * time.Second), FollowForks: true, MaxEvents: 100, Backend: "ptrace"})
-	line, _ := json.Marshal(Request{V: ProtocolVersion, Op: "strace_sample", Request: body})
+	line, _ := json.Marshal(Request{V: ProtocolVersion, ID: 1, Op: "strace_sample", Request: body})
 	inR, inW := io.Pipe()
 	var out strings.Builder
 	done := make(chan error, 1)
 	start := time.Now()
-	go func() { done <- Serve(context.Background(), inR, &out) }()
+	go func() { done <- Session(context.Background(), inR, &out) }()
 	inW.Write(append(line, '\n'))
 	deadline := time.Now().Add(10 * time.Second)
 	for tracerOf(t, tg.PID) == "0" {
@@ -202,16 +246,17 @@ func TestServeStopsWhenStdinCloses(t *testing.T) {
 			t.Fatal(err)
 		}
 	case <-time.After(10 * time.Second):
-		t.Fatal("Serve did not stop when its input closed")
+		t.Fatal("Session did not stop when its input closed")
 	}
 	if d := time.Since(start); d > 10*time.Second {
 		t.Errorf("took %s to stop a 30s sample", d)
 	}
+	frames := strings.Split(strings.TrimSpace(out.String()), "\n")
 	var resp Response
-	if err := json.Unmarshal([]byte(out.String()), &resp); err != nil {
-		t.Fatalf("answer %q: %v", out.String(), err)
+	if len(frames) != 2 || json.Unmarshal([]byte(frames[1]), &resp) != nil {
+		t.Fatalf("frames %q, want a hello and an answer", frames)
 	}
-	if resp.Error == nil || resp.Error.Kind != engine.KindCancelled || !strings.HasPrefix(resp.Error.Message, "strace_sample: cancelled after") {
+	if resp.ID != 1 || resp.Error == nil || resp.Error.Kind != engine.KindCancelled || !strings.HasPrefix(resp.Error.Message, "strace_sample: cancelled after") {
 		t.Errorf("answer %s", out.String())
 	}
 	if tr := tracerOf(t, tg.PID); tr != "0" {

@@ -46,6 +46,11 @@ type Op interface {
 	// Found returns the process (in the node's PID namespace) a result
 	// of an operation about a pod names, 0 if none.
 	Found(res any) int
+	// Repeatable reports whether a request whose fate is unknown (the
+	// stream to its node agent broke while it was in flight) may be sent
+	// again: the built-in only reads (Effect read) and its Row is not
+	// marked Once.
+	Repeatable() bool
 }
 
 // Pod is the pod a request names, for an operation that finds a process
@@ -89,6 +94,10 @@ type Row[Req, Res any] struct {
 	Locate func(*Req) Pod
 	// FoundPID returns the process a result names, with Locate.
 	FoundPID func(*Res) int
+	// Once marks a built-in declared as a read whose request must still
+	// not be sent twice when its fate is unknown (run: its command may
+	// change things).
+	Once bool
 }
 
 var _ Op = (*Row[ProcRequest, PSResult])(nil)
@@ -135,6 +144,11 @@ func (r *Row[Req, Res]) Found(res any) int {
 		return 0
 	}
 	return r.FoundPID(v)
+}
+
+// Repeatable implements Op.
+func (r *Row[Req, Res]) Repeatable() bool {
+	return !r.Once && r.Declare(nil).Effect == engine.Read
 }
 
 // Serve implements Op.

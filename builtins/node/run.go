@@ -49,6 +49,7 @@ type RunResult struct {
 
 // Run is run: a command inside a process's namespaces.
 var Run = &Row[RunRequest, RunResult]{
+	Once:    true,
 	Builtin: "run",
 	Declare: runSpec,
 	Target:  func(r *RunRequest) int { return r.Target.PID },

@@ -15,9 +15,9 @@ func newAgentCmd() *cobra.Command {
 		Use:    "agent",
 		Short:  "The node agent that kdiag runs in a pod on a remote node (internal)",
 		Hidden: true,
-		Args:   exactArgs(0, "a subcommand (idle or call)"),
+		Args:   exactArgs(0, "a subcommand (idle or session)"),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return usageErrorf("%s: give a subcommand: idle or call", cmd.CommandPath())
+			return usageErrorf("%s: give a subcommand: idle or session", cmd.CommandPath())
 		},
 	}
 	cmd.AddCommand(
@@ -28,11 +28,11 @@ func newAgentCmd() *cobra.Command {
 			RunE:  func(cmd *cobra.Command, _ []string) error { return agent.Idle(cmd.Context()) },
 		},
 		&cobra.Command{
-			Use:   "call",
-			Short: "Serve one JSON request from stdin on this node, answering on stdout",
-			Args:  exactArgs(0, "no arguments (the request comes on stdin)"),
+			Use:   "session",
+			Short: "Serve JSON request frames from stdin on this node until stdin ends, answering on stdout",
+			Args:  exactArgs(0, "no arguments (the requests come on stdin)"),
 			RunE: func(cmd *cobra.Command, _ []string) error {
-				return agent.Serve(cmd.Context(), cmd.InOrStdin(), cmd.OutOrStdout())
+				return agent.Session(cmd.Context(), cmd.InOrStdin(), cmd.OutOrStdout())
 			},
 		},
 	)

@@ -284,7 +284,7 @@ func exitCode(t *testing.T, cmd *exec.Cmd) int {
 
 // TestAgentPodLifecycle: the agent pod is deleted when the run fails and
 // when it is cancelled; while a run lives its heartbeat is refreshed and
-// the agent answers `kdiag agent call` (and refuses another protocol
+// the agent answers a call over `kdiag agent session` (and refuses another protocol
 // version); a SIGKILLed kdiag leaves its agent behind, and the next run
 // deletes it once its heartbeat is over a minute old, but not the agent of
 // another run that is alive.
@@ -324,13 +324,13 @@ func TestAgentPodLifecycle(t *testing.T) {
 		}
 
 		// The agent answers a request, and refuses another protocol version.
-		req := fmt.Sprintf(`{"v":1,"op":"ps","request":{"target":{"pid":%d}}}`, findPID(t, tp))
-		if out := agentCall(t, env, ns, pod, req); !strings.HasPrefix(out, `{"v":1,"result":{"pid_namespace":"pid:[`) || !strings.Contains(out, `"processes":[{`) {
+		req := fmt.Sprintf(`{"v":2,"id":1,"op":"ps","request":{"target":{"pid":%d}}}`, findPID(t, tp))
+		if out := agentCall(t, env, ns, pod, req); !strings.HasPrefix(out, `{"v":2,"id":1,"result":{"pid_namespace":"pid:[`) || !strings.Contains(out, `"processes":[{`) {
 			t.Errorf("agent call: %s", out)
 		}
-		out := agentCall(t, env, ns, pod, `{"v":2,"op":"ps","request":{}}`)
-		if !strings.Contains(out, `"message":"node agent speaks protocol v1, this kdiag speaks v2: use an agent image of the same kdiag version (--agent-image)"`) {
-			t.Errorf("agent call with v2: %s", out)
+		out := agentCall(t, env, ns, pod, `{"v":3,"id":1,"op":"ps","request":{}}`)
+		if !strings.Contains(out, `"message":"node agent speaks protocol v2, this kdiag speaks v3: use an agent image of the same kdiag version (--agent-image)"`) {
+			t.Errorf("agent call with v3: %s", out)
 		}
 
 		cmd.Process.Signal(syscall.SIGINT)
@@ -424,22 +424,24 @@ func findPID(t *testing.T, path string) int {
 	return 0
 }
 
-// agentCall runs `kdiag agent call` in an agent pod with kubectl exec,
-// keeping its input open until the answer is in (its end cancels the
-// request).
+// agentCall runs `kdiag agent session` in an agent pod with kubectl exec,
+// sends one request frame and returns the answer after the hello, keeping
+// the input open until the answer is in (its end cancels the request).
 func agentCall(t *testing.T, env *harness.Env, ns, pod, request string) string {
 	t.Helper()
-	cmd := exec.Command(env.KubectlPath(), "--kubeconfig", env.Kubeconfig, "exec", "-i", "-n", ns, pod, "--", agent.DefaultBinary, "agent", "call")
+	cmd := exec.Command(env.KubectlPath(), "--kubeconfig", env.Kubeconfig, "exec", "-i", "-n", ns, pod, "--", agent.DefaultBinary, "agent", "session")
 	in, _ := cmd.StdinPipe()
 	outPipe, _ := cmd.StdoutPipe()
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
 	io.WriteString(in, request+"\n")
-	line, err := bufio.NewReader(outPipe).ReadString('\n')
+	rd := bufio.NewReader(outPipe)
+	hello, herr := rd.ReadString('\n')
+	line, err := rd.ReadString('\n')
 	in.Close()
-	if werr := cmd.Wait(); err != nil || werr != nil {
-		t.Fatalf("kubectl exec %s agent call: %v, %v", pod, err, werr)
+	if werr := cmd.Wait(); herr != nil || err != nil || werr != nil || !strings.HasPrefix(hello, `{"v":2,"id":0,"hello":{"pid":`) {
+		t.Fatalf("kubectl exec %s agent session: hello %q: %v, %v, %v", pod, hello, herr, err, werr)
 	}
 	return strings.TrimSpace(line)
 }

@@ -25,7 +25,7 @@ func TestNode2KubeletFrozen(t *testing.T) {
 	env := harness.Cluster(t)
 	kdiagBin, app := build(t)
 	env.ImportImage(t, "kdiag-local:nodes", kdiagBin)
-	ns := seedOnNode2(t, env, app)
+	ns := seedOnNode2(t, env, app, "nodes-kubelet")
 
 	b, err := os.ReadFile("/tmp/kdiag-node2/run/pids/kubelet.pid")
 	if err != nil {

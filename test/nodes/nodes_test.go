@@ -78,13 +78,13 @@ func build(t *testing.T) (kdiag, app string) {
 }
 
 // seedOnNode2 starts the seed's broken pod pinned to node 2 in a fresh
-// namespace and waits until it runs but is not ready.
-func seedOnNode2(t *testing.T, env *harness.Env, app string) string {
+// namespace (named prefix-RANDOM) and waits until it runs but is not ready.
+func seedOnNode2(t *testing.T, env *harness.Env, app, prefix string) string {
 	t.Helper()
 	env.ImportImage(t, "kdiag-broken-app:v1", app) // imported into node 2 too
 	b := make([]byte, 3)
 	rand.Read(b)
-	ns := "nodes-" + hex.EncodeToString(b)
+	ns := prefix + "-" + hex.EncodeToString(b)
 	env.Kubectl(t, "create", "namespace", ns)
 	t.Cleanup(func() { env.RunKubectl("delete", "namespace", ns, "--wait=false") })
 	root, _ := harness.RepoRoot()
@@ -141,7 +141,7 @@ func TestSeedOnSecondNode(t *testing.T) {
 	env := harness.Cluster(t)
 	kdiag, app := build(t)
 	env.ImportImage(t, "kdiag-local:v1", kdiag) // the agent's image, on both nodes
-	ns := seedOnNode2(t, env, app)
+	ns := seedOnNode2(t, env, app, "nodes")
 	for _, c := range []struct {
 		name  string
 		args  []string
