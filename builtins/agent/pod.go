@@ -137,6 +137,7 @@ func podSpec(c podConfig) *corev1.Pod {
 // that ended or was deleted.
 func waitRunning(ctx context.Context, cs kubernetes.Interface, ns, name string) error {
 	last := "not created yet"
+	var seen *corev1.Pod
 	for {
 		p, err := cs.CoreV1().Pods(ns).Get(ctx, name, metav1.GetOptions{})
 		switch {
@@ -145,6 +146,7 @@ func waitRunning(ctx context.Context, cs kubernetes.Interface, ns, name string) 
 		case err != nil && ctx.Err() == nil:
 			return fmt.Errorf("agent pod %s/%s: %w", ns, name, err)
 		case err == nil:
+			seen = p
 			state, fatal := podState(p)
 			if state == "" {
 				return nil
@@ -159,10 +161,24 @@ func waitRunning(ctx context.Context, cs kubernetes.Interface, ns, name string) 
 			if w := lastWarning(ctx, cs, ns, name); w != "" {
 				last += "; last warning: " + w
 			}
+			if node := unacknowledged(seen); node != "" {
+				return fmt.Errorf("agent pod %s/%s did not start in time: the kubelet on node %s never reported on it (no pod status from it): the kubelet on %s is not answering, or the node is lost; node built-ins cannot run there (kubectl get node %s; on the node: systemctl status kubelet): %w",
+					ns, name, node, node, node, ctx.Err())
+			}
 			return fmt.Errorf("agent pod %s/%s did not start in time (%s): %w", ns, name, last, ctx.Err())
 		case <-time.After(pollEvery):
 		}
 	}
+}
+
+// unacknowledged returns the node of a pod that was scheduled there but
+// that the node's kubelet never reported on (no start time, no container
+// status), "" otherwise.
+func unacknowledged(p *corev1.Pod) string {
+	if p == nil || p.Spec.NodeName == "" || p.Status.StartTime != nil || len(p.Status.ContainerStatuses) > 0 {
+		return ""
+	}
+	return p.Spec.NodeName
 }
 
 // lastWarning returns the newest Warning event of a pod (a failed mount, a
