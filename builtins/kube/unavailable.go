@@ -139,6 +139,14 @@ func (k *kube) unavailable(ctx context.Context, op string, c *engine.Call, err e
 			return engine.Wrapf(engine.KindUnavailable, err, "%s: the API server at %s answers, but its storage does not: /readyz fails %s; nothing can be read or written until etcd answers: check etcd's health, disk latency and logs (etcdctl endpoint health), then the kube-apiserver's logs",
 				op, rc.Host, strings.Join(rerr.failed, ", "))
 		}
+		// /readyz hangs on a storage that does not answer; /readyz/ping
+		// does not touch it.
+		pctx, pcancel := context.WithTimeout(context.WithoutCancel(ctx), healthTimeout)
+		defer pcancel()
+		if cs.Discovery().RESTClient().Get().AbsPath("/readyz/ping").Do(pctx).Error() == nil {
+			return engine.Wrapf(engine.KindUnavailable, err, "%s: the API server at %s answers, but its storage does not: the request and /readyz got no answer within %s while /readyz/ping did; nothing can be read or written until etcd answers: check etcd's health, disk latency and logs (etcdctl endpoint health), then the kube-apiserver's logs",
+				op, rc.Host, took)
+		}
 		return engine.Wrapf(engine.KindUnavailable, err, "%s: the API server at %s did not answer within %s (%s; /readyz: %s); check the control plane: kubectl get --raw /readyz, the kube-apiserver and etcd logs",
 			op, rc.Host, took, Reason(err), Reason(herr))
 	}

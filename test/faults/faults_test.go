@@ -353,7 +353,7 @@ func TestFaultEtcdFrozen(t *testing.T) {
 		t.Fatalf("exit %d, transcript %v", r.code, r.tr != nil)
 	}
 	gp := callErrors(r.tr)["get_pod"]
-	if gp == nil || gp.Kind != "unavailable" || !strings.Contains(gp.Message, "answers, but its storage does not: /readyz fails etcd") {
+	if gp == nil || gp.Kind != "unavailable" || !strings.Contains(gp.Message, "answers, but its storage does not") || !strings.Contains(gp.Message, "check etcd's health") {
 		t.Errorf("get_pod's error: %+v; want kind unavailable naming etcd", gp)
 	}
 	if r.took > 30*time.Second {
