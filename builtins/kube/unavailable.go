@@ -133,17 +133,17 @@ func (k *kube) unavailable(ctx context.Context, op string, c *engine.Call, err e
 	took = took.Round(100 * time.Millisecond)
 	hctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), healthTimeout)
 	defer cancel()
+	// /readyz hangs on a storage that does not answer; /readyz/ping does
+	// not touch it. Both are asked at once, within one healthTimeout.
+	pinged := make(chan error, 1)
+	go func() { pinged <- cs.Discovery().RESTClient().Get().AbsPath("/readyz/ping").Do(hctx).Error() }()
 	if herr := k.readyz(hctx); herr != nil {
 		k.markDown()
 		if rerr := (*notReadyError)(nil); errors.As(herr, &rerr) && rerr.storage() {
 			return engine.Wrapf(engine.KindUnavailable, err, "%s: the API server at %s answers, but its storage does not: /readyz fails %s; nothing can be read or written until etcd answers: check etcd's health, disk latency and logs (etcdctl endpoint health), then the kube-apiserver's logs",
 				op, rc.Host, strings.Join(rerr.failed, ", "))
 		}
-		// /readyz hangs on a storage that does not answer; /readyz/ping
-		// does not touch it.
-		pctx, pcancel := context.WithTimeout(context.WithoutCancel(ctx), healthTimeout)
-		defer pcancel()
-		if cs.Discovery().RESTClient().Get().AbsPath("/readyz/ping").Do(pctx).Error() == nil {
+		if <-pinged == nil {
 			return engine.Wrapf(engine.KindUnavailable, err, "%s: the API server at %s answers, but its storage does not: the request and /readyz got no answer within %s while /readyz/ping did; nothing can be read or written until etcd answers: check etcd's health, disk latency and logs (etcdctl endpoint health), then the kube-apiserver's logs",
 				op, rc.Host, took)
 		}
