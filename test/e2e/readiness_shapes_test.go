@@ -39,6 +39,14 @@ func shapesRun(t *testing.T, env *harness.Env, name, manifest, pod string, param
 		args = append(args, "-p", p)
 	}
 	out, errOut, code := kdiag(t, env, args...)
+	// A Go handler's goroutine can move to a thread the trace did not tie
+	// to kdiag's request (seen once in a loaded CI rehearsal, right after
+	// the app started): the verdict is then a suspect and nothing is
+	// changed. The diagnosis is taken again once; a second miss fails.
+	if code == 0 && strings.Contains(out, "Verdict\n  suspect (not proven): ") && strings.Contains(out, " 0 changes ") {
+		t.Logf("%s: the request was not tied to the flag; diagnosing again:\n%s", name, out)
+		out, errOut, code = kdiag(t, env, args...)
+	}
 	if code != 0 {
 		t.Fatalf("kdiag run exit %d\n%s\n%s", code, out, errOut)
 	}
