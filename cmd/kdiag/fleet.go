@@ -17,7 +17,6 @@ import (
 	"github.com/kdiag/kdiag/engine"
 	"github.com/kdiag/kdiag/engine/fleet"
 	"github.com/kdiag/kdiag/engine/report"
-	"github.com/kdiag/kdiag/engine/transcript"
 )
 
 // fleetFlags are kdiag run's options for running a runbook on many pods.
@@ -133,19 +132,9 @@ func (o *runOptions) runFleet(ctx context.Context) error {
 		path := filepath.Join(dir, tg.Namespace+"_"+tg.Pod+".jsonl")
 		labels := maps.Clone(o.labels)
 		labels["fleet"] = selector
-		res, _, err := engine.Launch{
-			Module: o.module,
-			Options: engine.Options{
-				Specs: builtins.All(cfg), Loader: o.g.loader(), Params: raw, DryRun: engine.DryRun(o.dryRun),
-				Approver: approve, RefusalHint: hint, MaxSteps: o.maxSteps, MaxHeapBytes: o.maxHeapMiB << 20,
-				Version: version, Labels: labels,
-				Target: transcript.Target{Kubeconfig: cfg.Kubeconfig, Context: cfg.Context, Namespace: cfg.Namespace},
-			},
-			Preflight: func(ctx context.Context, rb *engine.Runbook, params map[string]any) error {
-				return builtins.Preflight(ctx, cfg, rb, params, o.mayWrite(approve))
-			},
-			TranscriptPath: func(*engine.Runbook) string { return path },
-		}.Start(ctx)
+		l := o.launch(cfg, builtins.All(cfg), o.g.loader(), approve, hint, raw, labels)
+		l.TranscriptPath = func(*engine.Runbook) string { return path }
+		res, _, err := l.Start(ctx)
 		out := fleet.Outcome{Target: tg, Status: "not-started"}
 		if err != nil {
 			out.Error = err.Error()

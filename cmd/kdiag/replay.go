@@ -69,20 +69,9 @@ func (o *replayOptions) complete(cmd *cobra.Command, args []string) error {
 }
 
 func (o *replayOptions) run(ctx context.Context) error {
-	loader := o.g.loader()
-	module := o.t.Header.Runbook
-	if o.runbook != "" {
-		m, err := resolveRunbook(o.g, o.runbook)
-		if err != nil {
-			return err
-		}
-		module = m
-	} else {
-		loader.Recorded = map[string]string{}
-		for _, f := range o.t.Header.Files {
-			loader.Recorded[f.Path] = f.Source
-		}
-		loader.Loads = o.t.Header.Loads
+	module, loader, err := o.replayed(o.t)
+	if err != nil {
+		return err
 	}
 	opts := engine.Options{Specs: builtins.All(builtins.Config{}), Loader: loader, Replay: o.t, Version: version}
 	if !o.quiet {
@@ -115,6 +104,22 @@ func (o *replayOptions) run(ctx context.Context) error {
 		fmt.Fprintf(o.errOut, "replayed %d calls from %s: no divergence\n", res.Footer.Calls, o.path)
 	}
 	return res.Err
+}
+
+// replayed returns the runbook a replay of t runs and its loader: the
+// recorded files, or --runbook against the current ones.
+func (o *replayOptions) replayed(t *transcript.Transcript) (string, *engine.Loader, error) {
+	loader := o.g.loader()
+	if o.runbook != "" {
+		m, err := resolveRunbook(o.g, o.runbook)
+		return m, loader, err
+	}
+	loader.Recorded = map[string]string{}
+	for _, f := range t.Header.Files {
+		loader.Recorded[f.Path] = f.Source
+	}
+	loader.Loads = t.Header.Loads
+	return t.Header.Runbook, loader, nil
 }
 
 // readTranscript reads a transcript, turning format problems into usage

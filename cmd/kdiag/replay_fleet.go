@@ -30,18 +30,9 @@ func (o *replayOptions) runFleet(ctx context.Context, dir string) error {
 		if err != nil {
 			return fmt.Errorf("%s: %w", f, err)
 		}
-		loader := o.g.loader()
-		module := t.Header.Runbook
-		if o.runbook != "" {
-			if module, err = resolveRunbook(o.g, o.runbook); err != nil {
-				return err
-			}
-		} else {
-			loader.Recorded = map[string]string{}
-			for _, file := range t.Header.Files {
-				loader.Recorded[file.Path] = file.Source
-			}
-			loader.Loads = t.Header.Loads
+		module, loader, err := o.replayed(t)
+		if err != nil {
+			return err
 		}
 		res := engine.Run(ctx, module, engine.Options{Specs: builtins.All(builtins.Config{}), Loader: loader, Replay: t, Version: version})
 		out := fleet.Outcome{Target: fleet.TargetOf(t), Status: "not-started", Transcript: f}

@@ -200,20 +200,11 @@ func (o *runOptions) run(ctx context.Context) error {
 	}
 	// The runbook and its params are checked before anything touches
 	// the cluster.
-	res, path, err := engine.Launch{
-		Module: o.module,
-		Options: engine.Options{
-			Specs: specs, Loader: loader, Params: o.raw, DryRun: engine.DryRun(o.dryRun),
-			Approver: approver, RefusalHint: hint, Observer: observe, Progress: con.progress,
-			MaxSteps: o.maxSteps, MaxHeapBytes: o.maxHeapMiB << 20, Version: version, Labels: o.labels,
-			Target: transcript.Target{Kubeconfig: cfg.Kubeconfig, Context: cfg.Context, Namespace: cfg.Namespace},
-		},
-		Defaults: func(rb *engine.Runbook, raw map[string]any) { defaultNamespace(rb, raw, cfg) },
-		Preflight: func(ctx context.Context, rb *engine.Runbook, params map[string]any) error {
-			return builtins.Preflight(ctx, cfg, rb, params, o.mayWrite(approver))
-		},
-		TranscriptPath: o.transcriptPath,
-	}.Start(ctx)
+	l := o.launch(cfg, specs, loader, approver, hint, o.raw, o.labels)
+	l.Options.Observer, l.Options.Progress = observe, con.progress
+	l.Defaults = func(rb *engine.Runbook, raw map[string]any) { defaultNamespace(rb, raw, cfg) }
+	l.TranscriptPath = o.transcriptPath
+	res, path, err := l.Start(ctx)
 	if err != nil {
 		return err
 	}
@@ -250,6 +241,23 @@ func openBundle(dir, digest, runbook string) (string, *engine.Loader, error) {
 		return "", nil, usageErrorf("--bundle %s holds runbook %s, not %s", dir, b.Manifest.Runbook, runbook)
 	}
 	return runbook, b.Loader(), nil
+}
+
+// launch returns the run of the runbook with raw params and labels under
+// kdiag run's flags: its policy, limits and target, and the RBAC preflight.
+func (o *runOptions) launch(cfg builtins.Config, specs []*engine.Spec, loader *engine.Loader, approver engine.Approver, hint string, raw map[string]any, labels map[string]string) engine.Launch {
+	return engine.Launch{
+		Module: o.module,
+		Options: engine.Options{
+			Specs: specs, Loader: loader, Params: raw, DryRun: engine.DryRun(o.dryRun),
+			Approver: approver, RefusalHint: hint,
+			MaxSteps: o.maxSteps, MaxHeapBytes: o.maxHeapMiB << 20, Version: version, Labels: labels,
+			Target: transcript.Target{Kubeconfig: cfg.Kubeconfig, Context: cfg.Context, Namespace: cfg.Namespace},
+		},
+		Preflight: func(ctx context.Context, rb *engine.Runbook, params map[string]any) error {
+			return builtins.Preflight(ctx, cfg, rb, params, o.mayWrite(approver))
+		},
+	}
 }
 
 // transcriptPath returns where the run's transcript goes: --record, else
