@@ -6,9 +6,13 @@ import (
 	"context"
 	"encoding/binary"
 	"errors"
+	"math"
 	"os"
 	"runtime"
+	"slices"
+	"sort"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -45,20 +49,23 @@ func chooseBackend(asked string) (backend, reason string, err error) {
 	return backendEBPF, "auto: eBPF available (BTF, privileges, the program loads)", nil
 }
 
-// sampleWith runs a request on the chosen backend and says which ran.
-func sampleWith(ctx context.Context, opts straceOptions) (*Result, error) {
+// sampler traces with one backend.
+type sampler func(context.Context, straceOptions) (*Result, error)
+
+// sampleWith runs a request (mode: a plain sample, a probe's request or
+// until a path is touched) on the chosen backend and says which ran.
+func sampleWith(ctx context.Context, opts straceOptions, mode func(context.Context, straceOptions, sampler) (*Result, error)) (*Result, error) {
 	backend, reason, err := chooseBackend(opts.Backend)
 	if err != nil {
 		return nil, err
 	}
-	var res *Result
+	run := straceSample
 	if backend == backendEBPF {
-		res, err = ebpfSample(ctx, opts)
-	} else {
-		res, err = straceSample(ctx, opts)
-		if err != nil && opts.Backend != backendPtrace && engine.KindOf(err) == engine.KindForbidden {
-			err = engine.Errorf(engine.KindForbidden, "%v; and %s", err, reason)
-		}
+		run = ebpfSample
+	}
+	res, err := mode(ctx, opts, run)
+	if err != nil && backend == backendPtrace && opts.Backend != backendPtrace && engine.KindOf(err) == engine.KindForbidden {
+		err = engine.Errorf(engine.KindForbidden, "%v; and %s", err, reason)
 	}
 	if res != nil {
 		res.Backend, res.BackendReason = backend, reason
@@ -70,7 +77,10 @@ func sampleWith(ctx context.Context, opts straceOptions) (*Result, error) {
 // numbers the eBPF backend sees.
 var ebpfArch = map[string]uint32{"amd64": syscallArchX8664, "arm64": syscallArchAArch64}[runtime.GOARCH]
 
-// ebpfSample traces with the eBPF backend and decodes like ptrace.
+// ebpfSample traces with the eBPF backend and decodes like ptrace. A
+// container or pod scope is its cgroup v2 id where the host has one for
+// it, else its processes now, the children they create (followed in the
+// kernel) and those that join it later (found every scopeRescan).
 func ebpfSample(ctx context.Context, opts straceOptions) (*Result, error) {
 	if err := ptraceCheckTarget(opts.PID); err != nil {
 		return nil, err
@@ -81,9 +91,41 @@ func ebpfSample(ctx context.Context, opts straceOptions) (*Result, error) {
 			tgid = n
 		}
 	}
+	sc, err := newScope(opts.Scope, opts.PID)
+	if err != nil {
+		return nil, err
+	}
 	tasks, _ := os.ReadDir("/proc/" + strconv.Itoa(tgid) + "/task")
-	eo := ebpf.Options{TGIDs: []int{tgid}, FollowForks: opts.FollowForks, Duration: opts.Duration, MaxEvents: opts.MaxEvents}
-	if opts.Filter != nil {
+	eo := ebpf.Options{TGIDs: []int{tgid}, FollowForks: opts.FollowForks, Duration: opts.Duration, MaxEvents: opts.MaxEvents,
+		Started: opts.started, Stop: opts.stop}
+	scopeBy := "pid"
+	if sc != nil {
+		eo.FollowForks = true
+		scopeBy = sc.by
+		if id, ok := sc.cgroup2ID(); ok {
+			eo.CgroupID = id
+			scopeBy += " (eBPF: cgroup v2 id)"
+		} else {
+			eo.TGIDs = appendMissing(eo.TGIDs, sc.members())
+			eo.Rescan, eo.RescanEvery = sc.members, scopeRescan
+			scopeBy += " (eBPF: its processes and their children, rescanned every " + scopeRescan.String() + ")"
+		}
+	}
+	if opts.keepAll && eo.MaxEvents < requestMaxCalls {
+		eo.MaxEvents = requestMaxCalls
+	}
+	if opts.until != nil {
+		live := &straceRecorder{until: opts.until, untilPaths: opts.UntilPaths}
+		eo.OnCall = func(c *ebpf.Call) {
+			if live.until == nil {
+				return
+			}
+			name := syscallName(ebpfArch, uint64(c.Nr))
+			_, paths := syscallDecodeArgs(ebpfArch, name, c.Args, newCapturedMemory(c))
+			live.touched(&straceCall{name: name, paths: paths, finished: true})
+		}
+	}
+	if opts.Filter != nil && !opts.keepAll {
 		eo.Syscalls = map[uint32]bool{}
 		for nr := uint32(0); nr < 512; nr++ {
 			if opts.Filter[syscallName(ebpfArch, uint64(nr))] {
@@ -105,7 +147,21 @@ func ebpfSample(ctx context.Context, opts straceOptions) (*Result, error) {
 	case err != nil:
 		return nil, engine.Errorf(engine.KindCancelled, "strace_sample: cancelled after %dms (eBPF programs detached: true)", res.DurationMS)
 	}
+	res.Scope, res.ScopeBy = ScopeProcess, scopeBy
+	if sc != nil {
+		res.Scope = sc.name
+	}
 	return res, nil
+}
+
+// appendMissing appends the elements of more not in list.
+func appendMissing(list, more []int) []int {
+	for _, m := range more {
+		if !slices.Contains(list, m) {
+			list = append(list, m)
+		}
+	}
+	return list
 }
 
 // ebpfResult decodes an eBPF sample with the ptrace backend's tables and
@@ -113,22 +169,31 @@ func ebpfSample(ctx context.Context, opts straceOptions) (*Result, error) {
 func ebpfResult(s *ebpf.Result, opts straceOptions, attached int) *Result {
 	at := func(ns uint64) time.Time { return time.Unix(0, int64(ns)) }
 	rec := newStraceRecorder(at(s.StartNS), opts.MaxEvents, opts.Filter)
+	rec.keepAll = opts.keepAll
 	unfinished := map[string]int{}
 	for i := range s.Calls {
 		c := &s.Calls[i]
 		name := syscallName(ebpfArch, uint64(c.Nr))
-		args, paths := syscallDecodeArgs(ebpfArch, name, c.Args, newCapturedMemory(c))
+		mem := newCapturedMemory(c)
+		args, paths := syscallDecodeArgs(ebpfArch, name, c.Args, mem)
+		if (name == "accept" || name == "accept4") && c.Finished && c.Ret >= 0 && len(args) > 1 {
+			args[1] = syscallAcceptedPeer(mem, c.Args[1], c.Args[2])
+		}
 		call := &straceCall{pid: c.TGID, tid: c.TID, name: name, raw: c.Args, args: args, paths: paths, entry: at(c.EntryNS)}
 		rec.finish(call, at(c.EntryNS+c.DurNS), c.Ret, c.Ret < 0 && c.Ret >= -4095, c.Finished)
-		if !c.Finished {
+		if !c.Finished && rec.wants(name) {
 			unfinished[name]++
 		}
 	}
-	// The kernel counted every call, also those dropped or past max_events.
+	// The kernel counted every call, also those dropped or past max_events
+	// (and, for a request's analysis, those the filter leaves out).
 	rec.summary = map[string]*SummaryRow{}
 	total := 0
 	for nr, n := range s.Counts {
 		name := syscallName(ebpfArch, uint64(nr))
+		if opts.Filter != nil && !opts.Filter[name] {
+			continue
+		}
 		rec.summary[name] = &SummaryRow{Syscall: name, Calls: int(n.Calls), Errors: int(n.Errors), TotalUS: int64(n.TotalNS / 1000)}
 		total += int(n.Calls)
 	}
@@ -163,7 +228,81 @@ func ebpfResult(s *ebpf.Result, opts straceOptions, attached int) *Result {
 	}
 	res.Detached = true
 	res.Dropped = int64(s.Dropped)
+	res.Processes = ebpfProcesses(s, opts.PID)
 	return res
+}
+
+// ebpfProcesses is the process table of a sample: the processes that made
+// calls or were there at the start, and those created during it, with the
+// thread that created each and the PID its creator saw (the return value
+// of its clone, fork or vfork).
+func ebpfProcesses(s *ebpf.Result, pid int) []Process {
+	procs := map[int]*Process{}
+	note := func(tgid int) *Process {
+		if p := procs[tgid]; p != nil {
+			return p
+		}
+		p := &Process{PID: tgid}
+		if st, err := ptraceStatus(tgid); err == nil {
+			p.PPID, _ = strconv.Atoi(st["PPid"])
+			if f := strings.Fields(st["NSpid"]); len(f) > 0 {
+				p.NSPID, _ = strconv.Atoi(f[len(f)-1])
+			}
+			p.Comm = st["Name"]
+		}
+		procs[tgid] = p
+		return p
+	}
+	if st, err := ptraceStatus(pid); err == nil {
+		if n, err := strconv.Atoi(st["Tgid"]); err == nil {
+			note(n)
+		}
+	}
+	clones := map[int][]*ebpf.Call{} // by thread
+	for i := range s.Calls {
+		c := &s.Calls[i]
+		switch syscallName(ebpfArch, uint64(c.Nr)) {
+		case "clone", "clone3", "fork", "vfork":
+			if c.Finished && c.Ret > 0 {
+				clones[c.TID] = append(clones[c.TID], c)
+			}
+		}
+	}
+	for _, cs := range clones {
+		sort.Slice(cs, func(i, j int) bool { return cs[i].EntryNS < cs[j].EntryNS })
+	}
+	for _, f := range s.Forks {
+		if f.Thread {
+			continue
+		}
+		p := note(f.ChildTGID)
+		p.PPID, p.ForkedBy = f.ParentTGID, f.ParentTID
+		p.StartMS = math.Round(float64(int64(f.TimeNS-s.StartNS))/1e3) / 1e3
+		// A thread's calls do not overlap: the one that created the
+		// child is the last to enter before the fork.
+		cs := clones[f.ParentTID]
+		if i := sort.Search(len(cs), func(i int) bool { return cs[i].EntryNS > f.TimeNS }); i > 0 {
+			if c := cs[i-1]; f.TimeNS <= c.EntryNS+c.DurNS {
+				p.NSPID = int(c.Ret)
+			}
+		}
+	}
+	for i := range s.Calls {
+		if p := note(s.Calls[i].TGID); p.Comm == "" {
+			p.Comm = s.Calls[i].Comm
+		}
+	}
+	for _, e := range s.Execs {
+		if p := procs[e.TGID]; p != nil && e.Comm != "" {
+			p.Comm = e.Comm
+		}
+	}
+	out := make([]Process, 0, len(procs))
+	for _, p := range procs {
+		out = append(out, *p)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].PID < out[j].PID })
+	return out
 }
 
 // capturedMemory serves syscallDecodeArgs from the memory the kernel

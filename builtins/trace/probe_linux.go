@@ -13,7 +13,7 @@ import (
 // sampleRequest traces while it sends the probe from the target's network
 // namespace, ends the sample p.GraceMS after the answer, and analyses what
 // serving the request did.
-func sampleRequest(ctx context.Context, opts straceOptions, p *Probe) (*Result, error) {
+func sampleRequest(ctx context.Context, opts straceOptions, p *Probe, run sampler) (*Result, error) {
 	kind, hostport, err := probeTarget(p.URL)
 	if err != nil {
 		return nil, err
@@ -63,7 +63,7 @@ func sampleRequest(ctx context.Context, opts straceOptions, p *Probe) (*Result, 
 		}
 		close(stop)
 	}()
-	res, err := straceSample(ctx, opts)
+	res, err := run(ctx, opts)
 	cancel()
 	perr := <-probed
 	if err != nil {
@@ -81,7 +81,7 @@ func sampleRequest(ctx context.Context, opts straceOptions, p *Probe) (*Result, 
 
 // sampleUntil traces until a path under opts.UntilPaths is touched (then
 // a short grace for the rest of that work), or for opts.Duration.
-func sampleUntil(ctx context.Context, opts straceOptions) (*Result, error) {
+func sampleUntil(ctx context.Context, opts straceOptions, run sampler) (*Result, error) {
 	until, stop := make(chan struct{}), make(chan struct{})
 	opts.until, opts.stop = until, stop
 	pctx, cancel := context.WithCancel(ctx)
@@ -97,7 +97,7 @@ func sampleUntil(ctx context.Context, opts straceOptions) (*Result, error) {
 		case <-pctx.Done():
 		}
 	}()
-	return straceSample(ctx, opts)
+	return run(ctx, opts)
 }
 
 // untilGrace is how long a sample goes on after a path it waited for was

@@ -15,11 +15,11 @@ func straceSample(ctx context.Context, opts straceOptions) (*Result, error) {
 }
 
 // sampleUntil is only implemented on Linux x86_64 and aarch64.
-func sampleUntil(ctx context.Context, opts straceOptions) (*Result, error) {
-	return straceSample(ctx, opts)
+func sampleUntil(ctx context.Context, opts straceOptions, run sampler) (*Result, error) {
+	return run(ctx, opts)
 }
 
 // sampleRequest is only implemented on Linux x86_64 and aarch64.
-func sampleRequest(ctx context.Context, opts straceOptions, p *Probe) (*Result, error) {
-	return straceSample(ctx, opts)
+func sampleRequest(ctx context.Context, opts straceOptions, p *Probe, run sampler) (*Result, error) {
+	return run(ctx, opts)
 }

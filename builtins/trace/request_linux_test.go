@@ -116,10 +116,10 @@ func flagAndDecoy(t *testing.T) (dir, flag, decoy string) {
 // holds whatever the server: the probe failed with 500, the sample ended
 // early, the request was found and touched flag but not decoy, while the
 // container as a whole read decoy; nothing stays traced.
-func requestSample(t *testing.T, c *testContainer, url, flag, decoy string) *Result {
+func requestSample(t *testing.T, c *testContainer, url, flag, decoy, backend string) *Result {
 	t.Helper()
 	res, err := straceRunSpec(context.Background(), engine.Args{
-		"pid": int64(c.pid), "scope": "container", "probe": url, "duration": "30s", "max_events": int64(100000),
+		"pid": int64(c.pid), "scope": "container", "probe": url, "duration": "30s", "max_events": int64(100000), "backend": backend,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -135,10 +135,15 @@ func requestSample(t *testing.T, c *testContainer, url, flag, decoy string) *Res
 		t.Errorf("sample lasted %d ms: it should end shortly after the answer", res.DurationMS)
 	}
 	if !rq.Found {
+		for _, e := range res.Events {
+			if strings.HasPrefix(e.Name, "accept") {
+				t.Logf("%+v", e)
+			}
+		}
 		t.Fatalf("request not found: %s", rq.Note)
 	}
-	if res.Scope != "container" || !strings.HasPrefix(res.ScopeBy, "cgroup pids:") {
-		t.Errorf("scope %q by %q", res.Scope, res.ScopeBy)
+	if res.Scope != "container" || !strings.HasPrefix(res.ScopeBy, "cgroup pids:") || res.Backend != backend {
+		t.Errorf("scope %q by %q, backend %q", res.Scope, res.ScopeBy, res.Backend)
 	}
 	var reqFiles, allFiles []string
 	for _, f := range rq.Files {
@@ -170,49 +175,54 @@ func requestSample(t *testing.T, c *testContainer, url, flag, decoy string) *Res
 // which runs a CGI script that checks the flag; a shell loop in the same
 // container keeps reading the decoy.
 func TestRequestForkingServer(t *testing.T) {
-	dir, flag, decoy := flagAndDecoy(t)
-	www := filepath.Join(dir, "www")
-	os.MkdirAll(www+"/cgi-bin", 0o755)
-	cgi := "#!/bin/sh\nif [ -e " + flag + " ]; then printf 'Status: 500 Internal Server Error\\r\\nContent-Type: text/plain\\r\\n\\r\\nnot ready\\n'; " +
-		"else printf 'Content-Type: text/plain\\r\\n\\r\\nok\\n'; fi\n"
-	if err := os.WriteFile(www+"/cgi-bin/ready", []byte(cgi), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	port := freePort(t)
-	c := startContainer(t, fmt.Sprintf("busybox httpd -f -p 127.0.0.1:%d -h %s & while :; do read x < %s; done", port, www, decoy))
-	waitListening(t, port)
-	res := requestSample(t, c, fmt.Sprintf("http://127.0.0.1:%d/cgi-bin/ready", port), flag, decoy)
-	rq := res.Request
-	if len(rq.Processes) < 2 {
-		t.Errorf("request processes %v: want the forked handler and the CGI script", rq.Processes)
-	}
-	if rq.Server.PID == c.pid {
-		t.Errorf("the server is the container's first process %d; the test wants it in a child", c.pid)
-	}
+	forBackends(t, func(t *testing.T, backend string) {
+		dir, flag, decoy := flagAndDecoy(t)
+		www := filepath.Join(dir, "www")
+		os.MkdirAll(www+"/cgi-bin", 0o755)
+		cgi := "#!/bin/sh\nif [ -e " + flag + " ]; then printf 'Status: 500 Internal Server Error\\r\\nContent-Type: text/plain\\r\\n\\r\\nnot ready\\n'; " +
+			"else printf 'Content-Type: text/plain\\r\\n\\r\\nok\\n'; fi\n"
+		if err := os.WriteFile(www+"/cgi-bin/ready", []byte(cgi), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		port := freePort(t)
+		c := startContainer(t, fmt.Sprintf("busybox httpd -f -p 127.0.0.1:%d -h %s & while :; do read x < %s; done", port, www, decoy))
+		waitListening(t, port)
+		res := requestSample(t, c, fmt.Sprintf("http://127.0.0.1:%d/cgi-bin/ready", port), flag, decoy, backend)
+		rq := res.Request
+		if len(rq.Processes) < 2 {
+			t.Errorf("request processes %v: want the forked handler and the CGI script", rq.Processes)
+		}
+		if rq.Server.PID == c.pid {
+			t.Errorf("the server is the container's first process %d; the test wants it in a child", c.pid)
+		}
+	})
 }
 
 // TestRequestThreadedServer: a Go net/http server, the handler in a
 // goroutine on any thread, a background goroutine reading the decoy.
 func TestRequestThreadedServer(t *testing.T) {
-	_, flag, decoy := flagAndDecoy(t)
-	bin := filepath.Join(t.TempDir(), "threaded_server")
-	if out, err := exec.Command("go", "build", "-o", bin, "./testdata/threaded_server").CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
-	port := freePort(t)
-	c := startContainer(t, fmt.Sprintf("%s 127.0.0.1:%d %s %s >/dev/null; sleep 1", bin, port, flag, decoy))
-	waitListening(t, port)
-	res := requestSample(t, c, fmt.Sprintf("http://127.0.0.1:%d/readyz", port), flag, decoy)
-	if len(res.Request.Threads) == 0 {
-		t.Error("no thread used the connection")
-	}
+	forBackends(t, func(t *testing.T, backend string) {
+		_, flag, decoy := flagAndDecoy(t)
+		bin := filepath.Join(t.TempDir(), "threaded_server")
+		if out, err := exec.Command("go", "build", "-o", bin, "./testdata/threaded_server").CombinedOutput(); err != nil {
+			t.Fatalf("go build: %v\n%s", err, out)
+		}
+		port := freePort(t)
+		c := startContainer(t, fmt.Sprintf("%s 127.0.0.1:%d %s %s >/dev/null; sleep 1", bin, port, flag, decoy))
+		waitListening(t, port)
+		res := requestSample(t, c, fmt.Sprintf("http://127.0.0.1:%d/readyz", port), flag, decoy, backend)
+		if len(res.Request.Threads) == 0 {
+			t.Error("no thread used the connection")
+		}
+	})
 }
 
 // TestRequestEventLoopServer: a single-threaded asyncio server whose loop
 // also runs a timer that keeps reading the decoy.
 func TestRequestEventLoopServer(t *testing.T) {
-	_, flag, decoy := flagAndDecoy(t)
-	py := `
+	forBackends(t, func(t *testing.T, backend string) {
+		_, flag, decoy := flagAndDecoy(t)
+		py := `
 import asyncio, os, sys
 port, flag, decoy = int(sys.argv[1]), sys.argv[2], sys.argv[3]
 class P(asyncio.Protocol):
@@ -230,68 +240,71 @@ loop.run_until_complete(loop.create_server(P, "127.0.0.1", port))
 loop.call_soon(hammer)
 loop.run_forever()
 `
-	script := filepath.Join(t.TempDir(), "server.py")
-	os.WriteFile(script, []byte(py), 0o644)
-	port := freePort(t)
-	c := startContainer(t, fmt.Sprintf("exec python3 %s %d %s %s", script, port, flag, decoy))
-	waitListening(t, port)
-	res := requestSample(t, c, fmt.Sprintf("http://127.0.0.1:%d/readyz", port), flag, decoy)
-	if len(res.Request.Processes) != 0 {
-		t.Errorf("an event loop creates no process per request, got %v", res.Request.Processes)
-	}
+		script := filepath.Join(t.TempDir(), "server.py")
+		os.WriteFile(script, []byte(py), 0o644)
+		port := freePort(t)
+		c := startContainer(t, fmt.Sprintf("exec python3 %s %d %s %s", script, port, flag, decoy))
+		waitListening(t, port)
+		res := requestSample(t, c, fmt.Sprintf("http://127.0.0.1:%d/readyz", port), flag, decoy, backend)
+		if len(res.Request.Processes) != 0 {
+			t.Errorf("an event loop creates no process per request, got %v", res.Request.Processes)
+		}
+	})
 }
 
 // TestContainerScopeSeesEveryProcess: scope=container traces processes
 // present at the start and ones that join the cgroup during the sample
 // without being forked by a traced process; each event names its process.
 func TestContainerScopeSeesEveryProcess(t *testing.T) {
-	_, _, decoy := flagAndDecoy(t)
-	c := startContainer(t, fmt.Sprintf("while :; do read x < %s; sleep 0.05; done", decoy))
-	other := filepath.Join(t.TempDir(), "late.conf")
-	os.WriteFile(other, nil, 0o644)
-	go func() {
-		time.Sleep(500 * time.Millisecond)
-		// Joins the cgroup from outside, like kubectl exec (runc exec). It
-		// is not a child of this process, which would wait for it (and
-		// take its ptrace stops): the first shell exits at once.
-		exec.Command("sh", "-c", `sh -c 'echo $$ > "$1/cgroup.procs" && for i in 1 2 3 4 5 6 7 8 9 10; do read x < "$2"; sleep 0.1; done' sh "$1" "$2" &`,
-			"sh", c.cgroup, other).Run()
-	}()
-	res, err := straceRunSpec(context.Background(), engine.Args{"pid": int64(c.pid), "scope": "container", "duration": "2s"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var files []string
-	for _, f := range res.Files {
-		files = append(files, f.Path)
-	}
-	if !straceContains(files, decoy) || !straceContains(files, other) {
-		t.Errorf("files %v: want %s (present at the start) and %s (joined during the sample)", files, decoy, other)
-	}
-	pids := map[int]Process{}
-	for _, p := range res.Processes {
-		pids[p.PID] = p
-	}
-	if _, ok := pids[c.pid]; !ok {
-		t.Errorf("processes %v lack the container's first process %d", res.Processes, c.pid)
-	}
-	for _, e := range res.Events {
-		if _, ok := pids[e.PID]; !ok {
-			t.Fatalf("event %+v names process %d, which is not in processes", e, e.PID)
+	forBackends(t, func(t *testing.T, backend string) {
+		_, _, decoy := flagAndDecoy(t)
+		c := startContainer(t, fmt.Sprintf("while :; do read x < %s; sleep 0.05; done", decoy))
+		other := filepath.Join(t.TempDir(), "late.conf")
+		os.WriteFile(other, nil, 0o644)
+		go func() {
+			time.Sleep(500 * time.Millisecond)
+			// Joins the cgroup from outside, like kubectl exec (runc exec). It
+			// is not a child of this process, which would wait for it (and
+			// take its ptrace stops): the first shell exits at once.
+			exec.Command("sh", "-c", `sh -c 'echo $$ > "$1/cgroup.procs" && for i in 1 2 3 4 5 6 7 8 9 10; do read x < "$2"; sleep 0.1; done' sh "$1" "$2" &`,
+				"sh", c.cgroup, other).Run()
+		}()
+		res, err := straceRunSpec(context.Background(), engine.Args{"pid": int64(c.pid), "scope": "container", "duration": "2s", "backend": backend})
+		if err != nil {
+			t.Fatal(err)
 		}
-	}
-	forked := 0
-	for _, p := range res.Processes {
-		if p.ForkedBy != 0 && p.PPID != 0 {
-			forked++
+		var files []string
+		for _, f := range res.Files {
+			files = append(files, f.Path)
 		}
-	}
-	if forked == 0 {
-		t.Errorf("no process created during the sample (each sleep is one): %+v", res.Processes)
-	}
-	if !res.Detached {
-		t.Error("not detached")
-	}
+		if !straceContains(files, decoy) || !straceContains(files, other) {
+			t.Errorf("files %v: want %s (present at the start) and %s (joined during the sample)", files, decoy, other)
+		}
+		pids := map[int]Process{}
+		for _, p := range res.Processes {
+			pids[p.PID] = p
+		}
+		if _, ok := pids[c.pid]; !ok {
+			t.Errorf("processes %v lack the container's first process %d", res.Processes, c.pid)
+		}
+		for _, e := range res.Events {
+			if _, ok := pids[e.PID]; !ok {
+				t.Fatalf("event %+v names process %d, which is not in processes", e, e.PID)
+			}
+		}
+		forked := 0
+		for _, p := range res.Processes {
+			if p.ForkedBy != 0 && p.PPID != 0 {
+				forked++
+			}
+		}
+		if forked == 0 {
+			t.Errorf("no process created during the sample (each sleep is one): %+v", res.Processes)
+		}
+		if !res.Detached {
+			t.Error("not detached")
+		}
+	})
 }
 
 // TestContainerScopeRefusesHostProcess: a process with neither a cgroup nor
@@ -305,4 +318,38 @@ func TestContainerScopeRefusesHostProcess(t *testing.T) {
 	if _, err := straceRunSpec(context.Background(), engine.Args{"pid": int64(cmd.Process.Pid), "probe": "ftp://x", "duration": "100ms"}); engine.KindOf(err) != engine.KindInvalid {
 		t.Fatalf("probe ftp://x: err = %v, want invalid", err)
 	}
+}
+
+// forBackends runs f once per strace_sample backend, each in a subtest.
+func forBackends(t *testing.T, f func(t *testing.T, backend string)) {
+	for _, b := range []string{backendPtrace, backendEBPF} {
+		t.Run(b, func(t *testing.T) { f(t, b) })
+	}
+}
+
+// TestUntilPath: a 20 s sample with until_path ends soon after the target
+// touched a file under the directory, on both backends.
+func TestUntilPath(t *testing.T) {
+	forBackends(t, func(t *testing.T, backend string) {
+		dir := t.TempDir()
+		target := filepath.Join(dir, "conf", "app.yaml")
+		os.MkdirAll(filepath.Dir(target), 0o755)
+		os.WriteFile(target, []byte("a: 1\n"), 0o644)
+		c := startContainer(t, fmt.Sprintf("sleep 0.5; while :; do cat %s >/dev/null; sleep 0.05; done", target))
+		res, err := straceRunSpec(context.Background(), engine.Args{"pid": int64(c.pid), "scope": "container", "duration": "20s",
+			"until_path": []any{filepath.Dir(target) + "/"}, "backend": backend})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res.DurationMS > 5000 || res.Backend != backend {
+			t.Errorf("sample on %s lasted %d ms: until_path did not end it", res.Backend, res.DurationMS)
+		}
+		var files []string
+		for _, f := range res.Files {
+			files = append(files, f.Path)
+		}
+		if !straceContains(files, target) {
+			t.Errorf("files %v lack %s", files, target)
+		}
+	})
 }

@@ -6,20 +6,13 @@ import (
 	"fmt"
 	"os"
 	"path"
+	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 
+	"github.com/kdiag/kdiag/builtins/trace/ebpf"
 	"github.com/kdiag/kdiag/engine"
-)
-
-// The scopes strace_sample traces.
-const (
-	// ScopeProcess is the process, its threads and the children it creates.
-	ScopeProcess = "process"
-	// ScopeContainer is every process of the target's container.
-	ScopeContainer = "container"
-	// ScopePod is every process of the target's pod.
-	ScopePod = "pod"
 )
 
 // scope finds the processes of a container or a pod on this node, from
@@ -166,4 +159,22 @@ func cgroupLine(line string) (hier, p string, ok bool) {
 		return "0", p, true
 	}
 	return ctrl, p, true
+}
+
+// cgroup2ID returns the cgroup v2 id that selects the scope in the kernel,
+// when its members are recognised by a cgroup of the unified hierarchy
+// (not on a cgroup v1 or hybrid host whose containers' cgroups are v1).
+func (sc *scope) cgroup2ID() (uint64, bool) {
+	if sc.hier != "0" || sc.prefix == "" || sc.prefix == "/" {
+		return 0, false
+	}
+	mnt, err := ebpf.Cgroup2Mount()
+	if err != nil {
+		return 0, false
+	}
+	var st syscall.Stat_t
+	if syscall.Stat(filepath.Join(mnt, filepath.Clean("/"+sc.prefix)), &st) != nil {
+		return 0, false
+	}
+	return st.Ino, true
 }

@@ -63,36 +63,36 @@ var Sample = &node.Row[Request, Result]{
 	Linux:   Local{}.Sample,
 }
 
+// The scopes strace_sample traces.
+const (
+	// ScopeProcess is the process, its threads and the children it creates.
+	ScopeProcess = "process"
+	// ScopeContainer is every process of the target's container.
+	ScopeContainer = "container"
+	// ScopePod is every process of the target's pod.
+	ScopePod = "pod"
+)
+
 // Local traces on this node. It needs Linux, and root or CAP_SYS_PTRACE.
 type Local struct{}
 
 // Sample traces req.PID (or its container or pod) on this node (Linux on
 // amd64 or arm64) with the backend req.Backend selects: eBPF when it can
-// run, else ptrace; container scope and request tracing use ptrace.
+// run, else ptrace; both serve scopes, probes and until_path.
 func (Local) Sample(ctx context.Context, req *Request) (*Result, error) {
 	opts, err := straceOptionsOf(req)
 	if err != nil {
 		return nil, err
 	}
-	if req.Probe != nil || len(opts.UntilPaths) > 0 || opts.Scope != "" && opts.Scope != ScopeProcess {
-		if opts.Backend == "ebpf" {
-			return nil, engine.Errorf(engine.KindInvalid, "strace_sample: backend \"ebpf\" does not serve scope=%s or probe= yet; use backend=\"auto\" or \"ptrace\"", orProcess(opts.Scope))
-		}
-		var res *Result
+	return sampleWith(ctx, opts, func(ctx context.Context, opts straceOptions, run sampler) (*Result, error) {
 		switch {
 		case req.Probe != nil:
-			res, err = sampleRequest(ctx, opts, req.Probe)
+			return sampleRequest(ctx, opts, req.Probe, run)
 		case len(opts.UntilPaths) > 0:
-			res, err = sampleUntil(ctx, opts)
-		default:
-			res, err = straceSample(ctx, opts)
+			return sampleUntil(ctx, opts, run)
 		}
-		if res != nil {
-			res.Backend, res.BackendReason = "ptrace", "scope="+orProcess(opts.Scope)+", probe= and until_path= are served by the ptrace backend"
-		}
-		return res, err
-	}
-	return sampleWith(ctx, opts)
+		return run(ctx, opts)
+	})
 }
 
 // Spec returns the strace_sample built-in, traced on this node
@@ -130,7 +130,11 @@ evidence: a file in request.files was touched by the failing request itself.
 backend="auto" (the default) traces with eBPF instead when the kernel and privileges
 allow it (root or CAP_BPF and CAP_PERFMON, kernel BTF): raw tracepoints on sys_enter and
 sys_exit, paths and execve argv captured in the kernel, the summary from exact per-CPU
-counters, at a cost near zero to the process. The result says which backend ran and why;
+counters, at a cost near zero to the process. It serves scope, probe and until_path too:
+a container or pod is its cgroup v2 id when the host has one for it, else its processes,
+the children they create (followed in the kernel) and those that join it (rescanned);
+a call already in progress when tracing starts (a server blocked in accept) is recorded
+at its exit, with the address accept wrote. The result says which backend ran and why;
 backend="ptrace" or "ebpf" forces one.`,
 		Params: []engine.Param{
 			{Name: "pid", Type: "int", Doc: "host PID of the process to trace", Required: true},
@@ -289,11 +293,4 @@ func straceOptionsOf(req *Request) (straceOptions, error) {
 		}
 	}
 	return opts, nil
-}
-
-func orProcess(scope string) string {
-	if scope == "" {
-		return ScopeProcess
-	}
-	return scope
 }

@@ -45,7 +45,15 @@ struct bpf_raw_tracepoint_args {
 #if defined(__TARGET_ARCH_x86)
 struct pt_regs {
 	unsigned long r10;
+	unsigned long orig_ax;
 } __attribute__((preserve_access_index));
+/* syscall_nr is the number of the call a task is in, at its exit. */
+static __always_inline long syscall_nr(struct pt_regs *r)
+{
+	unsigned long nr = -1;
+	bpf_probe_read_kernel(&nr, sizeof(nr), &r->orig_ax);
+	return nr;
+}
 struct saved_regs {
 	unsigned long r10, r9, r8, ax, cx, dx, si, di;
 };
@@ -63,7 +71,14 @@ static __always_inline void read_args(struct pt_regs *r, __u64 *args)
 #elif defined(__TARGET_ARCH_arm64)
 struct pt_regs {
 	unsigned long regs[31];
+	int syscallno;
 } __attribute__((preserve_access_index));
+static __always_inline long syscall_nr(struct pt_regs *r)
+{
+	int nr = -1;
+	bpf_probe_read_kernel(&nr, sizeof(nr), &r->syscallno);
+	return nr;
+}
 static __always_inline void read_args(struct pt_regs *r, __u64 *args)
 {
 	bpf_probe_read_kernel(args, 6 * sizeof(__u64), &r->regs[0]);
@@ -110,7 +125,9 @@ struct capture {
 	__u8 mem_arg;     /* 1 + argument pointing to a struct, 0: none */
 	__u8 mem_len_arg; /* 1 + argument giving its length, 0: mem_len */
 	__u8 mem_len;
-	__u8 pad[3];
+	__u8 out_arg;     /* 1 + argument pointing to a struct the call writes (accept's peer), 0: none */
+	__u8 out_len_arg; /* 1 + argument pointing to its length (a socklen_t) */
+	__u8 pad;
 };
 
 struct call_rec {
@@ -395,6 +412,49 @@ __attribute__((noinline)) int capture(struct inflight *in, __u32 tid)
 	return missed;
 }
 
+/* capture_out sends, after a successful call, the struct it wrote at an
+ * argument and the socklen_t giving its length (accept's peer address):
+ * two ITEM_MEM items in a REC_STRINGS record with the call's entry time,
+ * which the reader joins to the entry's captures. A global function. */
+__attribute__((noinline)) int capture_out(struct inflight *in, __u32 tid)
+{
+	if (!in || in->nr >= MAX_NR)
+		return 0;
+	__u32 key = in->nr;
+	struct capture *c = bpf_map_lookup_elem(&captures, &key);
+	if (!c || !c->out_arg || !c->out_len_arg || calls_off())
+		return 0;
+	__u8 a = c->out_arg, l = c->out_len_arg;
+	if (a < 1 || a > 6 || l < 1 || l > 6)
+		return 0;
+	__u64 addr = arg(in, a - 1), laddr = arg(in, l - 1);
+	if (!addr || !laddr)
+		return 0;
+	__u32 zero = 0;
+	struct strings_rec *s = bpf_map_lookup_elem(&scratch, &zero);
+	if (!s)
+		return 0;
+	__u32 n = 0;
+	if (bpf_probe_read_user(&n, sizeof(n), (const void *)laddr) < 0)
+		return 0;
+	s->kind = REC_STRINGS;
+	s->tid = tid;
+	s->ts = in->ts;
+	s->nr = key;
+	__u32 off = 0;
+	item(s, off, ITEM_MEM, l - 1, 4);
+	__builtin_memcpy(&s->buf[4], &n, 4);
+	off = 8;
+	if (n > MEM_CAP)
+		n = MEM_CAP;
+	off = capture_mem(s, off, a - 1, addr, n);
+	off = bound(off);
+	s->size = off;
+	if (bpf_ringbuf_output(&events, s, sizeof(*s) - sizeof(s->buf) + off, 0) < 0)
+		drop();
+	return 0;
+}
+
 SEC("raw_tracepoint/sys_enter")
 int sys_enter(struct bpf_raw_tracepoint_args *ctx)
 {
@@ -435,15 +495,43 @@ int sys_exit(struct bpf_raw_tracepoint_args *ctx)
 	__u64 id = bpf_get_current_pid_tgid();
 	__u32 tid = (__u32)id;
 	struct inflight *in = bpf_map_lookup_elem(&inflight, &tid);
-	if (!in)
-		return 0;
 	__u64 now = bpf_ktime_get_ns();
+	struct inflight early = {};
+	if (!in) {
+		/* A call of a target that entered before the programs were
+		 * attached (a server blocked in accept): its exit is recorded,
+		 * with its arguments from the registers and no known entry
+		 * (ts = now: it lasted 0 ns as far as the sample knows). */
+		__u32 tgid = id >> 32;
+		if (!wanted(tgid))
+			return 0;
+		struct pt_regs *regs = (struct pt_regs *)ctx->args[0];
+		long nr = syscall_nr(regs);
+		if (nr < 0 || nr >= MAX_NR)
+			return 0;
+		__u32 k = nr;
+		if (use_filter) {
+			__u8 *f = bpf_map_lookup_elem(&sysfilter, &k);
+			if (!f || !*f)
+				return 0;
+		}
+		early.ts = now;
+		early.nr = k;
+		early.tgid = tgid;
+		read_args(regs, early.args);
+		in = &early;
+	}
 	__s64 ret = ctx->args[1];
 	__u32 key = in->nr;
 	/* A path read failed at entry: the kernel has faulted its page in
 	 * since. Not after a successful execve, whose memory is gone. */
 	if (in->missed && !(ret == 0 && is_exec(key)))
 		capture(in, tid);
+	if (ret >= 0) {
+		struct capture *c = bpf_map_lookup_elem(&captures, &key);
+		if (c && c->out_arg)
+			capture_out(in, tid);
+	}
 	struct count *n = bpf_map_lookup_elem(&counts, &key);
 	if (n) {
 		n->calls++;

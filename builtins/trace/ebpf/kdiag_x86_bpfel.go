@@ -20,7 +20,9 @@ type kdiagCapture struct {
 	MemArg    uint8
 	MemLenArg uint8
 	MemLen    uint8
-	Pad       [3]uint8
+	OutArg    uint8
+	OutLenArg uint8
+	Pad       uint8
 }
 
 type kdiagCount struct {

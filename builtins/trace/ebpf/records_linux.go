@@ -44,6 +44,7 @@ type collector struct {
 	pending map[int]pendingStrings // by thread
 	off     bool                   // call records were turned off
 	live    map[int]bool           // target processes not known to have exited
+	seen    map[int]bool           // target processes given or found by Rescan
 	bad     int                    // malformed records
 }
 
@@ -74,7 +75,13 @@ func (c *collector) record(b []byte) {
 		if _, ok := c.pending[tid]; !ok && len(c.pending) >= maxPending {
 			return
 		}
-		c.pending[tid] = pendingStrings{ts: le.Uint64(b[8:]), captured: parseItems(b[stringsRecHead : stringsRecHead+size])}
+		ts, items := le.Uint64(b[8:]), parseItems(b[stringsRecHead:stringsRecHead+size])
+		if p, ok := c.pending[tid]; ok && p.ts == ts {
+			// What the call wrote, sent at its exit, joins what it
+			// read at its entry.
+			items = append(p.captured, items...)
+		}
+		c.pending[tid] = pendingStrings{ts: ts, captured: items}
 	case recFork:
 		if len(b) < forkRecSize {
 			c.bad++
@@ -131,10 +138,10 @@ func (c *collector) keepExec(e Exec) []Exec {
 	return append(c.res.Execs, e)
 }
 
-// gone reports whether every target process exited (never for a cgroup,
-// which new processes can join).
+// gone reports whether every target process exited (never for a cgroup
+// or a rescanned set, which new processes can join).
 func (c *collector) gone() bool {
-	return c.opts.CgroupID == 0 && len(c.live) == 0
+	return c.opts.CgroupID == 0 && c.opts.Rescan == nil && len(c.live) == 0
 }
 
 // call decodes a call record and joins the strings captured at its entry.
@@ -159,6 +166,23 @@ func (c *collector) call(b []byte) {
 		delete(c.pending, call.TID)
 	}
 	c.res.Calls = append(c.res.Calls, call)
+	if c.opts.OnCall != nil {
+		c.opts.OnCall(&c.res.Calls[len(c.res.Calls)-1])
+	}
+}
+
+// add traces more processes from now on (Options.Rescan).
+func (c *collector) add(tgids []int) {
+	one := uint8(1)
+	for _, t := range tgids {
+		if c.seen[t] || len(c.seen) >= maxProcRecords {
+			continue
+		}
+		c.seen[t] = true
+		if c.objs.Targets.Put(uint32(t), one) == nil && alive(t) {
+			c.live[t] = true
+		}
+	}
 }
 
 // parseItems decodes the items of a strings record.

@@ -32,6 +32,21 @@ type Options struct {
 	// ReadDelay holds back reading the ring buffer this long after
 	// attaching (tests use it to fill the ring buffer).
 	ReadDelay time.Duration
+
+	// Started, if set, is called once the programs are attached.
+	Started func()
+	// Stop, if set, ends the sample when it is closed.
+	Stop <-chan struct{}
+	// Rescan, if set, is called every RescanEvery (default 100ms) for the
+	// TGIDs that belong to the targets now: those not traced yet are
+	// added (processes that joined a container without being a child of
+	// a target, on hosts where no cgroup v2 id can select it). While it
+	// is set, the sample does not end when the targets have exited.
+	Rescan      func() []int
+	RescanEvery time.Duration
+	// OnCall, if set, sees each kept finished call as it is read (to end
+	// a sample early on what a call did).
+	OnCall func(*Call)
 }
 
 // Result is what Sample saw.

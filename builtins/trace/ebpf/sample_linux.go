@@ -184,6 +184,16 @@ func alive(pid int) bool {
 	return i > 0 && i+2 < len(b) && b[i+2] != 'Z' && b[i+2] != 'X'
 }
 
+// closed reports whether ch is closed (never for a nil ch).
+func closed(ch <-chan struct{}) bool {
+	select {
+	case <-ch:
+		return true
+	default:
+		return false
+	}
+}
+
 // monotonic returns CLOCK_MONOTONIC in nanoseconds, bpf_ktime_get_ns's clock.
 func monotonic() uint64 {
 	var ts unix.Timespec
@@ -248,12 +258,21 @@ func Sample(ctx context.Context, opts Options) (res *Result, err error) {
 		links = append(links, l)
 	}
 	c := &collector{opts: opts, objs: objs, res: &Result{StartNS: monotonic(), Counts: map[uint32]Count{}},
-		pending: map[int]pendingStrings{}, live: map[int]bool{}}
+		pending: map[int]pendingStrings{}, live: map[int]bool{}, seen: map[int]bool{}}
 	for _, tgid := range opts.TGIDs {
+		c.seen[tgid] = true
 		if alive(tgid) {
 			c.live[tgid] = true
 		}
 	}
+	if opts.Started != nil {
+		opts.Started()
+	}
+	every := opts.RescanEvery
+	if every <= 0 {
+		every = 100 * time.Millisecond
+	}
+	nextScan := time.Now().Add(every)
 
 	end := time.Now().Add(opts.Duration)
 	if opts.ReadDelay > 0 {
@@ -263,8 +282,12 @@ func Sample(ctx context.Context, opts Options) (res *Result, err error) {
 		}
 	}
 	var rec ringbuf.Record
-	for ctx.Err() == nil && time.Now().Before(end) && !c.gone() {
-		next := time.Now().Add(50 * time.Millisecond)
+	for ctx.Err() == nil && time.Now().Before(end) && !c.gone() && !closed(opts.Stop) {
+		if opts.Rescan != nil && !time.Now().Before(nextScan) {
+			c.add(opts.Rescan())
+			nextScan = time.Now().Add(every)
+		}
+		next := time.Now().Add(20 * time.Millisecond)
 		if next.After(end) {
 			next = end
 		}
