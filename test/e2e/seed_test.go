@@ -4,6 +4,7 @@
 package e2e
 
 import (
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"strings"
@@ -55,6 +56,31 @@ func TestSeedIncident(t *testing.T) {
 	tr := readTranscript(t, tp)
 	if tr.Footer.Status != transcript.StatusOK {
 		t.Fatalf("footer %+v", tr.Footer)
+	}
+	// kdiag runs as root on a kernel with BTF: the request was traced with
+	// eBPF (backend auto), the container scope by its processes (cgroup v1
+	// here), and the accept of kdiag's probe was found.
+	traced := 0
+	for _, e := range tr.Events {
+		if e.Type != transcript.TypeCall || e.Builtin != "strace_sample" || e.Error != nil {
+			continue
+		}
+		var r struct {
+			Backend string `json:"backend"`
+			Request *struct {
+				Found bool `json:"found"`
+			} `json:"request"`
+		}
+		if err := json.Unmarshal(e.Result, &r); err != nil {
+			t.Fatal(err)
+		}
+		if r.Backend != "ebpf" || r.Request == nil || !r.Request.Found {
+			t.Errorf("strace_sample ran on %q, request %+v: want eBPF and the request found", r.Backend, r.Request)
+		}
+		traced++
+	}
+	if traced == 0 {
+		t.Error("no strace_sample call in the transcript")
 	}
 
 	// The transcript replays with no cluster to the same report.

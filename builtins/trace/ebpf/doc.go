@@ -1,9 +1,13 @@
-// Package ebpf traces syscalls with eBPF at a cost near zero: raw
-// tracepoints on sys_enter and sys_exit keep the calls of a set of
-// processes (host TGIDs, followed into the children they create during the
-// sample) or of a cgroup v2, count every call in per-CPU maps, and send
-// each call, with the paths, execve argv and socket addresses it passes,
-// through a ring buffer. It does not decode: the records are raw (syscall
+// Package ebpf traces syscalls with eBPF at a cost near zero:
+// BTF-enabled raw tracepoints (tp_btf) on sys_enter and sys_exit keep the
+// calls of a set of processes (host TGIDs, followed into the children they
+// create during the sample, and more found by a rescan) or of a cgroup v2,
+// hold each thread's call in task-local storage, count every call in
+// per-CPU maps, and send each call, with the paths, execve argv and socket
+// addresses it passes (and the peer address accept writes), through a
+// ring buffer. A call already in progress when the programs are attached
+// is recorded at its exit; calls still in progress at the end are read
+// from the threads' storage through pidfds. It does not decode: the records are raw (syscall
 // numbers, argument words, captured bytes); builtins/trace names and
 // formats them like its ptrace backend.
 //

@@ -64,7 +64,7 @@ func BenchmarkGetppidFloor(b *testing.B) {
 			tp   string
 			prog *ebpf.Program
 		}{{"sys_enter", objs.SysEnter}, {"sys_exit", objs.SysExit}} {
-			l, err := link.AttachRawTracepoint(link.RawTracepointOptions{Name: a.tp, Program: a.prog})
+			l, err := attach(a.tp, a.prog)
 			if err != nil {
 				b.Fatal(err)
 			}

@@ -1,12 +1,14 @@
 // SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
 //go:build ignore
 
-// The kernel side of kdiag's eBPF syscall tracer. Raw tracepoints on
-// sys_enter and sys_exit keep the calls of the target processes (a set of
+// The kernel side of kdiag's eBPF syscall tracer. BTF-enabled raw
+// tracepoints (tp_btf) on sys_enter and sys_exit keep the calls of the target processes (a set of
 // TGIDs, followed into children through sched_process_fork, and/or a
 // cgroup v2 id): per-CPU counters for every call, and records in a ring
 // buffer for each call (at exit) and for the strings a file syscall passes
-// (at entry, while the caller's memory still holds them).
+// (at entry, while the caller's memory still holds them). Each thread's
+// call in progress is in task-local storage (no hash update and delete per
+// call).
 
 #include "common.h"
 #include "bpf_helpers.h"
@@ -26,6 +28,7 @@ char __license[] SEC("license") = "Dual BSD/GPL";
 #define REC_FORK 3
 #define REC_EXEC 4
 #define REC_EXIT 5
+#define REC_NORETURN 6 /* a call_rec of exit or exit_group, sent at entry */
 
 /* Item kinds inside a REC_STRINGS record. */
 #define ITEM_PATH 1         /* NUL-terminated string at an argument */
@@ -37,36 +40,28 @@ struct bpf_raw_tracepoint_args {
 	__u64 args[0];
 };
 
-/* The syscall arguments are read from the registers saved at entry in one
- * bpf_probe_read_kernel (a read per argument cost 6x as much).
- * x86_64: r10, r9, r8, ax, cx, dx, si, di are consecutive in struct
- * pt_regs (arch/x86/include/asm/ptrace.h, unchanged since 2008); the
- * arguments are di, si, dx, r10, r8, r9. arm64: regs[0..5]. */
+/* The syscall arguments are read from the registers saved at entry:
+ * x86_64 di, si, dx, r10, r8, r9; arm64 regs[0..5]. sys_enter and sys_exit
+ * are tp_btf programs, so the verifier knows their pt_regs argument's type
+ * and the reads are direct loads (CO-RE relocated against the kernel's
+ * BTF), cheaper than bpf_probe_read_kernel. */
 #if defined(__TARGET_ARCH_x86)
 struct pt_regs {
-	unsigned long r10;
-	unsigned long orig_ax;
+	unsigned long r10, r9, r8, dx, si, di, orig_ax;
 } __attribute__((preserve_access_index));
 /* syscall_nr is the number of the call a task is in, at its exit. */
 static __always_inline long syscall_nr(struct pt_regs *r)
 {
-	unsigned long nr = -1;
-	bpf_probe_read_kernel(&nr, sizeof(nr), &r->orig_ax);
-	return nr;
+	return r->orig_ax;
 }
-struct saved_regs {
-	unsigned long r10, r9, r8, ax, cx, dx, si, di;
-};
 static __always_inline void read_args(struct pt_regs *r, __u64 *args)
 {
-	struct saved_regs s = {};
-	bpf_probe_read_kernel(&s, sizeof(s), &r->r10);
-	args[0] = s.di;
-	args[1] = s.si;
-	args[2] = s.dx;
-	args[3] = s.r10;
-	args[4] = s.r8;
-	args[5] = s.r9;
+	args[0] = r->di;
+	args[1] = r->si;
+	args[2] = r->dx;
+	args[3] = r->r10;
+	args[4] = r->r8;
+	args[5] = r->r9;
 }
 #elif defined(__TARGET_ARCH_arm64)
 struct pt_regs {
@@ -75,13 +70,16 @@ struct pt_regs {
 } __attribute__((preserve_access_index));
 static __always_inline long syscall_nr(struct pt_regs *r)
 {
-	int nr = -1;
-	bpf_probe_read_kernel(&nr, sizeof(nr), &r->syscallno);
-	return nr;
+	return r->syscallno;
 }
 static __always_inline void read_args(struct pt_regs *r, __u64 *args)
 {
-	bpf_probe_read_kernel(args, 6 * sizeof(__u64), &r->regs[0]);
+	args[0] = r->regs[0];
+	args[1] = r->regs[1];
+	args[2] = r->regs[2];
+	args[3] = r->regs[3];
+	args[4] = r->regs[4];
+	args[5] = r->regs[5];
 }
 #else
 #error "unsupported architecture"
@@ -102,6 +100,14 @@ volatile const __u64 target_cgroup = 0; /* cgroup v2 id, 0: none */
 volatile const __u8 use_targets = 0;     /* the targets map selects TGIDs */
 volatile const __u8 follow = 0;          /* add children to targets */
 volatile const __u8 use_filter = 0;      /* the sysfilter map selects syscalls */
+volatile const __u32 nr_exit = 0;        /* exit and exit_group: they never return */
+volatile const __u32 nr_exit_group = 0;
+
+#ifndef BPF_MAP_TYPE_TASK_STORAGE
+#define BPF_MAP_TYPE_TASK_STORAGE 29
+#endif
+#define NO_PREALLOC 1               /* BPF_F_NO_PREALLOC */
+#define STORAGE_GET_F_CREATE 1      /* BPF_LOCAL_STORAGE_GET_F_CREATE */
 
 struct inflight {
 	__u64 ts;
@@ -109,7 +115,7 @@ struct inflight {
 	__u32 nr;
 	__u32 tgid;
 	__u32 missed; /* reads of the capture that failed at entry */
-	__u32 pad;
+	__u32 live;   /* 1 between the entry and the exit of a call */
 };
 
 struct count {
@@ -208,10 +214,13 @@ struct {
 	__type(value, __u32);
 } control SEC(".maps");
 
+/* The call each thread is in: task-local storage, which costs a fraction
+ * of a hash map's update and delete per call (created at a thread's first
+ * traced call, freed with the thread or the map). */
 struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 65536);
-	__type(key, __u32);
+	__uint(type, BPF_MAP_TYPE_TASK_STORAGE);
+	__uint(map_flags, NO_PREALLOC);
+	__type(key, int);
 	__type(value, struct inflight);
 } inflight SEC(".maps");
 
@@ -455,7 +464,31 @@ __attribute__((noinline)) int capture_out(struct inflight *in, __u32 tid)
 	return 0;
 }
 
-SEC("raw_tracepoint/sys_enter")
+/* noreturn sends the record of an exit or exit_group at its entry. */
+static __always_inline void noreturn(struct inflight *in, __u32 tid)
+{
+	if (calls_off())
+		return;
+	struct call_rec *r = bpf_ringbuf_reserve(&events, sizeof(*r), 0);
+	if (!r) {
+		drop();
+		return;
+	}
+	r->kind = REC_NORETURN;
+	r->tgid = in->tgid;
+	r->tid = tid;
+	r->nr = in->nr;
+	__builtin_memcpy(r->args, in->args, sizeof(r->args));
+	r->ret = 0;
+	r->ts = in->ts;
+	r->dur = 0;
+	bpf_get_current_comm(r->comm, sizeof(r->comm));
+	bpf_ringbuf_submit(r, 0);
+}
+
+/* sys_enter and sys_exit are BTF-enabled raw tracepoints (tp_btf): the
+ * same tracepoints as raw_tracepoint/, with task-local storage. */
+SEC("tp_btf/sys_enter")
 int sys_enter(struct bpf_raw_tracepoint_args *ctx)
 {
 	__u64 id = bpf_get_current_pid_tgid();
@@ -471,14 +504,24 @@ int sys_enter(struct bpf_raw_tracepoint_args *ctx)
 		if (!f || !*f)
 			return 0;
 	}
+	struct inflight *in = bpf_task_storage_get(&inflight, bpf_get_current_task_btf(), 0, STORAGE_GET_F_CREATE);
+	if (!in) {
+		drop();
+		return 0;
+	}
 	struct pt_regs *regs = (struct pt_regs *)ctx->args[0];
-	struct inflight in = {};
-	in.ts = bpf_ktime_get_ns();
-	in.nr = key;
-	in.tgid = tgid;
-	read_args(regs, in.args);
-	in.missed = capture(&in, tid);
-	bpf_map_update_elem(&inflight, &tid, &in, BPF_ANY);
+	in->ts = bpf_ktime_get_ns();
+	in->nr = key;
+	in->tgid = tgid;
+	read_args(regs, in->args);
+	in->missed = 0;
+	in->missed = capture(in, tid);
+	if (key == nr_exit || key == nr_exit_group) {
+		noreturn(in, tid);
+		in->live = 0;
+		return 0;
+	}
+	in->live = 1;
 	return 0;
 }
 
@@ -489,15 +532,15 @@ static __always_inline int is_exec(__u32 nr)
 	return c && c->argv_arg;
 }
 
-SEC("raw_tracepoint/sys_exit")
+SEC("tp_btf/sys_exit")
 int sys_exit(struct bpf_raw_tracepoint_args *ctx)
 {
 	__u64 id = bpf_get_current_pid_tgid();
 	__u32 tid = (__u32)id;
-	struct inflight *in = bpf_map_lookup_elem(&inflight, &tid);
+	struct inflight *in = bpf_task_storage_get(&inflight, bpf_get_current_task_btf(), 0, 0);
 	__u64 now = bpf_ktime_get_ns();
 	struct inflight early = {};
-	if (!in) {
+	if (!in || !in->live) {
 		/* A call of a target that entered before the programs were
 		 * attached (a server blocked in accept): its exit is recorded,
 		 * with its arguments from the registers and no known entry
@@ -556,7 +599,7 @@ int sys_exit(struct bpf_raw_tracepoint_args *ctx)
 			drop();
 		}
 	}
-	bpf_map_delete_elem(&inflight, &tid);
+	in->live = 0;
 	return 0;
 }
 

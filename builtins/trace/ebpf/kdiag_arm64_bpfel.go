@@ -39,7 +39,7 @@ type kdiagInflight struct {
 	Nr     uint32
 	Tgid   uint32
 	Missed uint32
-	Pad    uint32
+	Live   uint32
 }
 
 type kdiagStringsRec struct {
@@ -71,6 +71,8 @@ const (
 	kdiagProgSysEnter    = "sys_enter"
 	kdiagProgSysExit     = "sys_exit"
 	kdiagVarFollow       = "follow"
+	kdiagVarNrExit       = "nr_exit"
+	kdiagVarNrExitGroup  = "nr_exit_group"
 	kdiagVarTargetCgroup = "target_cgroup"
 	kdiagVarUseFilter    = "use_filter"
 	kdiagVarUseTargets   = "use_targets"
@@ -145,6 +147,8 @@ type kdiagMapSpecs struct {
 // It can be passed ebpf.CollectionSpec.Assign.
 type kdiagVariableSpecs struct {
 	Follow       *ebpf.VariableSpec `ebpf:"follow"`
+	NrExit       *ebpf.VariableSpec `ebpf:"nr_exit"`
+	NrExitGroup  *ebpf.VariableSpec `ebpf:"nr_exit_group"`
 	TargetCgroup *ebpf.VariableSpec `ebpf:"target_cgroup"`
 	UseFilter    *ebpf.VariableSpec `ebpf:"use_filter"`
 	UseTargets   *ebpf.VariableSpec `ebpf:"use_targets"`
@@ -200,6 +204,8 @@ func (m *kdiagMaps) Close() error {
 // It can be passed to loadKdiagObjects or ebpf.CollectionSpec.LoadAndAssign.
 type kdiagVariables struct {
 	Follow       *ebpf.Variable `ebpf:"follow"`
+	NrExit       *ebpf.Variable `ebpf:"nr_exit"`
+	NrExitGroup  *ebpf.Variable `ebpf:"nr_exit_group"`
 	TargetCgroup *ebpf.Variable `ebpf:"target_cgroup"`
 	UseFilter    *ebpf.Variable `ebpf:"use_filter"`
 	UseTargets   *ebpf.Variable `ebpf:"use_targets"`

@@ -7,7 +7,10 @@ import (
 	"encoding/binary"
 	"fmt"
 	"os"
+	"strconv"
 	"strings"
+
+	"golang.org/x/sys/unix"
 )
 
 // Record kinds and item kinds, as in kdiag.c.
@@ -17,6 +20,8 @@ const (
 	recFork    = 3
 	recExec    = 4
 	recExit    = 5
+	// recNoReturn is a call record of exit or exit_group, sent at entry.
+	recNoReturn = 6
 )
 
 // Sizes of the fixed records of kdiag.c.
@@ -55,7 +60,7 @@ func (c *collector) record(b []byte) {
 		return
 	}
 	switch le.Uint32(b) {
-	case recCall:
+	case recCall, recNoReturn:
 		if len(b) < callRecSize {
 			c.bad++
 			return
@@ -155,7 +160,10 @@ func (c *collector) call(b []byte) {
 	}
 	call := Call{TGID: int(le.Uint32(b[4:])), TID: int(le.Uint32(b[8:])), Nr: le.Uint32(b[12:]),
 		Ret: int64(le.Uint64(b[64:])), EntryNS: le.Uint64(b[72:]), DurNS: le.Uint64(b[80:]),
-		Comm: cstring(b[88:104]), Finished: true}
+		Comm: cstring(b[88:104]), Finished: le.Uint32(b) == recCall}
+	if !call.Finished {
+		call.Ret = 0
+	}
 	for i := range call.Args {
 		call.Args[i] = le.Uint64(b[16+8*i:])
 	}
@@ -166,7 +174,7 @@ func (c *collector) call(b []byte) {
 		delete(c.pending, call.TID)
 	}
 	c.res.Calls = append(c.res.Calls, call)
-	if c.opts.OnCall != nil {
+	if c.opts.OnCall != nil && call.Finished {
 		c.opts.OnCall(&c.res.Calls[len(c.res.Calls)-1])
 	}
 }
@@ -249,24 +257,7 @@ func (c *collector) finish() error {
 	if len(c.res.Calls) >= c.opts.MaxEvents && kept > uint64(len(c.res.Calls)) {
 		c.res.Truncated = true
 	}
-	var tid uint32
-	var in kdiagInflight
-	it := c.objs.Inflight.Iterate()
-	for it.Next(&tid, &in) {
-		if len(c.res.Calls) >= c.opts.MaxEvents {
-			c.res.Truncated = true
-			break
-		}
-		call := Call{TGID: int(in.Tgid), TID: int(tid), Nr: in.Nr, Args: in.Args, EntryNS: in.Ts,
-			Comm: threadComm(int(in.Tgid), int(tid))}
-		if p, ok := c.pending[int(tid)]; ok && p.ts == in.Ts {
-			call.Captured = p.captured
-		}
-		c.res.Calls = append(c.res.Calls, call)
-	}
-	if err := it.Err(); err != nil {
-		return fmt.Errorf("ebpf: reading the calls in progress: %v", err)
-	}
+	c.inProgress()
 	if c.bad > 0 {
 		return fmt.Errorf("ebpf: %d malformed ring buffer records", c.bad)
 	}
@@ -280,4 +271,54 @@ func threadComm(tgid, tid int) string {
 		return ""
 	}
 	return strings.TrimSpace(string(b))
+}
+
+// pidfdThread is PIDFD_THREAD (O_EXCL): a pidfd for a thread, not only a
+// thread group leader (Linux 6.9).
+const pidfdThread = unix.O_EXCL
+
+// inProgress adds the calls the targets' threads were still in at the end,
+// read from their task-local storage through a pidfd of each thread: the
+// threads of every target process, and every thread seen in a record.
+func (c *collector) inProgress() {
+	tids := map[int]int{} // thread -> process
+	for tgid := range c.seen {
+		ents, _ := os.ReadDir("/proc/" + strconv.Itoa(tgid) + "/task")
+		for _, e := range ents {
+			if tid, err := strconv.Atoi(e.Name()); err == nil {
+				tids[tid] = tgid
+			}
+		}
+	}
+	for _, f := range c.res.Forks {
+		tids[f.ChildTID] = f.ChildTGID
+	}
+	for i := range c.res.Calls {
+		tids[c.res.Calls[i].TID] = c.res.Calls[i].TGID
+	}
+	for tid, tgid := range tids {
+		if len(c.res.Calls) >= c.opts.MaxEvents {
+			c.res.Truncated = true
+			return
+		}
+		flags := pidfdThread
+		if tid == tgid {
+			flags = 0
+		}
+		fd, err := unix.PidfdOpen(tid, flags)
+		if err != nil {
+			continue // gone, or a kernel without PIDFD_THREAD
+		}
+		var in kdiagInflight
+		err = c.objs.Inflight.Lookup(uint32(fd), &in)
+		unix.Close(fd)
+		if err != nil || in.Live == 0 {
+			continue
+		}
+		call := Call{TGID: int(in.Tgid), TID: tid, Nr: in.Nr, Args: in.Args, EntryNS: in.Ts, Comm: threadComm(int(in.Tgid), tid)}
+		if p, ok := c.pending[tid]; ok && p.ts == in.Ts {
+			call.Captured = p.captured
+		}
+		c.res.Calls = append(c.res.Calls, call)
+	}
 }

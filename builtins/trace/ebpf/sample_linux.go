@@ -101,6 +101,8 @@ func load(opts Options) (*kdiagObjects, error) {
 		"use_targets":   b2u(len(opts.TGIDs) > 0),
 		"follow":        b2u(opts.FollowForks),
 		"use_filter":    b2u(opts.Syscalls != nil),
+		"nr_exit":       uint32(unix.SYS_EXIT),
+		"nr_exit_group": uint32(unix.SYS_EXIT_GROUP),
 	} {
 		if err := spec.Variables[name].Set(v); err != nil {
 			return nil, fmt.Errorf("ebpf: setting %s: %v", name, err)
@@ -184,6 +186,15 @@ func alive(pid int) bool {
 	return i > 0 && i+2 < len(b) && b[i+2] != 'Z' && b[i+2] != 'X'
 }
 
+// attach attaches a program to the raw tracepoint name: through BTF
+// (tp_btf) for the programs of that type, sys_enter and sys_exit.
+func attach(name string, prog *ebpf.Program) (link.Link, error) {
+	if prog.Type() == ebpf.Tracing {
+		return link.AttachTracing(link.TracingOptions{Program: prog})
+	}
+	return link.AttachRawTracepoint(link.RawTracepointOptions{Name: name, Program: prog})
+}
+
 // closed reports whether ch is closed (never for a nil ch).
 func closed(ch <-chan struct{}) bool {
 	select {
@@ -251,7 +262,7 @@ func Sample(ctx context.Context, opts Options) (res *Result, err error) {
 		{"sys_exit", objs.SysExit},
 		{"sys_enter", objs.SysEnter},
 	} {
-		l, err := link.AttachRawTracepoint(link.RawTracepointOptions{Name: a.name, Program: a.prog})
+		l, err := attach(a.name, a.prog)
 		if err != nil {
 			return nil, fmt.Errorf("%w: attaching to raw tracepoint %s: %v", ErrUnsupported, a.name, err)
 		}
