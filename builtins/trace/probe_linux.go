@@ -4,6 +4,7 @@ package trace
 
 import (
 	"context"
+	"fmt"
 	"time"
 
 	"github.com/kdiag/kdiag/builtins/node"
@@ -73,6 +74,14 @@ func sampleRequest(ctx context.Context, opts straceOptions, p *Probe, run sample
 		return nil, engine.Errorf(engine.KindOf(perr), "strace_sample: probe %s: %v", p.URL, perr)
 	}
 	a := analyseRequest(res.calls, res.Processes, res.start, rt.Client, res.callsTruncated)
+	if res.Dropped > 0 {
+		// eBPF: the ring buffer was full for a while; the counts are
+		// exact, the calls kept are not all of them.
+		if a.Note != "" {
+			a.Note += "; "
+		}
+		a.Note += fmt.Sprintf("%d call records were dropped (the ring buffer was full): the request's calls may be incomplete", res.Dropped)
+	}
 	res.calls = nil
 	a.URL, a.HTTP, a.TCP = rt.URL, rt.HTTP, rt.TCP
 	res.Request = a

@@ -47,7 +47,8 @@ type RequestTrace struct {
 	EventsTruncated bool `json:"events_truncated"`
 	// Files are the paths those syscalls touched.
 	Files []File `json:"files"`
-	// Note explains a request that could not be followed.
+	// Note explains a request that could not be followed, or why what
+	// was followed may be incomplete (eBPF records dropped).
 	Note string `json:"note"`
 }
 

@@ -138,6 +138,14 @@ func TestAgentDiagnosesTheSeed(t *testing.T) {
 	if nodeCalls != 3 {
 		t.Errorf("%d node calls compared, want find_pid, strace_sample (which sends the probe), list_dir", nodeCalls)
 	}
+	// The agent pod is privileged: it traces with eBPF, as kdiag does here.
+	for _, c := range ca {
+		if c.Builtin == "strace_sample" {
+			if b := field("backend")(t, c.Result); b != `backend="ebpf"` {
+				t.Errorf("the agent's strace_sample ran on %s, want eBPF", b)
+			}
+		}
+	}
 
 	// The agent run's transcript replays, with no cluster, to its report.
 	rep, _, code := kdiag(t, env, "replay", "-q", "--kubeconfig", "/nonexistent", viaAgent)
@@ -152,7 +160,7 @@ var stableFields = map[string][]func(*testing.T, json.RawMessage) string{
 	"find_pid":      {field("pid"), field("container_id"), field("endpoint"), field("namespaces"), field("state")},
 	"enter_ns":      {whole},
 	"http_probe":    {field("ok"), field("status"), field("body"), field("error"), field("request_headers")},
-	"strace_sample": {field("pid"), field("detached"), field("exited")},
+	"strace_sample": {field("pid"), field("detached"), field("exited"), field("backend")},
 	"list_dir":      {field("path"), field("exists"), field("entries")},
 }
 
