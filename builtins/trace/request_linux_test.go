@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kdiag/kdiag/builtins/trace/ebpf"
 	"github.com/kdiag/kdiag/engine"
 )
 
@@ -352,4 +353,70 @@ func TestUntilPath(t *testing.T) {
 			t.Errorf("files %v lack %s", files, target)
 		}
 	})
+}
+
+// TestContainerScopeCgroupV2: a container whose cgroup is in the unified
+// hierarchy is selected in the kernel by its cgroup v2 id on eBPF: a
+// process that joins the cgroup from outside is traced from its first
+// call, with no rescan.
+func TestContainerScopeCgroupV2(t *testing.T) {
+	mnt, err := ebpf.Cgroup2Mount()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cg := filepath.Join(mnt, fmt.Sprintf("kdiag-trace-v2-%d", os.Getpid()))
+	if err := os.Mkdir(cg, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		for i := 0; i < 100; i++ {
+			b, _ := os.ReadFile(cg + "/cgroup.procs")
+			if len(strings.Fields(string(b))) == 0 {
+				break
+			}
+			for _, p := range strings.Fields(string(b)) {
+				n, _ := strconv.Atoi(p)
+				syscall.Kill(n, syscall.SIGKILL)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		os.Remove(cg)
+	})
+	_, _, decoy := flagAndDecoy(t)
+	sh := exec.Command("sh", "-c", `echo $$ > "$1/cgroup.procs" && exec sh -c "while :; do read x < $2; sleep 0.05; done"`, "sh", cg, decoy)
+	if err := sh.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { sh.Process.Kill(); sh.Wait() })
+	for i := 0; ; i++ {
+		b, _ := os.ReadFile("/proc/" + strconv.Itoa(sh.Process.Pid) + "/cgroup")
+		if strings.Contains(string(b), "0::/"+filepath.Base(cg)+"\n") {
+			break
+		}
+		if i == 500 {
+			t.Fatalf("process did not join %s", cg)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	other := filepath.Join(t.TempDir(), "late.conf")
+	os.WriteFile(other, nil, 0o644)
+	go func() {
+		time.Sleep(300 * time.Millisecond)
+		exec.Command("sh", "-c", `sh -c 'echo $$ > "$1/cgroup.procs" && for i in 1 2 3 4 5; do read x < "$2"; sleep 0.05; done' sh "$1" "$2" &`,
+			"sh", cg, other).Run()
+	}()
+	res, err := straceRunSpec(context.Background(), engine.Args{"pid": int64(sh.Process.Pid), "scope": "container", "duration": "1500ms", "backend": "ebpf"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(res.ScopeBy, "cgroup v2 id") {
+		t.Errorf("scope by %q, want the cgroup v2 id", res.ScopeBy)
+	}
+	var files []string
+	for _, f := range res.Files {
+		files = append(files, f.Path)
+	}
+	if !straceContains(files, decoy) || !straceContains(files, other) {
+		t.Errorf("files %v: want %s (there at the start) and %s (joined during the sample)", files, decoy, other)
+	}
 }
