@@ -493,8 +493,17 @@ int sys_enter(struct bpf_raw_tracepoint_args *ctx)
 {
 	__u64 id = bpf_get_current_pid_tgid();
 	__u32 tgid = id >> 32, tid = (__u32)id;
-	if (!wanted(tgid))
+	struct task_struct *task = bpf_get_current_task_btf();
+	/* A thread has storage once it made a traced call, so it is wanted:
+	 * a storage lookup (a pointer in the task) instead of the targets
+	 * hash at each of its calls. In a cgroup, it must still be there. */
+	struct inflight *in = bpf_task_storage_get(&inflight, task, 0, 0);
+	if (!in) {
+		if (!wanted(tgid))
+			return 0;
+	} else if (target_cgroup && !use_targets && bpf_get_current_cgroup_id() != target_cgroup) {
 		return 0;
+	}
 	long nr = ctx->args[1];
 	if (nr < 0 || nr >= MAX_NR)
 		return 0;
@@ -504,18 +513,24 @@ int sys_enter(struct bpf_raw_tracepoint_args *ctx)
 		if (!f || !*f)
 			return 0;
 	}
-	struct inflight *in = bpf_task_storage_get(&inflight, bpf_get_current_task_btf(), 0, STORAGE_GET_F_CREATE);
 	if (!in) {
-		drop();
-		return 0;
+		in = bpf_task_storage_get(&inflight, task, 0, STORAGE_GET_F_CREATE);
+		if (!in) {
+			drop();
+			return 0;
+		}
 	}
-	struct pt_regs *regs = (struct pt_regs *)ctx->args[0];
 	in->ts = bpf_ktime_get_ns();
 	in->nr = key;
 	in->tgid = tgid;
-	read_args(regs, in->args);
 	in->missed = 0;
-	in->missed = capture(in, tid);
+	/* Past max_events only the counters are kept: no arguments needed. */
+	if (!calls_off()) {
+		read_args((struct pt_regs *)ctx->args[0], in->args);
+		struct capture *c = bpf_map_lookup_elem(&captures, &key);
+		if (c && (c->path_mask || c->argv_arg || c->mem_arg))
+			in->missed = capture(in, tid);
+	}
 	if (key == nr_exit || key == nr_exit_group) {
 		noreturn(in, tid);
 		in->live = 0;
@@ -538,9 +553,11 @@ int sys_exit(struct bpf_raw_tracepoint_args *ctx)
 	__u64 id = bpf_get_current_pid_tgid();
 	__u32 tid = (__u32)id;
 	struct inflight *in = bpf_task_storage_get(&inflight, bpf_get_current_task_btf(), 0, 0);
+	if (in && !in->live)
+		return 0; /* a call sys_enter left out (the syscall filter) */
 	__u64 now = bpf_ktime_get_ns();
 	struct inflight early = {};
-	if (!in || !in->live) {
+	if (!in) {
 		/* A call of a target that entered before the programs were
 		 * attached (a server blocked in accept): its exit is recorded,
 		 * with its arguments from the registers and no known entry
