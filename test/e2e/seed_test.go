@@ -108,8 +108,9 @@ func TestSeedIncident(t *testing.T) {
 
 // TestVariantIncident: a differently named incident of the same kind —
 // other pod, ConfigMap, key, port (named), probe path and mount path — is
-// diagnosed by the same runbook. It runs with fix=False and without the
-// ephemeral path, and changes nothing.
+// diagnosed by the same runbook. It runs with fix=False, without the
+// ephemeral path and on the ptrace backend (the seed runs on eBPF), and
+// changes nothing.
 func TestVariantIncident(t *testing.T) {
 	env := seedCluster(t)
 	ns := namespace(t, env, "payments")
@@ -117,7 +118,7 @@ func TestVariantIncident(t *testing.T) {
 	waitRunningNotReady(t, env, ns, "payments-api-7f9c")
 
 	out, errOut, code := kdiag(t, env, "run", "readiness-probe-failing", "-p", "pod=payments-api-7f9c", "-p", "namespace="+ns,
-		"-p", "fix=false", "-p", "ephemeral=false", "--no-record")
+		"-p", "fix=false", "-p", "ephemeral=false", "-p", "trace_backend=ptrace", "--no-record")
 	if code != 0 {
 		t.Fatalf("exit %d\n%s\n%s", code, out, errOut)
 	}
