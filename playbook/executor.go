@@ -40,6 +40,11 @@ type RunRequest struct {
 	// alert's startsAt) on every replica of the server: an executor that
 	// names what it creates by it lets the API server refuse a second run.
 	Key string
+
+	// fan and set, for a fan-out route's run, are the route's fanout and
+	// what the alert named; the server runs one request per pod.
+	fan *fanout
+	set *SetTarget
 }
 
 // DuplicateError is returned by an Executor's Start when another replica

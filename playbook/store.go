@@ -49,7 +49,10 @@ type Meta struct {
 	// Damaged says why the run's transcript cannot be trusted (corrupt,
 	// or a protocol error while it was streamed); kdiag never offers a
 	// damaged transcript to undo.
-	Damaged  string     `json:"damaged,omitempty"`
+	Damaged string `json:"damaged,omitempty"`
+	// Set, for a fan-out route's run, is its pods and how they group;
+	// the run's Verdict then sums the groups up.
+	Set      *SetMeta   `json:"set,omitempty"`
 	Received time.Time  `json:"received"`
 	Started  *time.Time `json:"started,omitempty"`
 	Ended    *time.Time `json:"ended,omitempty"`
@@ -216,6 +219,8 @@ func DamagedTranscript(path string) string {
 type Journaled struct {
 	Params map[string]any    `json:"params"`
 	Labels map[string]string `json:"labels"`
+	// Set is a fan-out run's target, as the alert named it.
+	Set *SetTarget `json:"set,omitempty"`
 }
 
 // SaveRequest writes run id's request.json (0600, never served).
