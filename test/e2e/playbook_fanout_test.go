@@ -1,0 +1,176 @@
+package e2e
+
+import (
+	"archive/tar"
+	"bytes"
+	"encoding/json"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/kdiag/kdiag/engine/fleet"
+	"github.com/kdiag/kdiag/playbook"
+	"github.com/kdiag/kdiag/playbook/playbooktest"
+)
+
+// fanoutYAML routes two alerts over the fleet test's pods to
+// readiness-probe-failing, one run per pod: AppPodsNotReady, a custom
+// alert carrying app= (the selector matches the Deployment's 3 broken
+// pods and the healthy bare pod), and KubeDeploymentReplicasMismatch
+// (the Deployment's 3 pods).
+func fanoutYAML(executor string) string {
+	params := `    params:
+      namespace: "{{ .Labels.namespace }}"
+      fix: "false"
+      ephemeral: "false"
+      trace: 2s
+    mutations: dry-run
+`
+	return `auth:
+  token_file: token
+  hmac_secret_file: hmac
+` + executor + `routes:
+  - name: app-pods
+    match: {alertname: AppPodsNotReady}
+    runbook: readiness-probe-failing
+` + params + `    fanout:
+      selector: {app: "{{ .Labels.app }}"}
+      concurrency: 4
+  - name: deployment
+    match: {alertname: KubeDeploymentReplicasMismatch}
+    runbook: readiness-probe-failing
+` + params + `    fanout:
+      owner: {kind: Deployment, name: "{{ .Labels.deployment }}"}
+      max_pods: 5
+`
+}
+
+// appPodsNotReady is a custom workload-level alert naming app=APP.
+func appPodsNotReady(ns, app string) playbook.Webhook {
+	h := playbooktest.KubeDeploymentReplicasMismatch(ns, app)
+	h.Alerts[0].Labels = map[string]string{"alertname": "AppPodsNotReady", "namespace": ns, "app": app, "severity": "warning"}
+	h.Alerts[0].Fingerprint = "a1" + h.Alerts[0].Fingerprint[2:]
+	return h
+}
+
+// checkSet checks a finished set over the fleet manifests: its pods
+// ran ok, the broken ones grouped under the ConfigMap key's verdict.
+func checkSet(t *testing.T, m *playbook.Meta, ns string, broken, healthy int) {
+	t.Helper()
+	key := "ConfigMap " + ns + "/myconfig key additional_file"
+	set := m.Set
+	if m.Status != playbook.StatusOK || set == nil || len(set.Pods) != broken+healthy || len(set.Groups) != 1+min(healthy, 1) ||
+		len(set.Groups[0].Pods) != broken || !strings.Contains(set.Groups[0].Verdict, key) {
+		t.Fatalf("set: %s (%s) verdict %q set %+v", m.Status, m.Message, m.Verdict, set)
+	}
+	if healthy > 0 && (set.Groups[1].Pods[0].Pod != "web-ok" || strings.Contains(set.Groups[1].Verdict, key)) {
+		t.Fatalf("healthy group: %+v", set.Groups[1])
+	}
+	for _, o := range set.Pods {
+		if o.Status != playbook.StatusOK || o.Node == "" || o.Transcript == "" {
+			t.Errorf("pod %+v", o)
+		}
+	}
+}
+
+// untarSet fetches a set's transcripts.tar and extracts it, returning the
+// directory of its files.
+func untarSet(t *testing.T, s *playbooktest.Server, id string) string {
+	t.Helper()
+	code, _, b := s.Get(t, "/runs/"+id+"/transcripts.tar", "")
+	if code != http.StatusOK {
+		t.Fatalf("transcripts.tar: %d %s", code, b)
+	}
+	root := t.TempDir()
+	tr := tar.NewReader(bytes.NewReader(b))
+	for {
+		h, err := tr.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil || strings.Contains(h.Name, "..") {
+			t.Fatalf("tar: %v %q", err, h.Name)
+		}
+		p := filepath.Join(root, h.Name)
+		os.MkdirAll(filepath.Dir(p), 0o755)
+		data, _ := io.ReadAll(tr)
+		os.WriteFile(p, data, 0o644)
+	}
+	return filepath.Join(root, id)
+}
+
+// TestPlaybookFanout: kdiag serve (in-process executor) receives
+// workload-level alerts over the fleet test's pods. The app=web alert
+// runs the runbook on the 4 pods it matches, one per node, a transcript
+// each; the set groups the 3 broken replicas under the ConfigMap key and
+// the healthy pod apart; a repeat is deduplicated as a set; the fetched
+// set reads back with kdiag report and kdiag replay. The Deployment alert
+// runs on the Deployment's 3 pods only; a hostile deployment label starts
+// nothing.
+func TestPlaybookFanout(t *testing.T) {
+	env := seedCluster(t)
+	ns := namespace(t, env, "pbfanout")
+	p := filepath.Join(t.TempDir(), "fleet.yaml")
+	os.WriteFile(p, []byte(fleetManifests), 0o644)
+	env.Kubectl(t, "apply", "-n", ns, "-f", p)
+	deployPods(t, env, ns)
+	env.Kubectl(t, "wait", "-n", ns, "--for=condition=Ready", "pod/web-ok", "--timeout=90s")
+
+	s := startServer(t, env, fanoutYAML(""), nil)
+	s.Token = pbToken
+	res := s.Alerts(t, appPodsNotReady(ns, "web"), http.StatusOK)
+	if res[0].Outcome != playbook.OutcomeStarted || res[0].Route != "app-pods" {
+		t.Fatalf("app alert: %+v", res)
+	}
+	id := res[0].Run
+	start := time.Now()
+	m := s.Wait(t, id, 6*time.Minute)
+	t.Logf("set of %d pods: %s in %s: %s", len(m.Set.Pods), m.Status, time.Since(start).Round(time.Millisecond), m.Verdict)
+	checkSet(t, m, ns, 3, 1)
+	if m.Set.Selector != "app=web" || !strings.HasPrefix(m.Verdict, "3 of 4 pods: ") || !strings.Contains(m.Verdict, "; 1 of 4 pods: ") {
+		t.Fatalf("set selector %q verdict %q", m.Set.Selector, m.Verdict)
+	}
+	if again := s.Alerts(t, appPodsNotReady(ns, "web"), http.StatusOK); again[0].Outcome != playbook.OutcomeDeduplicated || again[0].Run != id {
+		t.Fatalf("repeat: %+v", again)
+	}
+	_, _, text := s.Get(t, "/runs/"+id+"?format=text", "")
+	if !strings.Contains(string(text), "3 of 4 pods: ") || !strings.Contains(string(text), ns+"/web-ok (node ") {
+		t.Fatalf("set text:\n%s", text)
+	}
+	if code, _, b := s.Get(t, "/runs/"+id+"/pods/web-ok?format=text", ""); code != http.StatusOK || !strings.Contains(string(b), "web-ok") {
+		t.Fatalf("pod report: %d\n%s", code, b)
+	}
+
+	dir := untarSet(t, s, id)
+	rep, errOut, code := kdiag(t, env, "report", dir, "-o", "json")
+	var sum fleet.Summary
+	if code != 0 || json.Unmarshal([]byte(rep), &sum) != nil || len(sum.Groups) != 2 || sum.Groups[0].Verdict != m.Set.Groups[0].Verdict || sum.Selector != "app=web" {
+		t.Fatalf("kdiag report of the fetched set: exit %d %+v\n%s\n%s", code, sum, rep, errOut)
+	}
+	out, errOut, code := kdiag(t, env, "replay", dir)
+	if code != 0 || !strings.Contains(out, "3 of 4 pods: ") || !strings.Contains(out, "1 of 4 pods: ") {
+		t.Fatalf("kdiag replay of the fetched set: exit %d\n%s\n%s", code, out, errOut)
+	}
+
+	res = s.Alerts(t, playbooktest.KubeDeploymentReplicasMismatch(ns, "web"), http.StatusOK)
+	if res[0].Outcome != playbook.OutcomeStarted || res[0].Route != "deployment" {
+		t.Fatalf("deployment alert: %+v", res)
+	}
+	m = s.Wait(t, res[0].Run, 6*time.Minute)
+	checkSet(t, m, ns, 3, 0)
+	if m.Set.Owner != "Deployment/web" || m.Set.Selector != "app=web,tier=deploy" || !strings.HasPrefix(m.Verdict, "3 of 3 pods: ") {
+		t.Fatalf("deployment set: owner %q selector %q verdict %q", m.Set.Owner, m.Set.Selector, m.Verdict)
+	}
+
+	hostile := playbooktest.KubeDeploymentReplicasMismatch(ns, "web,web-ok")
+	if res := s.Alerts(t, hostile, http.StatusOK); res[0].Outcome != playbook.OutcomeError || res[0].Run != "" || !strings.Contains(res[0].Reason, `owner.name "web,web-ok" is not an object name`) {
+		t.Fatalf("hostile alert: %+v", res)
+	}
+	if r := runs(t, s); len(r) != 2 {
+		t.Fatalf("runs: %+v", r)
+	}
+}
