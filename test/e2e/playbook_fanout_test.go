@@ -174,3 +174,47 @@ func TestPlaybookFanout(t *testing.T) {
 		t.Fatalf("runs: %+v", r)
 	}
 }
+
+// TestPlaybookFanoutJob is TestPlaybookFanout's Deployment alert with the
+// Job executor: a Job per pod (one per node at a time), each streaming
+// its pod's transcript back; the set groups the 3 replicas alike and no
+// Job or pod is left. A second replica of the server given the same
+// alert afterwards finds every pod claimed: its set is a duplicate and
+// starts no Job.
+func TestPlaybookFanoutJob(t *testing.T) {
+	env := seedCluster(t)
+	image := kdiagImage(t, env)
+	jobsNS := runnerNamespace(t, env, true)
+	ns := namespace(t, env, "pbfanoutj")
+	p := filepath.Join(t.TempDir(), "fleet.yaml")
+	os.WriteFile(p, []byte(fleetManifests), 0o644)
+	env.Kubectl(t, "apply", "-n", ns, "-f", p)
+	deployPods(t, env, ns)
+
+	y := fanoutYAML(jobYAML(env, jobsNS, image, true))
+	jobs := jobExecutor(t, env)
+	s := startServer(t, env, y, jobs)
+	s.Token = pbToken
+	hook := playbooktest.KubeDeploymentReplicasMismatch(ns, "web")
+	res := s.Alerts(t, hook, http.StatusOK)
+	if res[0].Outcome != playbook.OutcomeStarted {
+		t.Fatalf("alert: %+v", res)
+	}
+	start := time.Now()
+	m := s.Wait(t, res[0].Run, 8*time.Minute)
+	t.Logf("set of %d pods through Jobs: %s in %s: %s", len(m.Set.Pods), m.Status, time.Since(start).Round(time.Millisecond), m.Verdict)
+	checkSet(t, m, ns, 3, 0)
+	if m.Executor != "job" || !strings.HasPrefix(m.Verdict, "3 of 3 pods: ") {
+		t.Fatalf("executor %q verdict %q", m.Executor, m.Verdict)
+	}
+	noRunsLeft(t, env, jobsNS)
+
+	b := startServer(t, env, y, jobs)
+	b.Token = pbToken
+	rb := b.Alerts(t, hook, http.StatusOK)
+	mb := b.Wait(t, rb[0].Run, 2*time.Minute)
+	if mb.Status != playbook.StatusDuplicate || len(mb.Set.Pods) != 3 || mb.Set.Groups[0].Status != playbook.StatusDuplicate {
+		t.Fatalf("second replica: %s %q %+v", mb.Status, mb.Message, mb.Set)
+	}
+	noRunsLeft(t, env, jobsNS)
+}
