@@ -94,6 +94,16 @@ type bundleTaker interface {
 	TakesBundles() bool
 }
 
+// setClaimer is implemented by executors that keep replicas of the
+// server from running one alert episode twice (the Job executor): the
+// server claims a fan-out run's episode (its Key; Timeout bounds the
+// whole set) before it runs any pod, and a DuplicateError ends the set
+// as a duplicate. Each pod's run is claimed again by Start, under its
+// own key.
+type setClaimer interface {
+	Claim(ctx context.Context, req RunRequest) (release func(ended bool), err error)
+}
+
 // Local is the in-process Executor: it runs the runbook with engine.Run
 // and the server's built-ins.
 type Local struct {

@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/kdiag/kdiag/engine/fleet"
 	"github.com/kdiag/kdiag/engine/report"
@@ -143,6 +144,22 @@ func (s *Server) resolveSet(ctx context.Context, m *Meta, f *fanout, tg SetTarge
 // one per node), and sums the pods up as the run's verdict.
 func (s *Server) runSet(ctx context.Context, m *Meta, req RunRequest) Outcome {
 	f := req.fan
+	if c, ok := s.exec.(setClaimer); ok {
+		claim := req
+		claim.ID = m.ID
+		if req.Timeout > 0 {
+			claim.Timeout = req.Timeout * time.Duration((f.maxPods+f.concurrency-1)/f.concurrency)
+		}
+		release, err := c.Claim(ctx, claim)
+		var dup *DuplicateError
+		switch {
+		case errors.As(err, &dup):
+			return Outcome{Status: StatusDuplicate, Message: dup.Error()}
+		case err != nil:
+			return Outcome{Status: StatusFailed, Message: "executor " + s.exec.Name() + ": " + err.Error()}
+		}
+		defer release(true)
+	}
 	targets, err := s.resolveSet(ctx, m, f, *req.set)
 	if err != nil {
 		return Outcome{Status: StatusFailed, Message: err.Error()}

@@ -179,8 +179,9 @@ func TestPlaybookFanout(t *testing.T) {
 // Job executor: a Job per pod (one per node at a time), each streaming
 // its pod's transcript back; the set groups the 3 replicas alike and no
 // Job or pod is left. A second replica of the server given the same
-// alert afterwards finds every pod claimed: its set is a duplicate and
-// starts no Job.
+// alert afterwards finds the set's episode claimed: its set is a
+// duplicate and starts no Job; of two replicas given a new episode at
+// once, one runs the set and the other is a duplicate.
 func TestPlaybookFanoutJob(t *testing.T) {
 	env := seedCluster(t)
 	image := kdiagImage(t, env)
@@ -213,8 +214,23 @@ func TestPlaybookFanoutJob(t *testing.T) {
 	b.Token = pbToken
 	rb := b.Alerts(t, hook, http.StatusOK)
 	mb := b.Wait(t, rb[0].Run, 2*time.Minute)
-	if mb.Status != playbook.StatusDuplicate || len(mb.Set.Pods) != 3 || mb.Set.Groups[0].Status != playbook.StatusDuplicate {
+	if mb.Status != playbook.StatusDuplicate || len(mb.Set.Pods) != 0 || !strings.Contains(mb.Message, "another replica of the server runs this alert: the episode marker configmap "+jobsNS+"/kdiag-episode-") {
 		t.Fatalf("second replica: %s %q %+v", mb.Status, mb.Message, mb.Set)
 	}
+
+	// A new episode of the alert given to two fresh replicas at once: one
+	// set runs the 3 pods, the other is a duplicate.
+	hook.Alerts[0].StartsAt = time.Now().UTC().Truncate(time.Second)
+	c, d := startServer(t, env, y, jobs), startServer(t, env, y, jobs)
+	c.Token, d.Token = pbToken, pbToken
+	rc, rd := c.Alerts(t, hook, http.StatusOK), d.Alerts(t, hook, http.StatusOK)
+	mc, md := c.Wait(t, rc[0].Run, 8*time.Minute), d.Wait(t, rd[0].Run, 8*time.Minute)
+	if mc.Status == playbook.StatusDuplicate {
+		mc, md = md, mc
+	}
+	if md.Status != playbook.StatusDuplicate || len(md.Set.Pods) != 0 {
+		t.Fatalf("concurrent replicas: %s %q and %s %q", mc.Status, mc.Message, md.Status, md.Message)
+	}
+	checkSet(t, mc, ns, 3, 0)
 	noRunsLeft(t, env, jobsNS)
 }
