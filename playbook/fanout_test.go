@@ -419,3 +419,25 @@ func TestFanoutConfigErrors(t *testing.T) {
 		t.Errorf("no resolver: %v", err)
 	}
 }
+
+// TestFanoutDamagedPod: kdiag undo's check refuses a set's pod
+// transcript that the set's run.json records as damaged, and only that
+// one.
+func TestFanoutDamagedPod(t *testing.T) {
+	dir := t.TempDir()
+	m := playbook.Meta{ID: "20260101T000000Z-00000000", Status: playbook.StatusFailed, Set: &playbook.SetMeta{Pods: []fleet.Outcome{
+		{Target: fleet.Target{Namespace: "shop", Pod: "web-a"}, Status: "damaged", Transcript: "shop_web-a.jsonl", Error: "transcript: line 3: bad frame"},
+		{Target: fleet.Target{Namespace: "shop", Pod: "web-b"}, Status: playbook.StatusOK, Transcript: "shop_web-b.jsonl"},
+	}}}
+	b, _ := json.Marshal(m)
+	os.WriteFile(filepath.Join(dir, "run.json"), b, 0o600)
+	if why := playbook.DamagedTranscript(filepath.Join(dir, "shop_web-a.jsonl")); why != "transcript: line 3: bad frame" {
+		t.Errorf("damaged pod: %q", why)
+	}
+	if why := playbook.DamagedTranscript(filepath.Join(dir, "shop_web-b.jsonl")); why != "" {
+		t.Errorf("sound pod: %q", why)
+	}
+	if why := playbook.DamagedTranscript(filepath.Join(t.TempDir(), "shop_web-a.jsonl")); why != "" {
+		t.Errorf("a fleet directory without run.json: %q", why)
+	}
+}

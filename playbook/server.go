@@ -282,6 +282,13 @@ func (s *Server) recover() error {
 			s.store.DropRequest(m.ID)
 			now := s.now().UTC()
 			m.Status, m.Message, m.Ended = StatusInterrupted, "the server stopped during this run", &now
+			if m.Set != nil {
+				for i, o := range m.Set.Pods {
+					if o.Status == podPending || o.Status == podRunning {
+						m.Set.Pods[i].Status, m.Set.Pods[i].Error = StatusInterrupted, "the server stopped during this pod's run"
+					}
+				}
+			}
 			if t != nil {
 				s.store.WriteReports(m.ID, t)
 			}

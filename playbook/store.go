@@ -196,22 +196,39 @@ func newID(now time.Time) string {
 // DamagedTranscript returns why the transcript at path cannot be trusted
 // when it is a run store's transcript whose run.json marks the run
 // damaged (a protocol error, forged frames, a corrupt file), or "".
-// kdiag undo refuses such a transcript.
+// A fan-out run's pod transcript (NAMESPACE_POD.jsonl beside a run.json)
+// is damaged when the set records that pod's run as damaged. kdiag undo
+// refuses such a transcript.
 func DamagedTranscript(path string) string {
-	if filepath.Base(path) != "transcript.jsonl" {
-		return ""
-	}
+	base := filepath.Base(path)
 	b, err := os.ReadFile(filepath.Join(filepath.Dir(path), "run.json"))
 	if err != nil {
 		return ""
 	}
 	var m struct {
 		Damaged string `json:"damaged"`
+		Set     *struct {
+			Pods []struct {
+				Status     string `json:"status"`
+				Transcript string `json:"transcript"`
+				Error      string `json:"error"`
+			} `json:"pods"`
+		} `json:"set"`
 	}
 	if json.Unmarshal(b, &m) != nil {
 		return "its run.json is unreadable"
 	}
-	return m.Damaged
+	if base == "transcript.jsonl" {
+		return m.Damaged
+	}
+	if m.Set != nil {
+		for _, p := range m.Set.Pods {
+			if p.Transcript == base && p.Status == "damaged" {
+				return p.Error
+			}
+		}
+	}
+	return ""
 }
 
 // Journaled is what a queued run needs to be resumed after a crash: its
