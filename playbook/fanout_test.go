@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -439,5 +440,35 @@ func TestFanoutDamagedPod(t *testing.T) {
 	}
 	if why := playbook.DamagedTranscript(filepath.Join(t.TempDir(), "shop_web-a.jsonl")); why != "" {
 		t.Errorf("a fleet directory without run.json: %q", why)
+	}
+}
+
+// TestFanoutResumedAfterCrash: a set queued behind another run when the
+// server is killed is resumed as a set by the next server on the store,
+// with what the alert named, and runs its pods.
+func TestFanoutResumedAfterCrash(t *testing.T) {
+	cfg := config(t, t.TempDir(), "concurrency: 1\n", fanoutRoute(t, ownerFanout, "")+slowRoute(t, "5s"))
+	pods := &fakePods{pods: replicas("shop", 3, "web-a", "web-bad")}
+	store1 := t.TempDir()
+	s1 := playbooktest.Start(t, cfg, playbook.Options{Specs: specs(world(t.TempDir())), StoreDir: store1, Pods: pods})
+	s1.Token = testToken
+	slow := s1.Alerts(t, podAlerts("a"), http.StatusOK)[0].Run
+	set := s1.Alerts(t, playbooktest.KubeDeploymentReplicasMismatch("shop", "web"), http.StatusOK)[0].Run
+	if m, err := s1.Store().Load(set); err != nil || m.Status != playbook.StatusQueued || m.Set == nil {
+		t.Fatalf("the set behind the slow run: %v %+v", err, m)
+	}
+	crash := filepath.Join(t.TempDir(), "store")
+	if out, err := exec.Command("cp", "-a", store1, crash).CombinedOutput(); err != nil {
+		t.Fatalf("cp: %v %s", err, out)
+	}
+	s1.Stop()
+	s2 := playbooktest.Start(t, cfg, playbook.Options{Specs: specs(world(t.TempDir())), StoreDir: crash, Pods: pods})
+	s2.Token = testToken
+	m := s2.Wait(t, set, 20*time.Second)
+	if m.Status != playbook.StatusOK || len(m.Set.Pods) != 3 || m.Verdict != "2 of 3 pods: pod <pod> is fine; 1 of 3 pods: key additional_file breaks pod <pod>" {
+		t.Fatalf("the resumed set: %s %q %q %+v", m.Status, m.Message, m.Verdict, m.Set)
+	}
+	if r, _ := s2.Store().Load(slow); r.Status != playbook.StatusInterrupted && r.Status != playbook.StatusOK {
+		t.Errorf("the slow run: %s", r.Status)
 	}
 }
