@@ -183,6 +183,9 @@ func TestFanoutSet(t *testing.T) {
 	if !strings.HasPrefix(ctype, "text/html") || !strings.Contains(string(page), `href="/runs/`+id+`/pods/web-bad"`) || !strings.Contains(string(page), "Deployment/web in namespace shop") {
 		t.Errorf("set page (%s):\n%s", ctype, page)
 	}
+	if _, _, index := s.Get(t, "/", ""); !strings.Contains(string(index), "(4 pods)") {
+		t.Errorf("index page:\n%s", index)
+	}
 	code, _, podPage := s.Get(t, "/runs/"+id+"/pods/web-bad?format=text", "")
 	if code != http.StatusOK || !strings.Contains(string(podPage), "key additional_file breaks pod web-bad") {
 		t.Errorf("pod report: %d\n%s", code, podPage)
