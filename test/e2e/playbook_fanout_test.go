@@ -3,6 +3,7 @@ package e2e
 import (
 	"archive/tar"
 	"bytes"
+	"context"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -12,9 +13,15 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kdiag/kdiag/builtins"
 	"github.com/kdiag/kdiag/engine/fleet"
 	"github.com/kdiag/kdiag/playbook"
 	"github.com/kdiag/kdiag/playbook/playbooktest"
+	"github.com/kdiag/kdiag/test/harness"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/tools/clientcmd"
+	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 )
 
 // fanoutYAML routes two alerts over the fleet test's pods to
@@ -172,6 +179,65 @@ func TestPlaybookFanout(t *testing.T) {
 	}
 	if r := runs(t, s); len(r) != 2 {
 		t.Fatalf("runs: %+v", r)
+	}
+	checkFanoutRole(t, env, ns)
+}
+
+// checkFanoutRole resolves the fleet manifests' pods as a ServiceAccount
+// bound to deploy/rbac-fanout.yaml's ClusterRole (under a name of the
+// test's own), as kdiag serve does in the cluster: the shipped role is
+// enough for each kind of target.
+func checkFanoutRole(t *testing.T, env *harness.Env, ns string) {
+	t.Helper()
+	root, _ := harness.RepoRoot()
+	b, err := os.ReadFile(filepath.Join(root, "deploy/rbac-fanout.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	role := strings.Split(string(b), "\n---\n")[0]
+	if !strings.Contains(role, "\nkind: ClusterRole\n") {
+		t.Fatalf("deploy/rbac-fanout.yaml: the ClusterRole is not first:\n%s", role)
+	}
+	name := ns + "-fanout"
+	p := filepath.Join(t.TempDir(), "role.yaml")
+	os.WriteFile(p, []byte(strings.Replace(role, "name: kdiag-fanout", "name: "+name, 1)), 0o644)
+	env.Kubectl(t, "apply", "-f", p)
+	env.Kubectl(t, "create", "serviceaccount", "fanout", "-n", ns)
+	env.Kubectl(t, "create", "clusterrolebinding", name, "--clusterrole="+name, "--serviceaccount="+ns+":fanout")
+	t.Cleanup(func() { env.RunKubectl("delete", "clusterrolebinding,clusterrole", name, "--wait=false") })
+
+	as := builtins.Config{Kubeconfig: env.Kubeconfig, Overrides: &clientcmd.ConfigOverrides{AuthInfo: clientcmdapi.AuthInfo{Impersonate: "system:serviceaccount:" + ns + ":fanout"}}}
+	pods := playbook.KubePods{Clients: as.Clients()}
+	ctx := context.Background()
+	var sel, owner string
+	// RBAC changes reach the authorizer's cache within a moment.
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		if sel, err = pods.WorkloadSelector(ctx, ns, "Deployment", "web"); err == nil || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+	if err != nil || sel != "app=web,tier=deploy" {
+		t.Fatalf("as the fan-out role: deployment selector %q: %v", sel, err)
+	}
+	targets, err := pods.Pods(ctx, ns, sel)
+	if err != nil || len(targets) != 3 {
+		t.Fatalf("as the fan-out role: pods %v: %v", targets, err)
+	}
+	if sel, owner, err = pods.ReplicaSelector(ctx, ns, targets[0].Pod); err != nil || owner != "Deployment/web" {
+		t.Fatalf("as the fan-out role: replicas of %s: %q %q %v", targets[0].Pod, sel, owner, err)
+	}
+	if _, err := pods.Pods(ctx, "kube-system", "app=web"); err != nil {
+		t.Fatalf("as the fan-out role: list pods in another namespace: %v", err)
+	}
+	// The impersonation is in effect: the role reads nothing else.
+	cs, _, err := as.Clients().Kube()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cs.CoreV1().ConfigMaps(ns).List(ctx, metav1.ListOptions{}); !apierrors.IsForbidden(err) {
+		t.Fatalf("as the fan-out role: list configmaps: %v, want forbidden", err)
 	}
 }
 
