@@ -475,3 +475,47 @@ func TestFanoutResumedAfterCrash(t *testing.T) {
 		t.Errorf("the slow run: %s", r.Status)
 	}
 }
+
+// TestFanoutSamePods: one notification holding the KubePodNotReady of 3
+// replicas, on a replicas_of route: the three alerts have their own
+// fingerprints, but name the same set. One set runs the 3 pods; the
+// others end duplicate, naming it, and run nothing.
+func TestFanoutSamePods(t *testing.T) {
+	route := `  - name: replicas-of-pod
+    match: {alertname: KubePodNotReady}
+    runbook: ` + testdata(t, "replica.star") + `
+    params:
+      namespace: "{{ .Labels.namespace }}"
+    fanout:
+      replicas_of: "{{ .Labels.pod }}"
+`
+	pods := &fakePods{pods: replicas("shop", 3, "web-a", "web-b", "web-c")}
+	s, _ := startFanout(t, config(t, t.TempDir(), "", route), pods)
+	res := s.Alerts(t, podAlerts("web-a", "web-b", "web-c"), http.StatusOK)
+	var ok, dup []*playbook.Meta
+	for _, r := range res {
+		if r.Outcome != playbook.OutcomeStarted {
+			t.Fatalf("alert %+v", r)
+		}
+		m := s.Wait(t, r.Run, 20*time.Second)
+		switch m.Status {
+		case playbook.StatusOK:
+			ok = append(ok, m)
+		case playbook.StatusDuplicate:
+			dup = append(dup, m)
+		default:
+			t.Fatalf("set %s: %s %q", m.ID, m.Status, m.Message)
+		}
+	}
+	if len(ok) != 1 || len(dup) != 2 || len(ok[0].Set.Pods) != 3 || ok[0].Set.Owner != "Deployment/web" {
+		t.Fatalf("%d sets ok, %d duplicate: %+v", len(ok), len(dup), ok)
+	}
+	for _, d := range dup {
+		if len(d.Set.Pods) != 0 || !strings.Contains(d.Message, "another set runs these pods: run "+ok[0].ID+" of route replicas-of-pod (pods app=web in namespace shop)") {
+			t.Errorf("duplicate set %s: %q %+v", d.ID, d.Message, d.Set)
+		}
+	}
+	if got := metric(t, s, `kdiag_fanout_pod_runs_total{route="replicas-of-pod"}`); got != "3" {
+		t.Errorf("pod runs: %s, want 3", got)
+	}
+}

@@ -73,6 +73,7 @@ type Server struct {
 	closed   bool
 	runs     map[string]*Meta
 	lastRun  map[string]string // alert fingerprint → id of its latest run
+	setKeys  map[string]string // a set's route, namespace and selector → id of its latest run
 	waiting  int
 	inflight int
 
@@ -129,7 +130,7 @@ func New(cfg *Config, opts Options) (*Server, error) {
 		opts.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
 	s := &Server{cfg: cfg, log: opts.Logger, now: opts.Now, exec: opts.Executor,
-		runs: map[string]*Meta{}, lastRun: map[string]string{}, slots: make(chan struct{}, cfg.Concurrency),
+		runs: map[string]*Meta{}, lastRun: map[string]string{}, setKeys: map[string]string{}, slots: make(chan struct{}, cfg.Concurrency),
 		preAuth: make(chan struct{}, max(1, cfg.MaxUnauthenticatedBodies))}
 	if s.exec == nil {
 		if cfg.Executor != "local" {
@@ -300,6 +301,9 @@ func (s *Server) recover() error {
 		}
 		s.runs[m.ID] = m
 		s.lastRun[m.Alert.Fingerprint] = m.ID
+		if m.Set != nil && m.Set.Selector != "" && m.Status != StatusDuplicate {
+			s.setKeys[setKey(m.Route, m.Set.Target.Namespace, m.Set.Selector)] = m.ID
+		}
 	}
 	return nil
 }

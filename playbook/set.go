@@ -120,6 +120,9 @@ func (s *Server) resolveSet(ctx context.Context, m *Meta, f *fanout, tg SetTarge
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	m.Set.Selector, m.Set.Owner, m.Set.Matched = sel, owner, len(targets)
+	if err := s.claimPods(m, setKey(m.Route, tg.Namespace, sel)); err != nil {
+		return nil, err
+	}
 	switch n := len(targets); {
 	case n == 0:
 		return nil, fmt.Errorf("fanout: no pod matches %s in namespace %s (%s)", sel, tg.Namespace, tg)
@@ -139,11 +142,38 @@ func (s *Server) resolveSet(ctx context.Context, m *Meta, f *fanout, tg SetTarge
 	return targets, nil
 }
 
+// setKey identifies the pods of a set: its route, namespace and
+// selector. Alerts with other fingerprints may name the same pods (each
+// replica's KubePodNotReady on a replicas_of route, or two alerts about
+// one Deployment).
+func setKey(route, ns, selector string) string { return route + "\x00" + ns + "\x00" + selector }
+
+// claimPods records m as the set of key, unless another set of the
+// route runs the same pods or ended within the dedupe window: a
+// DuplicateError naming it. s.mu is held.
+func (s *Server) claimPods(m *Meta, key string) error {
+	if id, ok := s.setKeys[key]; ok && id != m.ID {
+		if o := s.runs[id]; o != nil {
+			now := s.now().UTC()
+			what := fmt.Sprintf("run %s of route %s (pods %s in namespace %s)", id, m.Route, m.Set.Selector, m.Set.Target.Namespace)
+			switch {
+			case !o.Done():
+				return &DuplicateError{What: what + ", " + o.Status + ","}
+			case o.Status != StatusInterrupted && o.Status != StatusDuplicate && o.Ended != nil && now.Sub(*o.Ended) < s.cfg.DedupeWindow:
+				return &DuplicateError{What: fmt.Sprintf("%s, ended %s ago (dedupe_window %s),", what, now.Sub(*o.Ended).Round(time.Second), s.cfg.DedupeWindow)}
+			}
+		}
+	}
+	s.setKeys[key] = m.ID
+	return nil
+}
+
 // runSet runs a fan-out run: it resolves the set, runs the route's
 // runbook for each pod through the executor (fanout.concurrency at once,
 // one per node), and sums the pods up as the run's verdict.
 func (s *Server) runSet(ctx context.Context, m *Meta, req RunRequest) Outcome {
 	f := req.fan
+	var dup *DuplicateError
 	if c, ok := s.exec.(setClaimer); ok {
 		claim := req
 		claim.ID = m.ID
@@ -151,7 +181,6 @@ func (s *Server) runSet(ctx context.Context, m *Meta, req RunRequest) Outcome {
 			claim.Timeout = req.Timeout * time.Duration((f.maxPods+f.concurrency-1)/f.concurrency)
 		}
 		release, err := c.Claim(ctx, claim)
-		var dup *DuplicateError
 		switch {
 		case errors.As(err, &dup):
 			return Outcome{Status: StatusDuplicate, Message: dup.Error()}
@@ -161,7 +190,10 @@ func (s *Server) runSet(ctx context.Context, m *Meta, req RunRequest) Outcome {
 		defer release(true)
 	}
 	targets, err := s.resolveSet(ctx, m, f, *req.set)
-	if err != nil {
+	switch {
+	case errors.As(err, &dup):
+		return Outcome{Status: StatusDuplicate, Message: "another set runs these pods: " + dup.What + " covers them"}
+	case err != nil:
 		return Outcome{Status: StatusFailed, Message: err.Error()}
 	}
 	index := map[fleet.Target]int{}
