@@ -95,6 +95,10 @@ func TestManifests(t *testing.T) {
 	if crb == nil || rb == nil || crb.Subjects[0].Name != "kdiag" || rb.Subjects[0].Name != "kdiag" {
 		t.Error("the roles are not bound to the kdiag ServiceAccount")
 	}
+	if fb := find[*rbacv1.ClusterRoleBinding](objs, "kdiag-fanout"); fb == nil || fb.Subjects[0].Name != "kdiag" || fb.RoleRef.Name != "kdiag-fanout" ||
+		find[*rbacv1.ClusterRole](objs, "kdiag-fanout") == nil {
+		t.Error("the fan-out role is not bound to the kdiag ServiceAccount")
+	}
 
 	// The config's routes resolve against the real built-ins and library.
 	dir := t.TempDir()

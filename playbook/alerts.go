@@ -143,7 +143,13 @@ func (s *Server) route(hook *Webhook, a Alert) AlertResult {
 	if err != nil {
 		return ignore(OutcomeError, err.Error(), "bad_params")
 	}
-	id, outcome, reason := s.admit(rt, a, params)
+	var set *SetTarget
+	if rt.fanout != nil {
+		if set, err = rt.fanout.target(rt.name, hook.data(a), params); err != nil {
+			return ignore(OutcomeError, err.Error(), "bad_params")
+		}
+	}
+	id, outcome, reason := s.admit(rt, a, params, set)
 	res.Run, res.Outcome, res.Reason = id, outcome, reason
 	if id != "" {
 		res.URL = "/runs/" + id

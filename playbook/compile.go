@@ -48,8 +48,16 @@ func compileRoutes(c *Config, specs []*engine.Spec, l *engine.Loader) ([]*route,
 				return nil, errorf(p("params", k), "runbook %s has no param %q; %s", r.runbook.Name, k, r.runbook.ParamList())
 			}
 		}
+		if r.fanout != nil {
+			if _, ok := r.runbook.Param("pod"); !ok {
+				return nil, errorf(p("fanout"), "fanout gives each run pod= and namespace=, and runbook %s has no pod param", r.runbook.Name)
+			}
+			if _, ok := r.runbook.Param("namespace"); !ok {
+				return nil, errorf(p("fanout"), "fanout gives each run pod= and namespace=, and runbook %s has no namespace param", r.runbook.Name)
+			}
+		}
 		for _, d := range r.runbook.Params {
-			if _, ok := rc.Params[d.Name]; d.Required && !ok {
+			if _, ok := rc.Params[d.Name]; d.Required && !ok && (r.fanout == nil || d.Name != "pod") {
 				return nil, errorf(p("params"), "runbook %s needs param %q; add it under params: (e.g. %s: \"{{ .Labels.%s }}\")", r.runbook.Name, d.Name, d.Name, d.Name)
 			}
 		}

@@ -167,8 +167,11 @@ type RouteConfig struct {
 	Mutations string `yaml:"mutations"`
 	// AllowBuiltins are the write built-ins "allow" approves.
 	AllowBuiltins []string `yaml:"allow_builtins"`
-	// Timeout bounds a run (default 10m).
+	// Timeout bounds a run (default 10m); on a fan-out route, each pod's.
 	Timeout time.Duration `yaml:"timeout"`
+	// Fanout, if set, runs the runbook once for each pod of the workload
+	// or selector the alert names (see FanoutConfig).
+	Fanout *FanoutConfig `yaml:"fanout"`
 }
 
 // Load reads and checks the config file at path. Unknown fields, bad
@@ -358,7 +361,11 @@ func sectionFields(typ string) string {
 	case "playbook.JobConfig":
 		return "job (fields: namespace, image, image_pull_policy, service_account_name, host_network, env, node_mode, agent_image, agent_namespace, node_local, runtime_endpoint, node_selector, active_deadline, ttl_after_finished, termination_grace)"
 	case "playbook.RouteConfig":
-		return "a route (fields: name, match, match_re, runbook, params, mutations, allow_builtins, timeout)"
+		return "a route (fields: name, match, match_re, runbook, params, mutations, allow_builtins, timeout, fanout)"
+	case "playbook.FanoutConfig":
+		return "fanout (fields: selector, owner, replicas_of, max_pods, over_max, concurrency, mutations)"
+	case "playbook.OwnerConfig":
+		return "fanout.owner (fields: kind, name)"
 	}
 	return typ
 }

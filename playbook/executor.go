@@ -40,6 +40,11 @@ type RunRequest struct {
 	// alert's startsAt) on every replica of the server: an executor that
 	// names what it creates by it lets the API server refuse a second run.
 	Key string
+
+	// fan and set, for a fan-out route's run, are the route's fanout and
+	// what the alert named; the server runs one request per pod.
+	fan *fanout
+	set *SetTarget
 }
 
 // DuplicateError is returned by an Executor's Start when another replica
@@ -87,6 +92,16 @@ type Executor interface {
 // files, and checks at start-up that each route's fits.
 type bundleTaker interface {
 	TakesBundles() bool
+}
+
+// setClaimer is implemented by executors that keep replicas of the
+// server from running one alert episode twice (the Job executor): the
+// server claims a fan-out run's episode (its Key; Timeout bounds the
+// whole set) before it runs any pod, and a DuplicateError ends the set
+// as a duplicate. Each pod's run is claimed again by Start, under its
+// own key.
+type setClaimer interface {
+	Claim(ctx context.Context, req RunRequest) (release func(ended bool), err error)
 }
 
 // Local is the in-process Executor: it runs the runbook with engine.Run

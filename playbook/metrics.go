@@ -27,6 +27,7 @@ type metrics struct {
 	notifyFailures prometheus.Counter
 	repoUpdates    *prometheus.CounterVec
 	repoCommit     *prometheus.GaugeVec
+	pods           *prometheus.CounterVec
 }
 
 // newMetrics registers the metrics; gauges reads the runs in flight and
@@ -44,12 +45,14 @@ func newMetrics(version string, gauges func() (inflight, queued int)) *metrics {
 		notifyFailures: prometheus.NewCounter(prometheus.CounterOpts{Name: "kdiag_notify_failures_total", Help: "Run notifications that could not be delivered."}),
 		repoUpdates: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "kdiag_repo_updates_total", Help: "Pinned repository updates, by repository and result (unchanged, updated, refused, failed)."},
 			[]string{"repo", "result"}),
+		pods: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "kdiag_fanout_pod_runs_total", Help: "The runs of fan-out routes' pods, by route and status; the set itself counts in kdiag_runs_total."},
+			[]string{"route", "status"}),
 		repoCommit: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "kdiag_repo_commit_info", Help: "The commit each pinned repository's runs use; always 1."}, []string{"repo", "commit"}),
 	}
 	buildInfo := prometheus.NewGauge(prometheus.GaugeOpts{Name: "kdiag_build_info", Help: "kdiag's version and the Go version it was built with; always 1.",
 		ConstLabels: prometheus.Labels{"version": version, "goversion": runtime.Version()}})
 	buildInfo.Set(1)
-	m.registry.MustRegister(m.received, m.ignored, m.runs, m.duration, m.requests, m.notifyFailures, m.repoUpdates, m.repoCommit, buildInfo,
+	m.registry.MustRegister(m.received, m.ignored, m.runs, m.duration, m.requests, m.notifyFailures, m.repoUpdates, m.repoCommit, m.pods, buildInfo,
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "kdiag_runs_in_flight", Help: "Runs executing now."},
 			func() float64 { n, _ := gauges(); return float64(n) }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "kdiag_runs_queued", Help: "Runs waiting for a free slot."},
@@ -77,6 +80,9 @@ func (m *metrics) runStarted(route, runbook string) {
 		m.runs.WithLabelValues(route, runbook, st)
 	}
 }
+
+// podEnded counts the run of one pod of a fan-out route's set.
+func (m *metrics) podEnded(route, status string) { m.pods.WithLabelValues(route, status).Inc() }
 
 // runEnded counts a run by route, runbook and status and, if it started,
 // its duration.

@@ -10,6 +10,8 @@ import (
 	"net/http"
 	"strings"
 	"time"
+
+	"github.com/kdiag/kdiag/engine/fleet"
 )
 
 // Notification is what the notify webhook receives when a run ends.
@@ -24,6 +26,16 @@ type Notification struct {
 	Findings  int               `json:"findings"`
 	Changes   int               `json:"changes"`
 	ReportURL string            `json:"report_url"`
+	// Set, for a fan-out route's run, is its pods grouped by verdict.
+	Set *NotificationSet `json:"set,omitempty"`
+}
+
+// NotificationSet is a fan-out run's pods in a notification.
+type NotificationSet struct {
+	Target  string        `json:"target"`
+	Matched int           `json:"matched"`
+	LeftOut string        `json:"left_out,omitempty"`
+	Groups  []fleet.Group `json:"groups"`
 }
 
 // NotificationAlert is the alert that started a notified run.
@@ -71,11 +83,15 @@ func (n *notifier) send(m *Meta) {
 }
 
 func (n *notifier) post(m *Meta) error {
-	body, err := json.Marshal(Notification{
+	note := Notification{
 		RunID: m.ID, Status: m.Status, Verdict: m.Verdict, Message: m.Message, Route: m.Route, Runbook: m.RunbookName,
 		Alert:    NotificationAlert{Fingerprint: m.Alert.Fingerprint, Labels: m.Alert.Labels, Annotations: m.Alert.Annotations, StartsAt: m.Alert.StartsAt},
 		Findings: m.Findings, Changes: m.Changes, ReportURL: n.base + "/runs/" + m.ID,
-	})
+	}
+	if m.Set != nil {
+		note.Set = &NotificationSet{Target: m.Set.Target.String(), Matched: m.Set.Matched, LeftOut: m.Set.LeftOut, Groups: m.Set.Groups}
+	}
+	body, err := json.Marshal(note)
 	if err != nil {
 		return err
 	}

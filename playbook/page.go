@@ -21,6 +21,7 @@ var pageFuncs = template.FuncMap{
 
 var (
 	runPage   = template.Must(template.New("run.html").Funcs(pageFuncs).ParseFS(templateFS, "templates/run.html"))
+	setPage   = template.Must(template.New("set.html").Funcs(pageFuncs).ParseFS(templateFS, "templates/set.html"))
 	indexPage = template.Must(template.New("index.html").Funcs(pageFuncs).ParseFS(templateFS, "templates/index.html"))
 )
 
@@ -31,4 +32,6 @@ type pageData struct {
 	Report *report.Report
 	View   template.HTML
 	Style  template.CSS
+	// Pod, on the page of one pod of a fan-out run, is the pod's name.
+	Pod string
 }

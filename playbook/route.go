@@ -22,6 +22,7 @@ type route struct {
 	params  map[string]*template.Template
 	policy  Policy
 	timeout time.Duration
+	fanout  *fanout // nil: one run for the pod the alert names
 
 	// Set by New once the runbook is resolved.
 	module  string
@@ -86,6 +87,10 @@ func compileRoute(c *Config, i int) (*route, error) {
 		return nil, errorf(p("mutations"), "mutations: unknown policy %q (want never, dry-run or allow)", rc.Mutations)
 	}
 	r.policy = Policy{Route: rc.Name, Mutations: rc.Mutations, AllowBuiltins: append([]string(nil), rc.AllowBuiltins...)}
+	var err error
+	if r.fanout, err = compileFanout(c, i, errorf); err != nil {
+		return nil, err
+	}
 	return r, nil
 }
 

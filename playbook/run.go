@@ -18,7 +18,7 @@ import (
 // admit deduplicates the alert by fingerprint and, if there is room in
 // the queue, records and starts its run. It returns the run id (the new
 // one, or the one that deduplicated it), the outcome and a reason.
-func (s *Server) admit(rt *route, a Alert, params map[string]any) (string, string, string) {
+func (s *Server) admit(rt *route, a Alert, params map[string]any, set *SetTarget) (string, string, string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	now := s.now().UTC()
@@ -40,10 +40,13 @@ func (s *Server) admit(rt *route, a Alert, params map[string]any) (string, strin
 	m := &Meta{ID: newID(now), Status: StatusQueued, Route: rt.name, Runbook: rt.module, RunbookName: rt.runbook.Name,
 		Params: redactParams(params), Policy: rt.policy, Alert: redactAlert(a), Executor: s.exec.Name(), Received: now}
 	req := s.request(rt, m.ID, params, a)
+	if set != nil {
+		m.Set, req.set = &SetMeta{Target: *set}, set
+	}
 	// Journal the request (real params: 0600, never served, removed when
 	// the run ends) and the run before the 200, so that a server killed
 	// with the run still queued resumes it at its next start.
-	if err := s.store.SaveRequest(m.ID, &Journaled{Params: params, Labels: req.Labels}); err != nil {
+	if err := s.store.SaveRequest(m.ID, &Journaled{Params: params, Labels: req.Labels, Set: set}); err != nil {
 		return "", OutcomeError, err.Error()
 	}
 	if err := s.store.Save(m); err != nil {
@@ -60,6 +63,7 @@ func (s *Server) request(rt *route, id string, params map[string]any, a Alert) R
 		ID: id, Runbook: rt.module, Params: params, Policy: rt.policy, Timeout: rt.timeout,
 		TranscriptPath: s.store.TranscriptPath(id), Key: episodeKey(rt.name, a),
 		Labels: map[string]string{"alertname": a.Labels["alertname"], "fingerprint": a.Fingerprint, "route": rt.name, "run": id},
+		fan:    rt.fanout,
 	}
 }
 
@@ -101,6 +105,8 @@ func (s *Server) execute(m *Meta, req RunRequest) {
 	}
 	if err != nil {
 		out = Outcome{Status: StatusFailed, Message: err.Error()}
+	} else if req.set != nil {
+		out = s.runSet(ctx, m, req)
 	} else if h, err := s.exec.Start(ctx, req); err != nil {
 		var dup *DuplicateError
 		if errors.As(err, &dup) {

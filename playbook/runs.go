@@ -25,6 +25,8 @@ type RunSummary struct {
 	Ended    *time.Time        `json:"ended,omitempty"`
 	Verdict  string            `json:"verdict,omitempty"`
 	URL      string            `json:"url"`
+	// Pods, for a fan-out run, is the number of pods of its set.
+	Pods int `json:"pods,omitempty"`
 }
 
 // RunDetail is GET /runs/ID in JSON: the run's metadata and its report
@@ -49,8 +51,12 @@ func (s *Server) summaries(status string, limit int) []RunSummary {
 		if len(out) == limit {
 			break
 		}
-		out = append(out, RunSummary{ID: m.ID, Status: m.Status, Route: m.Route, Runbook: m.RunbookName,
-			Alert: m.Alert.Labels, Received: m.Received, Started: m.Started, Ended: m.Ended, Verdict: m.Verdict, URL: "/runs/" + m.ID})
+		sum := RunSummary{ID: m.ID, Status: m.Status, Route: m.Route, Runbook: m.RunbookName,
+			Alert: m.Alert.Labels, Received: m.Received, Started: m.Started, Ended: m.Ended, Verdict: m.Verdict, URL: "/runs/" + m.ID}
+		if m.Set != nil {
+			sum.Pods = len(m.Set.Pods)
+		}
+		out = append(out, sum)
 	}
 	return out
 }
@@ -79,8 +85,7 @@ func (s *Server) meta(id string) (*Meta, bool) {
 	if !ok {
 		return nil, false
 	}
-	snap := *m
-	return &snap, true
+	return m.snapshot(), true
 }
 
 // lookup returns a copy of run id's metadata, its transcript, which is
@@ -91,16 +96,16 @@ func (s *Server) lookup(id string) (*Meta, *transcript.Transcript, *report.Repor
 	}
 	s.mu.Lock()
 	m, ok := s.runs[id]
-	var snap Meta
+	var snap *Meta
 	if ok {
-		snap = *m
+		snap = m.snapshot()
 	}
 	s.mu.Unlock()
 	if !ok {
 		return nil, nil, nil, false
 	}
 	t, rep := s.cache.get(id, s.store.TranscriptPath(id))
-	return &snap, t, rep, true
+	return snap, t, rep, true
 }
 
 func (s *Server) handleRun(w http.ResponseWriter, r *http.Request) {
@@ -109,16 +114,23 @@ func (s *Server) handleRun(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "no run "+strconv.Quote(r.PathValue("id")), http.StatusNotFound)
 		return
 	}
-	format := r.URL.Query().Get("format")
-	if format == "" && strings.Contains(r.Header.Get("Accept"), "application/json") {
-		format = "json"
+	if m.Set != nil {
+		s.renderSet(w, r, m)
+		return
 	}
+	s.renderRun(w, r, m, t, rep, "")
+}
+
+// renderRun answers a run's report in the format asked for; pod, for a
+// pod of a fan-out run, names the pod the report is of.
+func (s *Server) renderRun(w http.ResponseWriter, r *http.Request, m *Meta, t *transcript.Transcript, rep *report.Report, pod string) {
+	format := requestFormat(r)
 	switch format {
 	case "json":
 		writeJSON(w, http.StatusOK, RunDetail{Run: m, Report: rep})
 	case "", "html":
 		w.Header().Set("Content-Type", "text/html; charset=utf-8")
-		data := pageData{Meta: m, Report: rep, Style: report.HTMLStyle}
+		data := pageData{Meta: m, Report: rep, Style: report.HTMLStyle, Pod: pod}
 		if rep != nil {
 			view, err := report.HTMLView(rep)
 			if err != nil {
@@ -150,6 +162,10 @@ func (s *Server) handleTranscript(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "no run "+strconv.Quote(r.PathValue("id")), http.StatusNotFound)
 		return
 	}
+	if m.Set != nil {
+		http.Error(w, "run "+m.ID+" is a fan-out run with a transcript per pod: GET /runs/"+m.ID+"/transcripts.tar (all of them, for kdiag report DIR and kdiag replay DIR) or /runs/"+m.ID+"/pods/POD/transcript", http.StatusNotFound)
+		return
+	}
 	f, err := os.Open(s.store.TranscriptPath(m.ID))
 	if err != nil {
 		http.Error(w, "run "+m.ID+" has no transcript ("+m.Status+")", http.StatusNotFound)
@@ -165,4 +181,14 @@ func (s *Server) handleIndex(w http.ResponseWriter, _ *http.Request) {
 	if err := indexPage.Execute(w, s.summaries("", 200)); err != nil {
 		s.log.Error("index page", "err", err)
 	}
+}
+
+// requestFormat is the format a GET of a run asks for: ?format=, or json
+// by its Accept header.
+func requestFormat(r *http.Request) string {
+	format := r.URL.Query().Get("format")
+	if format == "" && strings.Contains(r.Header.Get("Accept"), "application/json") {
+		format = "json"
+	}
+	return format
 }

@@ -42,6 +42,9 @@ type Options struct {
 	// Repos.Base with them, and POST /repos/update (and repo_update.every)
 	// updates them.
 	Repos *Repos
+	// Pods finds the pods of fan-out routes' sets (KubePods); a config
+	// with a fanout route needs it.
+	Pods PodResolver
 }
 
 // ErrShutdown is the cause given to runs cancelled by a server shutdown.
@@ -55,6 +58,7 @@ type Server struct {
 	auth     *authenticator
 	store    *Store
 	exec     Executor
+	pods     PodResolver
 	log      *slog.Logger
 	now      func() time.Time
 	metrics  *metrics
@@ -69,6 +73,7 @@ type Server struct {
 	closed   bool
 	runs     map[string]*Meta
 	lastRun  map[string]string // alert fingerprint → id of its latest run
+	setKeys  map[string]string // a set's route, namespace and selector → id of its latest run
 	waiting  int
 	inflight int
 
@@ -125,7 +130,7 @@ func New(cfg *Config, opts Options) (*Server, error) {
 		opts.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
 	s := &Server{cfg: cfg, log: opts.Logger, now: opts.Now, exec: opts.Executor,
-		runs: map[string]*Meta{}, lastRun: map[string]string{}, slots: make(chan struct{}, cfg.Concurrency),
+		runs: map[string]*Meta{}, lastRun: map[string]string{}, setKeys: map[string]string{}, slots: make(chan struct{}, cfg.Concurrency),
 		preAuth: make(chan struct{}, max(1, cfg.MaxUnauthenticatedBodies))}
 	if s.exec == nil {
 		if cfg.Executor != "local" {
@@ -137,7 +142,12 @@ func New(cfg *Config, opts Options) (*Server, error) {
 	if s.routes, err = compileRoutes(cfg, opts.Specs, opts.Loader); err != nil {
 		return nil, err
 	}
-	s.specs, s.repos = opts.Specs, updater
+	s.specs, s.repos, s.pods = opts.Specs, updater, opts.Pods
+	for _, r := range s.routes {
+		if r.fanout != nil && s.pods == nil {
+			return nil, cfg.errorf(p("routes", r.index, "fanout"), "route %q: fanout needs a Kubernetes client to find the pods: set Options.Pods (playbook.KubePods; kdiag serve does)", r.name)
+		}
+	}
 	s.loader.Store(opts.Loader)
 	if bt, ok := s.exec.(bundleTaker); ok && bt.TakesBundles() {
 		s.bundles = true
@@ -199,6 +209,9 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("GET /runs", s.reader(s.handleRuns))
 	mux.HandleFunc("GET /runs/{id}", s.reader(s.handleRun))
 	mux.HandleFunc("GET /runs/{id}/transcript", s.reader(s.handleTranscript))
+	mux.HandleFunc("GET /runs/{id}/transcripts.tar", s.reader(s.handleSetTar))
+	mux.HandleFunc("GET /runs/{id}/pods/{pod}", s.reader(s.handlePod))
+	mux.HandleFunc("GET /runs/{id}/pods/{pod}/transcript", s.reader(s.handlePodTranscript))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "ok\n") })
 	mux.HandleFunc("GET /metrics", s.handleMetrics)
 	mux.HandleFunc("GET /{$}", s.reader(s.handleIndex))
@@ -270,6 +283,13 @@ func (s *Server) recover() error {
 			s.store.DropRequest(m.ID)
 			now := s.now().UTC()
 			m.Status, m.Message, m.Ended = StatusInterrupted, "the server stopped during this run", &now
+			if m.Set != nil {
+				for i, o := range m.Set.Pods {
+					if o.Status == podPending || o.Status == podRunning {
+						m.Set.Pods[i].Status, m.Set.Pods[i].Error = StatusInterrupted, "the server stopped during this pod's run"
+					}
+				}
+			}
 			if t != nil {
 				s.store.WriteReports(m.ID, t)
 			}
@@ -281,6 +301,9 @@ func (s *Server) recover() error {
 		}
 		s.runs[m.ID] = m
 		s.lastRun[m.Alert.Fingerprint] = m.ID
+		if m.Set != nil && m.Set.Selector != "" && m.Status != StatusDuplicate {
+			s.setKeys[setKey(m.Route, m.Set.Target.Namespace, m.Set.Selector)] = m.ID
+		}
 	}
 	return nil
 }
@@ -297,6 +320,10 @@ func (s *Server) resumable(m *Meta) (RunRequest, error) {
 		if rt.name == m.Route {
 			req := s.request(rt, m.ID, j.Params, m.Alert)
 			req.Labels = j.Labels
+			if rt.fanout != nil && j.Set == nil || rt.fanout == nil && j.Set != nil {
+				return RunRequest{}, fmt.Errorf("route %q changed between fan-out and single runs", m.Route)
+			}
+			req.set = j.Set
 			m.Runbook, m.RunbookName, m.Policy = rt.module, rt.runbook.Name, rt.policy
 			return req, nil
 		}

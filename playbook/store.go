@@ -49,7 +49,10 @@ type Meta struct {
 	// Damaged says why the run's transcript cannot be trusted (corrupt,
 	// or a protocol error while it was streamed); kdiag never offers a
 	// damaged transcript to undo.
-	Damaged  string     `json:"damaged,omitempty"`
+	Damaged string `json:"damaged,omitempty"`
+	// Set, for a fan-out route's run, is its pods and how they group;
+	// the run's Verdict then sums the groups up.
+	Set      *SetMeta   `json:"set,omitempty"`
 	Received time.Time  `json:"received"`
 	Started  *time.Time `json:"started,omitempty"`
 	Ended    *time.Time `json:"ended,omitempty"`
@@ -193,22 +196,39 @@ func newID(now time.Time) string {
 // DamagedTranscript returns why the transcript at path cannot be trusted
 // when it is a run store's transcript whose run.json marks the run
 // damaged (a protocol error, forged frames, a corrupt file), or "".
-// kdiag undo refuses such a transcript.
+// A fan-out run's pod transcript (NAMESPACE_POD.jsonl beside a run.json)
+// is damaged when the set records that pod's run as damaged. kdiag undo
+// refuses such a transcript.
 func DamagedTranscript(path string) string {
-	if filepath.Base(path) != "transcript.jsonl" {
-		return ""
-	}
+	base := filepath.Base(path)
 	b, err := os.ReadFile(filepath.Join(filepath.Dir(path), "run.json"))
 	if err != nil {
 		return ""
 	}
 	var m struct {
 		Damaged string `json:"damaged"`
+		Set     *struct {
+			Pods []struct {
+				Status     string `json:"status"`
+				Transcript string `json:"transcript"`
+				Error      string `json:"error"`
+			} `json:"pods"`
+		} `json:"set"`
 	}
 	if json.Unmarshal(b, &m) != nil {
 		return "its run.json is unreadable"
 	}
-	return m.Damaged
+	if base == "transcript.jsonl" {
+		return m.Damaged
+	}
+	if m.Set != nil {
+		for _, p := range m.Set.Pods {
+			if p.Transcript == base && p.Status == "damaged" {
+				return p.Error
+			}
+		}
+	}
+	return ""
 }
 
 // Journaled is what a queued run needs to be resumed after a crash: its
@@ -216,6 +236,8 @@ func DamagedTranscript(path string) string {
 type Journaled struct {
 	Params map[string]any    `json:"params"`
 	Labels map[string]string `json:"labels"`
+	// Set is a fan-out run's target, as the alert named it.
+	Set *SetTarget `json:"set,omitempty"`
 }
 
 // SaveRequest writes run id's request.json (0600, never served).

@@ -6,6 +6,8 @@ import (
 	"slices"
 	"strings"
 
+	appsv1 "k8s.io/api/apps/v1"
+	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -97,4 +99,52 @@ func ReplicaSelector(ctx context.Context, cs kubernetes.Interface, ns, name stri
 		return "", "", fmt.Errorf("%s %s/%s has no usable selector (%v); name the pods with --selector", kind, ns, oname, err)
 	}
 	return s.String(), kind + "/" + oname, nil
+}
+
+// WorkloadSelector returns the label selector of the pods of workload
+// KIND/NAME in ns: a Deployment, StatefulSet, DaemonSet, ReplicaSet or
+// Job.
+func WorkloadSelector(ctx context.Context, cs kubernetes.Interface, ns, kind, name string) (string, error) {
+	var sel *metav1.LabelSelector
+	var err error
+	switch kind {
+	case "Deployment":
+		var o *appsv1.Deployment
+		if o, err = cs.AppsV1().Deployments(ns).Get(ctx, name, metav1.GetOptions{}); err == nil {
+			sel = o.Spec.Selector
+		}
+	case "StatefulSet":
+		var o *appsv1.StatefulSet
+		if o, err = cs.AppsV1().StatefulSets(ns).Get(ctx, name, metav1.GetOptions{}); err == nil {
+			sel = o.Spec.Selector
+		}
+	case "DaemonSet":
+		var o *appsv1.DaemonSet
+		if o, err = cs.AppsV1().DaemonSets(ns).Get(ctx, name, metav1.GetOptions{}); err == nil {
+			sel = o.Spec.Selector
+		}
+	case "ReplicaSet":
+		var o *appsv1.ReplicaSet
+		if o, err = cs.AppsV1().ReplicaSets(ns).Get(ctx, name, metav1.GetOptions{}); err == nil {
+			sel = o.Spec.Selector
+		}
+	case "Job":
+		var o *batchv1.Job
+		if o, err = cs.BatchV1().Jobs(ns).Get(ctx, name, metav1.GetOptions{}); err == nil {
+			sel = o.Spec.Selector
+		}
+	default:
+		return "", fmt.Errorf("%s %s/%s: kdiag finds the pods of a Deployment, StatefulSet, DaemonSet, ReplicaSet or Job", kind, ns, name)
+	}
+	if apierrors.IsNotFound(err) {
+		return "", fmt.Errorf("%s %s/%s not found", kind, ns, name)
+	}
+	if err != nil {
+		return "", fmt.Errorf("get %s %s/%s: %w", kind, ns, name, err)
+	}
+	s, err := metav1.LabelSelectorAsSelector(sel)
+	if err != nil || s.Empty() {
+		return "", fmt.Errorf("%s %s/%s has no usable selector (%v)", kind, ns, name, err)
+	}
+	return s.String(), nil
 }

@@ -66,3 +66,38 @@ func TestReplicaSelector(t *testing.T) {
 		}
 	}
 }
+
+// TestWorkloadSelector reads each kind of workload's selector, as kdiag
+// serve's fan-out routes name them. A Deployment's runs against a real
+// cluster in test/e2e's TestPlaybookFanout; these are the other kinds
+// and the errors.
+func TestWorkloadSelector(t *testing.T) {
+	meta := func(name string) metav1.ObjectMeta { return metav1.ObjectMeta{Name: name, Namespace: "ns"} }
+	sel := func(k, v string) *metav1.LabelSelector {
+		return &metav1.LabelSelector{MatchLabels: map[string]string{k: v}}
+	}
+	cs := fake.NewSimpleClientset(
+		&appsv1.Deployment{ObjectMeta: meta("web"), Spec: appsv1.DeploymentSpec{Selector: sel("app", "web")}},
+		&appsv1.StatefulSet{ObjectMeta: meta("db"), Spec: appsv1.StatefulSetSpec{Selector: sel("app", "db")}},
+		&appsv1.DaemonSet{ObjectMeta: meta("agent"), Spec: appsv1.DaemonSetSpec{Selector: sel("app", "agent")}},
+		&appsv1.ReplicaSet{ObjectMeta: meta("lone"), Spec: appsv1.ReplicaSetSpec{Selector: sel("app", "lone")}},
+		&batchv1.Job{ObjectMeta: meta("batch"), Spec: batchv1.JobSpec{Selector: sel("batch.kubernetes.io/controller-uid", "u1")}},
+		&appsv1.Deployment{ObjectMeta: meta("empty"), Spec: appsv1.DeploymentSpec{Selector: &metav1.LabelSelector{}}},
+		&appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Name: "web", Namespace: "other"}, Spec: appsv1.DeploymentSpec{Selector: sel("app", "elsewhere")}},
+	)
+	for _, tc := range []struct{ kind, name, sel, err string }{
+		{"Deployment", "web", "app=web", ""},
+		{"StatefulSet", "db", "app=db", ""},
+		{"DaemonSet", "agent", "app=agent", ""},
+		{"ReplicaSet", "lone", "app=lone", ""},
+		{"Job", "batch", "batch.kubernetes.io/controller-uid=u1", ""},
+		{"Deployment", "empty", "", "Deployment ns/empty has no usable selector"},
+		{"Deployment", "nosuch", "", "Deployment ns/nosuch not found"},
+		{"CronJob", "x", "", "CronJob ns/x: kdiag finds the pods of a Deployment, StatefulSet, DaemonSet, ReplicaSet or Job"},
+	} {
+		s, err := WorkloadSelector(context.Background(), cs, "ns", tc.kind, tc.name)
+		if s != tc.sel || (tc.err == "") != (err == nil) || (err != nil && !strings.Contains(err.Error(), tc.err)) {
+			t.Errorf("%s/%s: %q %v; want %q %q", tc.kind, tc.name, s, err, tc.sel, tc.err)
+		}
+	}
+}

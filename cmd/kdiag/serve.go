@@ -105,7 +105,7 @@ func (o *serveOptions) run(ctx context.Context) error {
 	specs := builtins.All(bcfg)
 	opts := playbook.Options{
 		Specs: specs, StoreDir: o.store, Version: version,
-		Logger: o.logger(),
+		Logger: o.logger(), Pods: playbook.KubePods{Clients: bcfg.Clients()},
 	}
 	loader, err := o.repos(&opts)
 	if err != nil {

@@ -97,3 +97,11 @@ func (j *Executor) collectEpisodes(ctx context.Context, ns string) {
 		}
 	}
 }
+
+// Claim implements the server's claim of a fan-out run's episode as a
+// whole, before any of its pods runs: the same marker as a run's, in
+// the Jobs' namespace, so that a replica of the server given the same
+// alert does not run a second set. release(ended) is as claim's.
+func (j *Executor) Claim(ctx context.Context, req playbook.RunRequest) (release func(ended bool), err error) {
+	return j.claim(ctx, req, j.Config.Namespace)
+}

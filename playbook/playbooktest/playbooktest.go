@@ -206,3 +206,26 @@ func fingerprint(s string) string {
 	}
 	return fmt.Sprintf("%016x", h)
 }
+
+// KubeDeploymentReplicasMismatch returns the webhook Alertmanager sends
+// for kube-prometheus' KubeDeploymentReplicasMismatch alert about
+// namespace/deployment: a workload-level alert, naming no pod.
+func KubeDeploymentReplicasMismatch(namespace, deployment string) playbook.Webhook {
+	labels := map[string]string{
+		"alertname": "KubeDeploymentReplicasMismatch", "namespace": namespace, "deployment": deployment,
+		"severity": "warning", "prometheus": "monitoring/k8s", "job": "kube-state-metrics",
+	}
+	start := time.Now().Add(-15 * time.Minute).UTC().Truncate(time.Second)
+	summary := "Deployment has not matched the expected number of replicas."
+	return playbook.Webhook{
+		Version: "4", Status: playbook.AlertFiring, Receiver: "kdiag",
+		GroupKey:     fmt.Sprintf(`{}/{severity="warning"}:{alertname="KubeDeploymentReplicasMismatch", namespace=%q}`, namespace),
+		GroupLabels:  map[string]string{"alertname": "KubeDeploymentReplicasMismatch", "namespace": namespace},
+		CommonLabels: labels, CommonAnnotations: map[string]string{"summary": summary},
+		ExternalURL: "http://alertmanager.monitoring.svc:9093",
+		Alerts: []playbook.Alert{{
+			Status: playbook.AlertFiring, Labels: labels, Annotations: map[string]string{"summary": summary},
+			StartsAt: start, Fingerprint: fingerprint(namespace + "/deployment/" + deployment),
+		}},
+	}
+}

@@ -178,20 +178,29 @@ groups:
         annotations:
           summary: 'pod {{ \$labels.namespace }}/{{ \$labels.pod }} not ready for $FIX_AFTER'
           description: 'kdiag applies the readiness-probe-failing fix, verified or rolled back'
+      - alert: KdiagDeploymentNotReady
+        expr: |
+          count by (namespace, deployment) (label_replace(($expr), "deployment", "\$1", "pod", "(.+)-[a-z0-9]+-[a-z0-9]{5}")) >= 2
+        for: 3s
+        labels: {severity: warning}
+        annotations:
+          summary: 'deployment {{ \$labels.namespace }}/{{ \$labels.deployment }}: {{ \$value }} pods fail their readiness probe'
+          description: 'a workload-level alert naming no pod; kdiag runs the diagnosis on every replica (dry-run)'
 EOF
 
-  # Alertmanager: one group per pod and alert; the kdiag receiver gets firing and resolved
-  # notifications and every repeat — kdiag serve starts one run per alert and ignores the rest.
+  # Alertmanager: one group per alert and namespace, so that a notification holds every pod of
+  # the namespace the alert fires for; the kdiag receiver gets firing and resolved notifications
+  # and every repeat — kdiag serve starts one run per alert and ignores the rest.
   cat >"$STATE/alertmanager/alertmanager.yml" <<EOF
 route:
   receiver: 'null'
-  group_by: [alertname, namespace, pod]
+  group_by: [alertname, namespace]
   group_wait: 1s
   group_interval: 2s
   repeat_interval: $REPEAT
   routes:
     - receiver: kdiag
-      matchers: ['alertname=~"KdiagPodNotReady|KdiagPodNotReadyPersistent"', 'namespace=~"$NAMESPACES"']
+      matchers: ['alertname=~"KdiagPodNotReady|KdiagPodNotReadyPersistent|KdiagDeploymentNotReady"', 'namespace=~"$NAMESPACES"']
 receivers:
   - name: 'null'
   - name: kdiag
@@ -240,6 +249,19 @@ routes:
     mutations: allow
     allow_builtins: [patch_configmap, restart]
     timeout: 5m
+  - name: deployment-not-ready
+    match: {alertname: KdiagDeploymentNotReady}
+    match_re: {namespace: "$NAMESPACES"}
+    runbook: readiness-probe-failing
+    params:
+      namespace: "{{ .Labels.namespace }}"
+      ephemeral: "false"
+      fix: "false"
+    mutations: dry-run
+    timeout: 5m
+    fanout:
+      owner: {kind: Deployment, name: "{{ .Labels.deployment }}"}
+      max_pods: 5
 EOF
 }
 

@@ -63,7 +63,7 @@ func startServer(t *testing.T, env *harness.Env, yaml string, exec func(*playboo
 	cfg := playbooktest.Config(t, dir, yaml)
 	bcfg := builtins.Config{Kubeconfig: env.Kubeconfig, RuntimeEndpoint: env.RuntimeEndpoint}
 	specs := builtins.All(bcfg)
-	opts := playbook.Options{Specs: specs, Version: "e2e"}
+	opts := playbook.Options{Specs: specs, Version: "e2e", Pods: playbook.KubePods{Clients: bcfg.Clients()}}
 	if exec != nil {
 		opts.Executor = exec(cfg)
 	} else {
