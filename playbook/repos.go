@@ -174,6 +174,16 @@ func (s *Server) applyRepos(ctx context.Context, next *repos.Lock) error {
 	return nil
 }
 
+// startUpdates updates the repositories every d until the server closes;
+// Close waits for an update in progress.
+func (s *Server) startUpdates(d time.Duration) {
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		s.updateEvery(d)
+	}()
+}
+
 // updateEvery updates the repositories every d until the server closes.
 func (s *Server) updateEvery(d time.Duration) {
 	t := time.NewTicker(d)

@@ -34,7 +34,7 @@ func TestRepoUpdateSchedule(t *testing.T) {
 	}
 	defer s.Close()
 	r2 := team.Commit(map[string]string{"team-check.star": "def main(p):\n    verdict(\"v2\")\n"}, "v2")
-	go s.updateEvery(50 * time.Millisecond)
+	s.startUpdates(50 * time.Millisecond)
 	deadline := time.Now().Add(30 * time.Second)
 	for s.loader.Load().Origins["team"].Commit != r2 {
 		if time.Now().After(deadline) {

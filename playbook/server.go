@@ -190,7 +190,7 @@ func New(cfg *Config, opts Options) (*Server, error) {
 	case s.repos != nil:
 		s.metrics.repoCommits(s.repos.lock)
 		if every > 0 {
-			go s.updateEvery(every)
+			s.startUpdates(every)
 		}
 	case every > 0:
 		s.log.Warn("repo_update.every is set but no repository is pinned (kdiag repo add; kdiag serve --lock): nothing to update")
