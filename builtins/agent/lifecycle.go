@@ -113,7 +113,13 @@ func (a *agentPod) retire(ctx context.Context) error {
 	case <-done:
 	case <-ctx.Done():
 	}
-	return a.delete(ctx)
+	if err := a.delete(ctx); err != nil {
+		// Recorded in the footer's cleanups: say what is left and what
+		// removes it.
+		return fmt.Errorf("%w; agent pod %s/%s is left behind: kubectl delete pod -n %s %s (the next kdiag run that starts an agent in %s deletes it once its heartbeat is %s old; activeDeadlineSeconds ends it after %s)",
+			err, a.ns, a.name, a.ns, a.name, a.ns, staleAfter, a.r.opts.ActiveDeadline)
+	}
+	return nil
 }
 
 // call serves one request of op over the pod's session, opening one
