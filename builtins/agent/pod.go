@@ -4,7 +4,9 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
+	"github.com/kdiag/kdiag/engine"
 	"path"
 	"strings"
 	"time"
@@ -162,6 +164,10 @@ func waitRunning(ctx context.Context, cs kubernetes.Interface, ns, name string) 
 				last += "; last warning: " + w
 			}
 			if node := unacknowledged(seen); node != "" {
+				if ago, ok := leaseAge(ctx, cs, node); ok && ago < freshLease {
+					return engine.Wrapf(engine.KindUnavailable, ctx.Err(), "agent pod %s/%s did not start in time: the kubelet on node %s renews its lease (%s ago) but never reported on the pod: the container runtime it creates pods with is likely not answering; node built-ins cannot run there (on the node: crictl info, systemctl status containerd, the kubelet's log)",
+						ns, name, node, ago.Round(time.Second))
+				}
 				return fmt.Errorf("agent pod %s/%s did not start in time: the kubelet on node %s never reported on it (no pod status from it): the kubelet on %s is not answering, or the node is lost; node built-ins cannot run there (kubectl get node %s; on the node: systemctl status kubelet): %w",
 					ns, name, node, node, node, ctx.Err())
 			}
@@ -169,6 +175,22 @@ func waitRunning(ctx context.Context, cs kubernetes.Interface, ns, name string) 
 		case <-time.After(pollEvery):
 		}
 	}
+}
+
+// freshLease is the age under which a node's lease shows its kubelet
+// alive: a kubelet renews it every 10 s (a quarter of its default 40 s
+// duration).
+const freshLease = 20 * time.Second
+
+// leaseAge returns how long ago the kubelet of node renewed its lease.
+func leaseAge(ctx context.Context, cs kubernetes.Interface, node string) (time.Duration, bool) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 3*time.Second)
+	defer cancel()
+	l, err := cs.CoordinationV1().Leases("kube-node-lease").Get(ctx, node, metav1.GetOptions{})
+	if err != nil || l.Spec.RenewTime == nil {
+		return 0, false
+	}
+	return time.Since(l.Spec.RenewTime.Time), true
 }
 
 // unacknowledged returns the node of a pod that was scheduled there but
@@ -245,6 +267,10 @@ func heartbeat(ctx context.Context, cs kubernetes.Interface, ns, name string, no
 	return err
 }
 
+// errTerminating marks a deletion the API server accepted that did not
+// complete in time (the node's kubelet or runtime does not answer).
+var errTerminating = errors.New("deletion requested; it completes once the node's kubelet and container runtime answer")
+
 // deletePod deletes an agent pod and waits until it is gone.
 func deletePod(ctx context.Context, cs kubernetes.Interface, ns, name string) error {
 	err := cs.CoreV1().Pods(ns).Delete(ctx, name, metav1.DeleteOptions{})
@@ -261,7 +287,7 @@ func deletePod(ctx context.Context, cs kubernetes.Interface, ns, name string) er
 		}
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("agent pod %s/%s is still terminating: %w", ns, name, ctx.Err())
+			return fmt.Errorf("agent pod %s/%s is still terminating: %w (%w)", ns, name, ctx.Err(), errTerminating)
 		case <-time.After(pollEvery):
 		}
 	}

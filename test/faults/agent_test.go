@@ -124,23 +124,48 @@ func TestFaultAgentAPIServerFrozen(t *testing.T) {
 }
 
 // TestFaultAgentRuntimeFrozen: containerd of node 1 is frozen before an
-// agent-mode run on node 1: the agent pod cannot start. The run ends
-// within its deadline with a degraded verdict, an error naming the
-// runtime, a complete transcript; once containerd resumes no agent pod is
-// left.
+// agent-mode run on node 1, so the agent pod cannot start. The run ends
+// well within its deadline with a degraded verdict: logs name the
+// kubelet, find_pid names the container runtime (the kubelet still renews
+// its lease), the second find_pid fails fast; the transcript is complete;
+// the agent pod's deletion is recorded, and once containerd resumes no
+// agent pod is left.
 func TestFaultAgentRuntimeFrozen(t *testing.T) {
 	env := harness.Cluster(t)
 	bin, _ := binaries(t)
 	env.ImportImage(t, agentImage, bin)
 	ns := seedPod(t, env)
-	thaw := freeze(t, env, "containerd", 150*time.Second)
-	r := kdiag(t, env, nil, agentArgs(ns, 2*time.Minute)...)
+	thaw := freeze(t, env, "containerd", 120*time.Second)
+	r := kdiag(t, env, nil, append(agentArgs(ns, 2*time.Minute), "--request-timeout", "10s")...)
 	thaw()
 	gone := waitNoAgent(t, env, ns, 90*time.Second)
 	t.Logf("FIGURES agent mode, containerd frozen: exit %d after %s; cleanups %+v; no agent pod %s after the thaw",
 		r.code, r.took.Round(100*time.Millisecond), cleanups(r), gone.Round(100*time.Millisecond))
-	if r.tr == nil {
-		t.Fatalf("no transcript")
+	if r.tr == nil || r.code != 0 {
+		t.Fatalf("exit %d, transcript %v", r.code, r.tr != nil)
 	}
-	t.Logf("errors %+v verdict %q", callErrors(r.tr), verdictOf(r.tr))
+	if r.took > 100*time.Second {
+		t.Errorf("the run took %s; want logs' 10s, find_pid's 30s, a fast second find_pid and the cleanup's 30s at most", r.took)
+	}
+	if e := callErrors(r.tr)["logs"]; e == nil || e.Kind != "unavailable" || !strings.Contains(e.Message, "the kubelet on node "+env.NodeName) {
+		t.Errorf("logs' error %+v; want unavailable naming the kubelet", e)
+	}
+	var fp []*transcript.Event
+	for _, e := range r.tr.Events {
+		if e.Type == transcript.TypeCall && e.Builtin == "find_pid" {
+			fp = append(fp, e)
+		}
+	}
+	if len(fp) != 2 || fp[0].Error == nil || !strings.Contains(fp[0].Error.Message, "the container runtime it creates pods with is likely not answering") {
+		t.Fatalf("find_pid calls %+v; want the first to name the runtime", fp)
+	}
+	if e := fp[1].Error; e == nil || e.Kind != "unavailable" || !strings.Contains(e.Message, "still not started") || fp[1].DurationMS > 8000 {
+		t.Errorf("the second find_pid: %+v after %.0f ms; want a fast unavailable error", e, fp[1].DurationMS)
+	}
+	if v := verdictOf(r.tr); !strings.Contains(v, "the node could not be looked at") || !strings.Contains(v, "not checked: ") {
+		t.Errorf("verdict %q; want a degraded one", v)
+	}
+	if c := cleanups(r); len(c) != 1 || !strings.HasPrefix(c[0].Name, "delete node agent pod "+ns+"/") {
+		t.Errorf("cleanups %+v; want the agent pod's deletion", c)
+	}
 }
