@@ -79,13 +79,16 @@ func (a *agentPod) start(ctx context.Context, op string) error {
 		err := waitRunning(wctx, a.cs, a.ns, a.name)
 		cancel()
 		if err != nil && ctx.Err() == nil {
-			return engine.Wrapf(engine.KindUnavailable, err, "%s: node agent: still not started (looked again for %s): %v", op, restartWait, err)
+			return engine.Wrapf(engine.KindUnavailable, err, "%s: node agent still not started (looked again for %s): %v", op, restartWait, err)
 		}
 		if err != nil {
 			return fmt.Errorf("%s: node agent: %w", op, err)
 		}
 	} else if err := waitRunning(ctx, a.cs, a.ns, a.name); err != nil {
 		a.startFailed = ctx.Err() != nil
+		if engine.KindOf(err) == engine.KindUnavailable {
+			return fmt.Errorf("%s: %w", op, err) // it names the component first
+		}
 		return fmt.Errorf("%s: node agent: %w", op, err)
 	}
 	a.running = true

@@ -165,11 +165,17 @@ func waitRunning(ctx context.Context, cs kubernetes.Interface, ns, name string) 
 			}
 			if node := unacknowledged(seen); node != "" {
 				if ago, ok := leaseAge(ctx, cs, node); ok && ago < freshLease {
-					return engine.Wrapf(engine.KindUnavailable, ctx.Err(), "agent pod %s/%s did not start in time: the kubelet on node %s renews its lease (%s ago) but never reported on the pod: the container runtime it creates pods with is likely not answering; node built-ins cannot run there (on the node: crictl info, systemctl status containerd, the kubelet's log)",
-						ns, name, node, ago.Round(time.Second))
+					return engine.Wrapf(engine.KindUnavailable, ctx.Err(), "the container runtime on node %s is likely not answering: agent pod %s/%s did not start in time, and the kubelet there renews its lease (%s ago) but never reported on the pod; node built-ins cannot run there (on the node: crictl info, systemctl status containerd, the kubelet's log)",
+						node, ns, name, ago.Round(time.Second))
 				}
 				return fmt.Errorf("agent pod %s/%s did not start in time: the kubelet on node %s never reported on it (no pod status from it): the kubelet on %s is not answering, or the node is lost; node built-ins cannot run there (kubectl get node %s; on the node: systemctl status kubelet): %w",
 					ns, name, node, node, node, ctx.Err())
+			}
+			if strings.HasPrefix(last, "waiting: ContainerCreating") && seen != nil {
+				if ago, ok := leaseAge(ctx, cs, seen.Spec.NodeName); ok && ago < freshLease {
+					return engine.Wrapf(engine.KindUnavailable, ctx.Err(), "the container runtime on node %s may not be answering: agent pod %s/%s is still %s, and the kubelet there renews its lease (%s ago); a slow image pull or volume mount keeps a pod there too (kubectl describe pod -n %s %s; on the node: crictl info, systemctl status containerd)",
+						seen.Spec.NodeName, ns, name, last, ago.Round(time.Second), ns, name)
+				}
 			}
 			return fmt.Errorf("agent pod %s/%s did not start in time (%s): %w", ns, name, last, ctx.Err())
 		case <-time.After(pollEvery):

@@ -3,6 +3,7 @@
 package faults
 
 import (
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -135,9 +136,34 @@ func TestFaultAgentRuntimeFrozen(t *testing.T) {
 	bin, _ := binaries(t)
 	env.ImportImage(t, agentImage, bin)
 	ns := seedPod(t, env)
+	// port-not-listening on the same node, in the same freeze: it too
+	// says what it could not check (recorded for the library's tests with
+	// KDIAG_E2E_RECORDINGS).
+	root, _ := harness.RepoRoot()
+	env.Kubectl(t, "apply", "-n", ns, "-f", filepath.Join(root, "examples/port-not-listening/manifests.yaml"))
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		out, _, _ := env.RunKubectl("get", "pod", "greeter", "-n", ns, "-o", "jsonpath={.status.phase}")
+		if out == "Running" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("greeter never ran: %q", out)
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
 	thaw := freeze(t, env, "containerd", 120*time.Second)
+	waitPort := startKdiag(t, env, nil, "run", "port-not-listening", "-p", "pod=greeter", "-p", "namespace="+ns,
+		"--node-mode=agent", "--agent-image", agentImage, "--timeout", "2m")
 	r := kdiag(t, env, nil, append(agentArgs(ns, 2*time.Minute), "--request-timeout", "10s")...)
+	port := waitPort()
 	thaw()
+	keep(t, port, "node-unreachable")
+	if port.tr == nil || port.code != 0 || !strings.Contains(verdictOf(port.tr), "its node could not be looked at, so no cause is named (not checked: the view from the node (") {
+		t.Errorf("port-not-listening: exit %d, verdict %q; want a degraded verdict", port.code, verdictOf(port.tr))
+	} else if v := verdictOf(port.tr); !strings.Contains(v, "the container runtime on node "+env.NodeName) {
+		t.Errorf("port-not-listening's verdict %q does not name the runtime", v)
+	}
 	gone := waitNoAgent(t, env, ns, 90*time.Second)
 	t.Logf("FIGURES agent mode, containerd frozen: exit %d after %s; cleanups %+v; no agent pod %s after the thaw",
 		r.code, r.took.Round(100*time.Millisecond), cleanups(r), gone.Round(100*time.Millisecond))
@@ -156,10 +182,10 @@ func TestFaultAgentRuntimeFrozen(t *testing.T) {
 			fp = append(fp, e)
 		}
 	}
-	if len(fp) != 2 || fp[0].Error == nil || !strings.Contains(fp[0].Error.Message, "the container runtime it creates pods with is likely not answering") {
+	if len(fp) != 2 || fp[0].Error == nil || !strings.Contains(fp[0].Error.Message, "the container runtime on node "+env.NodeName+" ") {
 		t.Fatalf("find_pid calls %+v; want the first to name the runtime", fp)
 	}
-	if e := fp[1].Error; e == nil || e.Kind != "unavailable" || !strings.Contains(e.Message, "still not started") || fp[1].DurationMS > 8000 {
+	if e := fp[1].Error; e == nil || e.Kind != "unavailable" || !strings.Contains(e.Message, "node agent still not started") || fp[1].DurationMS > 8000 {
 		t.Errorf("the second find_pid: %+v after %.0f ms; want a fast unavailable error", e, fp[1].DurationMS)
 	}
 	if v := verdictOf(r.tr); !strings.Contains(v, "the node could not be looked at") || !strings.Contains(v, "not checked: ") {
