@@ -145,7 +145,9 @@ func waitRunning(ctx context.Context, cs kubernetes.Interface, ns, name string) 
 		switch {
 		case apierrors.IsNotFound(err):
 			return fmt.Errorf("agent pod %s/%s was deleted while starting", ns, name)
-		case err != nil && ctx.Err() == nil:
+		case err != nil && ctx.Err() == nil && !strings.Contains(err.Error(), "would exceed context deadline"):
+			// (client-go's rate limiter gives up just before the deadline:
+			// that is the deadline, told below)
 			return fmt.Errorf("agent pod %s/%s: %w", ns, name, err)
 		case err == nil:
 			seen = p
@@ -171,9 +173,10 @@ func waitRunning(ctx context.Context, cs kubernetes.Interface, ns, name string) 
 				return fmt.Errorf("agent pod %s/%s did not start in time: the kubelet on node %s never reported on it (no pod status from it): the kubelet on %s is not answering, or the node is lost; node built-ins cannot run there (kubectl get node %s; on the node: systemctl status kubelet): %w",
 					ns, name, node, node, node, ctx.Err())
 			}
-			if strings.HasPrefix(last, "waiting: ContainerCreating") && seen != nil {
+			// Without a warning (a failed mount, a pull) that says why.
+			if strings.HasPrefix(last, "waiting: ContainerCreating") && !strings.Contains(last, "; last warning: ") && seen != nil {
 				if ago, ok := leaseAge(ctx, cs, seen.Spec.NodeName); ok && ago < freshLease {
-					return engine.Wrapf(engine.KindUnavailable, ctx.Err(), "the container runtime on node %s may not be answering: agent pod %s/%s is still %s, and the kubelet there renews its lease (%s ago); a slow image pull or volume mount keeps a pod there too (kubectl describe pod -n %s %s; on the node: crictl info, systemctl status containerd)",
+					return engine.Wrapf(engine.KindUnavailable, ctx.Err(), "the container runtime on node %s may not be answering: agent pod %s/%s is still %s, and the kubelet there renews its lease (%s ago); a slow image pull keeps a pod there too (kubectl describe pod -n %s %s; on the node: crictl info, systemctl status containerd)",
 						seen.Spec.NodeName, ns, name, last, ago.Round(time.Second), ns, name)
 				}
 			}

@@ -3,6 +3,7 @@
 package faults
 
 import (
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -130,7 +131,10 @@ func TestFaultAgentAPIServerFrozen(t *testing.T) {
 // kubelet, find_pid names the container runtime (the kubelet still renews
 // its lease), the second find_pid fails fast; the transcript is complete;
 // the agent pod's deletion is recorded, and once containerd resumes no
-// agent pod is left.
+// agent pod is left. port-not-listening and config-file-missing, run in
+// the same freeze on pods of the same node, end with degraded verdicts
+// naming the runtime too (their transcripts are the library's
+// testdata/*/node-unreachable recordings).
 func TestFaultAgentRuntimeFrozen(t *testing.T) {
 	env := harness.Cluster(t)
 	bin, _ := binaries(t)
@@ -139,30 +143,50 @@ func TestFaultAgentRuntimeFrozen(t *testing.T) {
 	// port-not-listening on the same node, in the same freeze: it too
 	// says what it could not check (recorded for the library's tests with
 	// KDIAG_E2E_RECORDINGS).
+	// So do port-not-listening and config-file-missing on the same node,
+	// in the same freeze (recorded for the library's tests with
+	// KDIAG_E2E_RECORDINGS: testdata/RUNBOOK/node-unreachable).
+	_, app := binaries(t)
+	env.ImportImage(t, "kdiag-config-app:v1", filepath.Join(filepath.Dir(app), "config-app"))
 	root, _ := harness.RepoRoot()
-	env.Kubectl(t, "apply", "-n", ns, "-f", filepath.Join(root, "examples/port-not-listening/manifests.yaml"))
+	for _, m := range []string{"examples/port-not-listening/manifests.yaml", "examples/config-file-missing/manifests.yaml"} {
+		env.Kubectl(t, "apply", "-n", ns, "-f", filepath.Join(root, m))
+	}
 	deadline := time.Now().Add(60 * time.Second)
 	for {
-		out, _, _ := env.RunKubectl("get", "pod", "greeter", "-n", ns, "-o", "jsonpath={.status.phase}")
-		if out == "Running" {
+		out, _, _ := env.RunKubectl("get", "pod", "greeter", "billing", "-n", ns, "-o", "jsonpath={.items[*].status.phase}")
+		if out == "Running Running" {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("greeter never ran: %q", out)
+			t.Fatalf("greeter and billing never ran: %q", out)
 		}
 		time.Sleep(500 * time.Millisecond)
 	}
 	thaw := freeze(t, env, "containerd", 120*time.Second)
-	waitPort := startKdiag(t, env, nil, "run", "port-not-listening", "-p", "pod=greeter", "-p", "namespace="+ns,
-		"--node-mode=agent", "--agent-image", agentImage, "--timeout", "2m")
+	others := map[string]func() run{}
+	for rb, pod := range map[string]string{"port-not-listening": "greeter", "config-file-missing": "billing"} {
+		others[rb] = startKdiag(t, env, nil, "run", rb, "-p", "pod="+pod, "-p", "namespace="+ns,
+			"--node-mode=agent", "--agent-image", agentImage, "--timeout", "2m")
+	}
 	r := kdiag(t, env, nil, append(agentArgs(ns, 2*time.Minute), "--request-timeout", "10s")...)
-	port := waitPort()
+	done := map[string]run{}
+	for rb, wait := range others {
+		done[rb] = wait()
+	}
 	thaw()
-	keep(t, port, "node-unreachable")
-	if port.tr == nil || port.code != 0 || !strings.Contains(verdictOf(port.tr), "its node could not be looked at, so no cause is named (not checked: the view from the node (") {
-		t.Errorf("port-not-listening: exit %d, verdict %q; want a degraded verdict", port.code, verdictOf(port.tr))
-	} else if v := verdictOf(port.tr); !strings.Contains(v, "the container runtime on node "+env.NodeName) {
-		t.Errorf("port-not-listening's verdict %q does not name the runtime", v)
+	for rb, o := range done {
+		if dir := os.Getenv("KDIAG_E2E_RECORDINGS"); dir != "" {
+			os.MkdirAll(filepath.Join(dir, rb), 0o755)
+		}
+		keep(t, o, rb+"/node-unreachable")
+		v := ""
+		if o.tr != nil {
+			v = verdictOf(o.tr)
+		}
+		if o.code != 0 || !strings.Contains(v, "not checked: the view from the node (unavailable: the container runtime on node "+env.NodeName) {
+			t.Errorf("%s: exit %d, verdict %q; want a degraded verdict naming the runtime", rb, o.code, v)
+		}
 	}
 	gone := waitNoAgent(t, env, ns, 90*time.Second)
 	t.Logf("FIGURES agent mode, containerd frozen: exit %d after %s; cleanups %+v; no agent pod %s after the thaw",

@@ -114,7 +114,7 @@ func binaries(t *testing.T) (kdiag, app string) {
 		if binDir, buildErr = os.MkdirTemp("", "kdiag-faults-bin"); buildErr != nil {
 			return
 		}
-		for pkg, out := range map[string]string{"./cmd/kdiag": "kdiag", "./examples/broken-pod/app": "broken-app"} {
+		for pkg, out := range map[string]string{"./cmd/kdiag": "kdiag", "./examples/broken-pod/app": "broken-app", "./examples/config-file-missing/app": "config-app"} {
 			cmd := exec.Command("go", "build", "-o", filepath.Join(binDir, out), pkg)
 			cmd.Dir, cmd.Env = root, append(os.Environ(), "CGO_ENABLED=0")
 			if b, err := cmd.CombinedOutput(); err != nil {
