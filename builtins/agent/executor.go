@@ -4,6 +4,7 @@ import (
 	"context"
 
 	"github.com/kdiag/kdiag/builtins/cri"
+	"github.com/kdiag/kdiag/builtins/kube"
 	"github.com/kdiag/kdiag/builtins/node"
 	"github.com/kdiag/kdiag/builtins/trace"
 	"github.com/kdiag/kdiag/engine"
@@ -49,6 +50,11 @@ func (r *Router) locate(ctx context.Context, op node.Op, req any, pod node.Pod) 
 		switch {
 		case err != nil && r.opts.Mode == ModeAuto:
 			return op.Serve(ctx, req)
+		case err != nil && kube.NoAnswer(ctx, err):
+			if aerr := r.apiUnavailable(op.Name(), "for pod "+ns+"/"+pod.Name, err); aerr != nil {
+				return nil, aerr
+			}
+			return nil, err
 		case err != nil:
 			return nil, err
 		}

@@ -2,6 +2,7 @@ package agent
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"sync"
@@ -30,8 +31,11 @@ type agentPod struct {
 	created  bool
 	running  bool
 	deleted  bool
-	stopBeat context.CancelFunc
-	beatDone chan struct{}
+	// startFailed is set when the pod did not start within a request's
+	// deadline: the next requests wait for it only restartWait.
+	startFailed bool
+	stopBeat    context.CancelFunc
+	beatDone    chan struct{}
 }
 
 // start creates the pod, if not yet done, and waits until it runs. Before
@@ -68,12 +72,32 @@ func (a *agentPod) start(ctx context.Context, op string) error {
 		}
 		a.beat()
 	}
-	if err := waitRunning(ctx, a.cs, a.ns, a.name); err != nil {
+	if a.startFailed {
+		// It did not start for an earlier request: look again briefly
+		// rather than wait out this request's deadline too.
+		wctx, cancel := context.WithTimeout(ctx, restartWait)
+		err := waitRunning(wctx, a.cs, a.ns, a.name)
+		cancel()
+		if err != nil && ctx.Err() == nil {
+			return engine.Wrapf(engine.KindUnavailable, err, "%s: node agent still not started (looked again for %s): %v", op, restartWait, err)
+		}
+		if err != nil {
+			return fmt.Errorf("%s: node agent: %w", op, err)
+		}
+	} else if err := waitRunning(ctx, a.cs, a.ns, a.name); err != nil {
+		a.startFailed = ctx.Err() != nil
+		if engine.KindOf(err) == engine.KindUnavailable {
+			return fmt.Errorf("%s: %w", op, err) // it names the component first
+		}
 		return fmt.Errorf("%s: node agent: %w", op, err)
 	}
 	a.running = true
 	return nil
 }
+
+// restartWait is how long a request waits for an agent pod that did not
+// start for an earlier request.
+const restartWait = 5 * time.Second
 
 // beat refreshes the heartbeat annotation every heartbeatEvery until
 // delete stops it or the pod is gone.
@@ -113,7 +137,15 @@ func (a *agentPod) retire(ctx context.Context) error {
 	case <-done:
 	case <-ctx.Done():
 	}
-	return a.delete(ctx)
+	if err := a.delete(ctx); errors.Is(err, errTerminating) {
+		return err
+	} else if err != nil {
+		// Recorded in the footer's cleanups: say what is left and what
+		// removes it.
+		return fmt.Errorf("%w; agent pod %s/%s is left behind: kubectl delete pod -n %s %s (the next kdiag run that starts an agent in %s deletes it once its heartbeat is %s old; activeDeadlineSeconds ends it after %s)",
+			err, a.ns, a.name, a.ns, a.name, a.ns, staleAfter, a.r.opts.ActiveDeadline)
+	}
+	return nil
 }
 
 // call serves one request of op over the pod's session, opening one

@@ -4,7 +4,9 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
+	"github.com/kdiag/kdiag/engine"
 	"path"
 	"strings"
 	"time"
@@ -143,7 +145,9 @@ func waitRunning(ctx context.Context, cs kubernetes.Interface, ns, name string) 
 		switch {
 		case apierrors.IsNotFound(err):
 			return fmt.Errorf("agent pod %s/%s was deleted while starting", ns, name)
-		case err != nil && ctx.Err() == nil:
+		case err != nil && ctx.Err() == nil && !strings.Contains(err.Error(), "would exceed context deadline"):
+			// (client-go's rate limiter gives up just before the deadline:
+			// that is the deadline, told below)
 			return fmt.Errorf("agent pod %s/%s: %w", ns, name, err)
 		case err == nil:
 			seen = p
@@ -162,13 +166,40 @@ func waitRunning(ctx context.Context, cs kubernetes.Interface, ns, name string) 
 				last += "; last warning: " + w
 			}
 			if node := unacknowledged(seen); node != "" {
+				if ago, ok := leaseAge(ctx, cs, node); ok && ago < freshLease {
+					return engine.Wrapf(engine.KindUnavailable, ctx.Err(), "the container runtime on node %s is likely not answering: agent pod %s/%s did not start in time, and the kubelet there renews its lease (%s ago) but never reported on the pod; node built-ins cannot run there (on the node: crictl info, systemctl status containerd, the kubelet's log)",
+						node, ns, name, ago.Round(time.Second))
+				}
 				return fmt.Errorf("agent pod %s/%s did not start in time: the kubelet on node %s never reported on it (no pod status from it): the kubelet on %s is not answering, or the node is lost; node built-ins cannot run there (kubectl get node %s; on the node: systemctl status kubelet): %w",
 					ns, name, node, node, node, ctx.Err())
+			}
+			// Without a warning (a failed mount, a pull) that says why.
+			if strings.HasPrefix(last, "waiting: ContainerCreating") && !strings.Contains(last, "; last warning: ") && seen != nil {
+				if ago, ok := leaseAge(ctx, cs, seen.Spec.NodeName); ok && ago < freshLease {
+					return engine.Wrapf(engine.KindUnavailable, ctx.Err(), "the container runtime on node %s may not be answering: agent pod %s/%s is still %s, and the kubelet there renews its lease (%s ago); a slow image pull keeps a pod there too (kubectl describe pod -n %s %s; on the node: crictl info, systemctl status containerd)",
+						seen.Spec.NodeName, ns, name, last, ago.Round(time.Second), ns, name)
+				}
 			}
 			return fmt.Errorf("agent pod %s/%s did not start in time (%s): %w", ns, name, last, ctx.Err())
 		case <-time.After(pollEvery):
 		}
 	}
+}
+
+// freshLease is the age under which a node's lease shows its kubelet
+// alive: a kubelet renews it every 10 s (a quarter of its default 40 s
+// duration).
+const freshLease = 20 * time.Second
+
+// leaseAge returns how long ago the kubelet of node renewed its lease.
+func leaseAge(ctx context.Context, cs kubernetes.Interface, node string) (time.Duration, bool) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 3*time.Second)
+	defer cancel()
+	l, err := cs.CoordinationV1().Leases("kube-node-lease").Get(ctx, node, metav1.GetOptions{})
+	if err != nil || l.Spec.RenewTime == nil {
+		return 0, false
+	}
+	return time.Since(l.Spec.RenewTime.Time), true
 }
 
 // unacknowledged returns the node of a pod that was scheduled there but
@@ -245,6 +276,10 @@ func heartbeat(ctx context.Context, cs kubernetes.Interface, ns, name string, no
 	return err
 }
 
+// errTerminating marks a deletion the API server accepted that did not
+// complete in time (the node's kubelet or runtime does not answer).
+var errTerminating = errors.New("deletion requested; it completes once the node's kubelet and container runtime answer")
+
 // deletePod deletes an agent pod and waits until it is gone.
 func deletePod(ctx context.Context, cs kubernetes.Interface, ns, name string) error {
 	err := cs.CoreV1().Pods(ns).Delete(ctx, name, metav1.DeleteOptions{})
@@ -261,7 +296,7 @@ func deletePod(ctx context.Context, cs kubernetes.Interface, ns, name string) er
 		}
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("agent pod %s/%s is still terminating: %w", ns, name, ctx.Err())
+			return fmt.Errorf("agent pod %s/%s is still terminating: %w (%w)", ns, name, ctx.Err(), errTerminating)
 		case <-time.After(pollEvery):
 		}
 	}

@@ -87,6 +87,10 @@ type Router struct {
 	last    string               // the node of the last find_pid
 	agents  map[string]*agentPod // live agents by node
 	all     []*agentPod          // every agent created, for Close
+	// apiDown is set when a request failed and the API server did not
+	// answer /readyz/ping: later requests check it first (see
+	// apiUnavailable) instead of waiting out their deadline.
+	apiDown bool
 }
 
 // nodeInfo is what the Router learnt of a node from a pod on it.
@@ -245,10 +249,70 @@ func (r *Router) Close(ctx context.Context) error {
 // request whose session broke while it was in flight is retried once (on
 // a new session, with a new agent if the pod went away) only when op is
 // repeatable (node.Op.Repeatable): the agent may have served it already.
+//
+// The agent's pod and its session (an exec stream) go through the API
+// server: a request that fails without an answer, when the API server
+// does not answer either, fails with an unavailable error naming it.
 func via(ctx context.Context, r *Router, op node.Op, n *nodeInfo, req any) (any, error) {
 	if r.opts.Mode == ModeLocal || n == nil || r.opts.Mode == ModeAuto && r.isLocal(n) {
 		return op.Serve(ctx, req)
 	}
+	r.mu.Lock()
+	down := r.apiDown
+	r.mu.Unlock()
+	if down {
+		if err := r.apiUnavailable(op.Name(), "on node "+n.name, nil); err != nil {
+			return nil, err
+		}
+	}
+	res, err := viaAgent(ctx, r, op, n, req)
+	if err != nil && (ctx.Err() != nil || errors.Is(err, errAgentGone) || errors.Is(err, errBroken) || kube.NoAnswer(ctx, err)) {
+		if aerr := r.apiUnavailable(op.Name(), "on node "+n.name, err); aerr != nil {
+			return nil, aerr
+		}
+	}
+	return res, err
+}
+
+// apiHealthTimeout bounds the API server's health check after a failed
+// agent request.
+const apiHealthTimeout = 3 * time.Second
+
+// apiUnavailable asks the API server's /readyz/ping (apiHealthTimeout):
+// when it does not answer, it returns an unavailable error for op that
+// names the API server and the agent's node (err, when not nil, is the
+// request's own) and
+// remembers it for the next requests; when it answers, nil.
+func (r *Router) apiUnavailable(op, where string, err error) error {
+	cs, rc, cerr := r.opts.Clients.Kube()
+	if cerr != nil {
+		return nil
+	}
+	hctx, cancel := context.WithTimeout(context.Background(), apiHealthTimeout)
+	defer cancel()
+	herr := cs.Discovery().RESTClient().Get().AbsPath("/readyz/ping").Do(hctx).Error()
+	r.mu.Lock()
+	was := r.apiDown
+	r.apiDown = herr != nil
+	r.mu.Unlock()
+	if herr == nil {
+		return nil
+	}
+	if err == nil {
+		what := "did not answer"
+		if was {
+			what = "is still not answering"
+		}
+		return engine.Errorf(engine.KindUnavailable, "%s: the API server at %s %s (/readyz/ping: %s): the node agent %s is reached through it (its pod and an exec stream), so node built-ins cannot run there until it answers; check the control plane: kubectl get --raw /readyz",
+			op, rc.Host, what, kube.Reason(herr), where)
+	}
+	return engine.Wrapf(engine.KindUnavailable, err, "%s: the API server at %s did not answer (/readyz/ping: %s): the node agent %s is reached through it (its pod and an exec stream), so node built-ins cannot run there until it answers; check the control plane: kubectl get --raw /readyz (%v)",
+		op, rc.Host, kube.Reason(herr), where, err)
+}
+
+// viaAgent serves one request of op over the session of the agent of
+// node n (see via).
+func viaAgent(ctx context.Context, r *Router, op node.Op, n *nodeInfo, req any) (any, error) {
 	for attempt := 0; ; attempt++ {
 		a, err := r.agentFor(ctx, op.Name(), n)
 		if err != nil {

@@ -148,7 +148,11 @@ func (s *session) waitHello(ctx context.Context, op string) (Hello, error) {
 	case <-s.done:
 		return Hello{}, s.startError(op)
 	case <-ctx.Done():
-		s.close(context.Background())
+		// Nothing was sent: no need to wait for the agent to end cleanly
+		// (and its exec stream may hang with the API server).
+		cctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		s.close(cctx)
+		cancel()
 		return Hello{}, fmt.Errorf("%s: %s: waiting for the session: %w", op, s.where, ctx.Err())
 	}
 }

@@ -53,8 +53,9 @@ func criDial(ep *criEndpoint) (*criClient, error) {
 func (c *criClient) Close() error { return c.conn.Close() }
 
 // fail turns an RPC error into a find_pid error of the right kind: a
-// socket that is missing, refuses or forbids the connection, a timeout, or
-// the runtime's own status code.
+// socket that is missing or forbids the connection, a runtime that does
+// not listen on it or does not answer in time (unavailable), or the
+// runtime's own status code.
 func (c *criClient) fail(ctx context.Context, op string, err error) error {
 	c.mu.Lock()
 	dialErr := c.dialErr
@@ -66,7 +67,9 @@ func (c *criClient) fail(ctx context.Context, op string, err error) error {
 	case dialErr != nil && (errors.Is(dialErr, syscall.EACCES) || errors.Is(dialErr, syscall.EPERM)):
 		return engine.Errorf(engine.KindForbidden, "find_pid: %s: permission denied on the socket (run kdiag as root on the node)", where)
 	case dialErr != nil && errors.Is(dialErr, syscall.ECONNREFUSED):
-		return engine.Errorf(engine.KindRefused, "find_pid: %s: connection refused (stale socket: the runtime is not listening)", where)
+		// A runtime that was killed or is restarting: as unavailable as a
+		// hung one, and /proc still works without it.
+		return engine.Wrapf(engine.KindUnavailable, dialErr, "find_pid: the container runtime at %s is not answering: connection refused (stale socket: the runtime is not listening; it is down or restarting): on the node check systemctl status containerd, crictl info; find_pid(container_id=...) finds a running container through /proc/*/cgroup without it", where)
 	case errors.Is(ctx.Err(), context.DeadlineExceeded) || status.Code(err) == codes.DeadlineExceeded:
 		return engine.Wrapf(engine.KindUnavailable, err, "find_pid: the container runtime at %s did not answer %s in time: it may be hung (on the node: systemctl status containerd, crictl info); find_pid(container_id=...) finds a running container through /proc/*/cgroup without it", where, op)
 	case ctx.Err() != nil:

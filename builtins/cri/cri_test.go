@@ -138,12 +138,12 @@ func TestFindPIDSocketErrors(t *testing.T) {
 		msg      string
 	}{
 		{"unix://" + filepath.Join(dir, "missing.sock"), engine.KindNotFound, "no such socket; is the container runtime running on this node?"},
-		{"unix://" + stale, engine.KindRefused, "connection refused (stale socket: the runtime is not listening)"},
+		{"unix://" + stale, engine.KindUnavailable, "is not answering: connection refused (stale socket: the runtime is not listening"},
 		{"tcp://localhost:1234", engine.KindInvalid, "only unix:// sockets are supported"},
 	} {
 		_, err := findPID(context.Background(), findPIDQuery{Pod: "web", Namespace: "default"}, tc.endpoint, "")
-		if engine.KindOf(err) != tc.kind || err == nil || !strings.HasPrefix(err.Error(), "find_pid: ") || !strings.HasSuffix(err.Error(), tc.msg) {
-			t.Errorf("%s: err = %v (kind %s), want kind %s ending %q", tc.endpoint, err, engine.KindOf(err), tc.kind, tc.msg)
+		if engine.KindOf(err) != tc.kind || err == nil || !strings.HasPrefix(err.Error(), "find_pid: ") || !strings.Contains(err.Error(), tc.msg) {
+			t.Errorf("%s: err = %v (kind %s), want kind %s containing %q", tc.endpoint, err, engine.KindOf(err), tc.kind, tc.msg)
 		}
 	}
 }

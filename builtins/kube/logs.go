@@ -98,6 +98,12 @@ func (k *kube) runLogs(ctx context.Context, c *engine.Call) (any, error) {
 			return nil, err
 		}
 		st := containerStatus(pod, container)
+		if !opts.Previous && st != nil && st.State.Running != nil {
+			// The instance runs, so its log is there: the kubelet could not
+			// ask the container runtime where (ContainerStatus failed).
+			return nil, engine.Errorf(engine.KindUnavailable, "logs: the kubelet on node %s answers, but could not get the log of running %s from the container runtime (it says %q): the runtime is not answering, or restarting; on the node check systemctl status containerd, crictl info (node built-ins such as find_pid(container_id=...) still work without it)",
+				pod.Spec.NodeName, what, strings.TrimSpace(string(data)))
+		}
 		if !opts.Previous || st == nil || st.State.Terminated == nil {
 			return nil, engine.Errorf(engine.KindNotFound, "logs: %s has no readable log: the kubelet says %q", what, strings.TrimSpace(string(data)))
 		}

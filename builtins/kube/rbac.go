@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/kdiag/kdiag/engine"
 	authnv1 "k8s.io/api/authentication/v1"
@@ -46,7 +47,10 @@ func podNeed(verb, sub, ns string) Need {
 // Preflight checks each need with a SelfSubjectAccessReview and, when any
 // is denied, returns one engine.KindForbidden error naming the current
 // user, every denied permission and the Role rules that would grant them.
-// Needs without a namespace are checked in c's default namespace.
+// Needs without a namespace are checked in c's default namespace. A
+// review that fails transiently (connection refused or reset, 429, 503:
+// an API server restarting) is asked again with backoff until ctx ends,
+// as the read built-ins do: a review changes nothing.
 func Preflight(ctx context.Context, c Clients, needs []Need) error {
 	if len(needs) == 0 {
 		return nil
@@ -71,7 +75,7 @@ func Preflight(ctx context.Context, c Clients, needs []Need) error {
 				Resource: n.Resource, Subresource: n.Subresource,
 			},
 		}}
-		res, err := cs.AuthorizationV1().SelfSubjectAccessReviews().Create(ctx, review, metav1.CreateOptions{})
+		res, err := review1(ctx, cs, review)
 		if err != nil {
 			return apiError("rbac", err, "selfsubjectaccessreview", Need{})
 		}
@@ -83,6 +87,27 @@ func Preflight(ctx context.Context, c Clients, needs []Need) error {
 		return nil
 	}
 	return engine.Errorf(engine.KindForbidden, "%s", deniedMessage(whoAmI(ctx, cs), denied))
+}
+
+// review1 sends one SelfSubjectAccessReview, again after a transient
+// failure (backoff 250 ms doubling up to 2 s) while ctx lasts.
+func review1(ctx context.Context, cs kubernetes.Interface, review *authzv1.SelfSubjectAccessReview) (*authzv1.SelfSubjectAccessReview, error) {
+	backoff := 250 * time.Millisecond
+	for {
+		res, err := cs.AuthorizationV1().SelfSubjectAccessReviews().Create(ctx, review, metav1.CreateOptions{})
+		if err == nil || !transient(err) || ctx.Err() != nil {
+			return res, err
+		}
+		if dl, ok := ctx.Deadline(); ok && time.Until(dl) < backoff {
+			return res, err
+		}
+		select {
+		case <-time.After(backoff):
+		case <-ctx.Done():
+			return res, err
+		}
+		backoff = min(2*backoff, 2*time.Second)
+	}
 }
 
 // deniedMessage renders the preflight refusal.

@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"net"
+	"regexp"
 	"slices"
 	"strings"
 	"sync"
@@ -98,7 +99,7 @@ func (k *kube) guard(s *engine.Spec) *engine.Spec {
 
 // transient reports whether err is a failure a retry may not see again.
 func transient(err error) bool {
-	return utilnet.IsConnectionRefused(err) || utilnet.IsConnectionReset(err) || utilnet.IsProbableEOF(err) ||
+	return utilnet.IsConnectionRefused(err) || utilnet.IsConnectionReset(err) || utilnet.IsProbableEOF(err) || kubeletDial(err) != "" ||
 		apierrors.IsTooManyRequests(err) || apierrors.IsServiceUnavailable(err) || apierrors.IsServerTimeout(err) ||
 		strings.Contains(err.Error(), "http2: client connection lost")
 }
@@ -119,11 +120,25 @@ func NoAnswer(ctx context.Context, err error) bool {
 		strings.Contains(err.Error(), "TLS handshake timeout")
 }
 
+// kubeletDial returns the API server's failure to connect to a kubelet
+// ("dial tcp 10.0.0.5:10250: connect: connection refused") that err
+// reports, or "": the API server answered, the kubelet did not.
+func kubeletDial(err error) string {
+	var se apierrors.APIStatus
+	if err == nil || !errors.As(err, &se) {
+		return ""
+	}
+	m := kubeletDialRE.FindString(se.Status().Message)
+	return m
+}
+
+var kubeletDialRE = regexp.MustCompile(`dial tcp [^ "]+:\d+: (connect: (connection refused|no route to host|network is unreachable)|i/o timeout)`)
+
 // unavailable returns err, or, when err means nobody answered, an
 // unavailable error that names who: the API server (checked on /readyz),
 // else for logs and exec the kubelet of the pod's node.
 func (k *kube) unavailable(ctx context.Context, op string, c *engine.Call, err error, took time.Duration) error {
-	if !NoAnswer(ctx, err) || errors.Is(context.Cause(ctx), context.Canceled) {
+	if errors.Is(context.Cause(ctx), context.Canceled) {
 		return err
 	}
 	cs, rc, cerr := k.client(op)
@@ -131,6 +146,19 @@ func (k *kube) unavailable(ctx context.Context, op string, c *engine.Call, err e
 		return err
 	}
 	took = took.Round(100 * time.Millisecond)
+	if dial := kubeletDial(err); dial != "" && viaKubelet[op] {
+		node := "?"
+		hctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), healthTimeout)
+		defer cancel()
+		if pod, gerr := cs.CoreV1().Pods(k.namespace(c)).Get(hctx, c.Args.String("pod"), metav1.GetOptions{}); gerr == nil && pod.Spec.NodeName != "" {
+			node = pod.Spec.NodeName
+		}
+		return engine.Wrapf(engine.KindUnavailable, err, "%s: the API server answers, but could not reach the kubelet on node %s (%s; retried for %s): the kubelet is down or restarting; on the node check systemctl status kubelet and its logs (node built-ins such as find_pid(container_id=...) still work without it)",
+			op, node, dial, took)
+	}
+	if !NoAnswer(ctx, err) {
+		return err
+	}
 	hctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), healthTimeout)
 	defer cancel()
 	// /readyz hangs on a storage that does not answer; /readyz/ping does

@@ -34,18 +34,21 @@ var (
 	frozen   = map[int]bool{}
 )
 
-// TestMain thaws whatever a test froze if the process is interrupted.
+// TestMain thaws whatever a test froze, and starts again whatever a test
+// killed, if the process is interrupted (and when the tests end).
 func TestMain(m *testing.M) {
 	ch := make(chan os.Signal, 1)
 	signal.Notify(ch, syscall.SIGINT, syscall.SIGTERM)
 	go func() {
 		s := <-ch
 		thawAll()
+		restartAll()
 		signal.Reset()
 		syscall.Kill(os.Getpid(), s.(syscall.Signal))
 	}()
 	code := m.Run()
 	thawAll()
+	restartAll()
 	os.Exit(code)
 }
 
@@ -111,7 +114,7 @@ func binaries(t *testing.T) (kdiag, app string) {
 		if binDir, buildErr = os.MkdirTemp("", "kdiag-faults-bin"); buildErr != nil {
 			return
 		}
-		for pkg, out := range map[string]string{"./cmd/kdiag": "kdiag", "./examples/broken-pod/app": "broken-app"} {
+		for pkg, out := range map[string]string{"./cmd/kdiag": "kdiag", "./examples/broken-pod/app": "broken-app", "./examples/config-file-missing/app": "config-app"} {
 			cmd := exec.Command("go", "build", "-o", filepath.Join(binDir, out), pkg)
 			cmd.Dir, cmd.Env = root, append(os.Environ(), "CGO_ENABLED=0")
 			if b, err := cmd.CombinedOutput(); err != nil {
@@ -163,20 +166,46 @@ type run struct {
 	stdout, stderr string
 	code           int
 	took           time.Duration
+	started        time.Time // when the process started
 	tr             *transcript.Transcript
 }
 
 func kdiag(t *testing.T, env *harness.Env, extraEnv []string, args ...string) run {
 	t.Helper()
+	return startKdiag(t, env, extraEnv, args...)()
+}
+
+// startKdiag starts a kdiag run and returns the function that waits for
+// it (call it from the test's goroutine).
+func startKdiag(t *testing.T, env *harness.Env, extraEnv []string, args ...string) func() run {
+	t.Helper()
 	bin, _ := binaries(t)
 	tp := filepath.Join(t.TempDir(), "run.jsonl")
 	cmd := exec.Command(bin, append(args, "--record", tp)...)
 	cmd.Env = append(append(os.Environ(), "KUBECONFIG="+env.Kubeconfig, "CONTAINER_RUNTIME_ENDPOINT="+env.RuntimeEndpoint), extraEnv...)
-	var out, errb bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errb
+	out, errb := new(bytes.Buffer), new(bytes.Buffer)
+	cmd.Stdout, cmd.Stderr = out, errb
 	t0 := time.Now()
-	err := cmd.Run()
-	r := run{stdout: out.String(), stderr: errb.String(), took: time.Since(t0)}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	var took time.Duration
+	go func() {
+		err := cmd.Wait()
+		took = time.Since(t0)
+		done <- err
+	}()
+	return func() run {
+		t.Helper()
+		err := <-done
+		return finish(t, err, out, errb, t0, took, tp, args)
+	}
+}
+
+func finish(t *testing.T, err error, out, errb *bytes.Buffer, t0 time.Time, took time.Duration, tp string, args []string) run {
+	t.Helper()
+	r := run{stdout: out.String(), stderr: errb.String(), took: took, started: t0}
 	if ee, ok := err.(*exec.ExitError); ok {
 		r.code = ee.ExitCode()
 	} else if err != nil {
