@@ -131,10 +131,10 @@ func TestFaultAgentAPIServerFrozen(t *testing.T) {
 // kubelet, find_pid names the container runtime (the kubelet still renews
 // its lease), the second find_pid fails fast; the transcript is complete;
 // the agent pod's deletion is recorded, and once containerd resumes no
-// agent pod is left. port-not-listening and config-file-missing, run in
-// the same freeze on pods of the same node, end with degraded verdicts
-// naming the runtime too (their transcripts are the library's
-// testdata/*/node-unreachable recordings).
+// agent pod is left. port-not-listening, config-file-missing,
+// syscall-storm and dns-from-pod, run in the same freeze on pods of the
+// same node, end with degraded verdicts naming the runtime too (their
+// transcripts are the library's testdata/*/node-unreachable recordings).
 func TestFaultAgentRuntimeFrozen(t *testing.T) {
 	env := harness.Cluster(t)
 	bin, _ := binaries(t)
@@ -149,23 +149,24 @@ func TestFaultAgentRuntimeFrozen(t *testing.T) {
 	_, app := binaries(t)
 	env.ImportImage(t, "kdiag-config-app:v1", filepath.Join(filepath.Dir(app), "config-app"))
 	root, _ := harness.RepoRoot()
-	for _, m := range []string{"examples/port-not-listening/manifests.yaml", "examples/config-file-missing/manifests.yaml"} {
+	for _, m := range []string{"examples/port-not-listening/manifests.yaml", "examples/config-file-missing/manifests.yaml",
+		"examples/syscall-storm/manifests.yaml", "examples/dns-from-pod/manifests.yaml"} {
 		env.Kubectl(t, "apply", "-n", ns, "-f", filepath.Join(root, m))
 	}
 	deadline := time.Now().Add(60 * time.Second)
 	for {
-		out, _, _ := env.RunKubectl("get", "pod", "greeter", "billing", "-n", ns, "-o", "jsonpath={.items[*].status.phase}")
-		if out == "Running Running" {
+		out, _, _ := env.RunKubectl("get", "pod", "greeter", "billing", "migrator", "web-client", "-n", ns, "-o", "jsonpath={.items[*].status.phase}")
+		if out == "Running Running Running Running" {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("greeter and billing never ran: %q", out)
+			t.Fatalf("greeter, billing, migrator and web-client never ran: %q", out)
 		}
 		time.Sleep(500 * time.Millisecond)
 	}
 	thaw := freeze(t, env, "containerd", 120*time.Second)
 	others := map[string]func() run{}
-	for rb, pod := range map[string]string{"port-not-listening": "greeter", "config-file-missing": "billing"} {
+	for rb, pod := range map[string]string{"port-not-listening": "greeter", "config-file-missing": "billing", "syscall-storm": "migrator", "dns-from-pod": "web-client"} {
 		others[rb] = startKdiag(t, env, nil, "run", rb, "-p", "pod="+pod, "-p", "namespace="+ns,
 			"--node-mode=agent", "--agent-image", agentImage, "--timeout", "2m")
 	}
