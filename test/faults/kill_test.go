@@ -12,7 +12,7 @@ import (
 )
 
 // killCases is the kill/restart matrix: each component is killed with
-// SIGKILL as a local-mode run of the seed runbook starts, and started
+// SIGKILL as a run of the seed runbook starts (local and agent mode), and started
 // again down later. names are what an error blamed on the fault may say
 // (one of them).
 var killCases = []struct {
@@ -38,13 +38,27 @@ const killTimeout = 90 * time.Second
 // the namespace but the seed's pod; the cluster is healthy afterwards.
 func TestFaultKilled(t *testing.T) {
 	env := harness.Cluster(t)
+	bin, _ := binaries(t)
+	env.ImportImage(t, agentImage, bin)
 	ns := seedPod(t, env)
+	for _, mode := range []string{"local", "agent"} {
+		t.Run(mode, func(t *testing.T) { killMatrix(t, env, ns, mode) })
+	}
+}
+
+// killMatrix runs killCases with the node built-ins in mode (local, or
+// agent: through an agent pod on node 1, deleted at the end of each run).
+func killMatrix(t *testing.T, env *harness.Env, ns, mode string) {
 	for _, c := range killCases {
 		t.Run(c.component, func(t *testing.T) {
 			waitSeedRunning(t, env, ns)
 			k := kill(t, env, c.component)
-			wait := startKdiag(t, env, nil, "run", "readiness-probe-failing", "-p", "pod=my-broken-pod", "-p", "namespace="+ns,
-				"-p", "fix=false", "-p", "ephemeral=false", "-p", "trace=3s", "--timeout", killTimeout.String())
+			args := []string{"run", "readiness-probe-failing", "-p", "pod=my-broken-pod", "-p", "namespace=" + ns,
+				"-p", "fix=false", "-p", "ephemeral=false", "-p", "trace=3s", "--timeout", killTimeout.String()}
+			if mode == "agent" {
+				args = append(args, "--node-mode=agent", "--agent-image", agentImage)
+			}
+			wait := startKdiag(t, env, nil, args...)
 			time.Sleep(c.down)
 			k.Start(t)
 			r := wait()
@@ -101,8 +115,11 @@ func TestFaultKilled(t *testing.T) {
 			if r.tr != nil && r.tr.Header != nil && r.tr.Header.Start != nil {
 				startup = r.tr.Header.Start.Sub(r.started).Round(100 * time.Millisecond).String()
 			}
-			t.Logf("FIGURES %s killed, started again after %s, cluster healthy %s later; run: %s, exit %d after %s (runbook started after %s); first call error: %s",
-				c.component, c.down, k.Recovery.Round(100*time.Millisecond), outcome, r.code, r.took.Round(100*time.Millisecond), startup, firstErr)
+			t.Logf("FIGURES %s mode, %s killed, started again after %s, cluster healthy %s later; run: %s, exit %d after %s (runbook started after %s); first call error: %s",
+				mode, c.component, c.down, k.Recovery.Round(100*time.Millisecond), outcome, r.code, r.took.Round(100*time.Millisecond), startup, firstErr)
+			if mode == "agent" {
+				waitNoAgent(t, env, ns, 60*time.Second)
+			}
 			out, _, _ := env.RunKubectl("get", "pods", "-n", ns, "-o", "name")
 			if strings.TrimSpace(out) != "pod/my-broken-pod" {
 				t.Errorf("pods in %s after the run: %q; want only the seed's", ns, out)
@@ -111,17 +128,26 @@ func TestFaultKilled(t *testing.T) {
 	}
 }
 
-// waitSeedRunning waits until the seed's pod runs and is not ready, as
-// after a component's restart it may take a moment (a restarted kubelet
-// reports a running container ready until its probe fails again).
+// waitSeedRunning waits until the seed's pod runs and is not ready, and
+// stays so for 4 s (two probe periods), as after a component's restart it
+// may take a moment (a restarted kubelet reports a running container
+// ready until its probe fails again, after the API still said not ready).
 func waitSeedRunning(t *testing.T, env *harness.Env, ns string) {
 	t.Helper()
 	deadline := time.Now().Add(60 * time.Second)
+	var since time.Time
 	for {
 		out, _, _ := env.RunKubectl("get", "pod", "my-broken-pod", "-n", ns, "-o",
 			`jsonpath={.status.phase} {.status.conditions[?(@.type=="Ready")].status} {.status.containerStatuses[0].containerID}`)
 		if f := strings.Fields(out); len(f) == 3 && f[0] == "Running" && f[1] == "False" {
-			return
+			if since.IsZero() {
+				since = time.Now()
+			}
+			if time.Since(since) >= 4*time.Second {
+				return
+			}
+		} else {
+			since = time.Time{}
 		}
 		if time.Now().After(deadline) {
 			t.Fatalf("my-broken-pod in %s does not run not ready: %q", ns, out)
