@@ -175,3 +175,42 @@ spec:
 		"claim data is bound to a volume no node can use")
 	r.mustSay(t, "the volume of claim data can only be used on nodes matching it, and no node does")
 }
+
+// libraryApplyText applies a manifest given as text in the namespace.
+func libraryApplyText(t *testing.T, env *harness.Env, ns, manifest string) {
+	t.Helper()
+	f := filepath.Join(t.TempDir(), "manifest.yaml")
+	if err := os.WriteFile(f, []byte(manifest), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	env.Kubectl(t, "apply", "-n", ns, "-f", f)
+}
+
+// TestLibraryCrashloopStartError: a command that is not in the image
+// (htpd for httpd). The runtime refuses to start it (StartError, exit 128,
+// startedAt 1970): the runbook gave a generic explanation and said it had
+// run for 20788 days; it must name command[0] and the runtime's words.
+func TestLibraryCrashloopStartError(t *testing.T) {
+	t.Parallel()
+	env := harness.Cluster(t)
+	ns := namespace(t, env, "audit-crash-typo")
+	libraryApplyText(t, env, ns, `apiVersion: v1
+kind: Pod
+metadata:
+  name: typo
+spec:
+  terminationGracePeriodSeconds: 1
+  containers:
+    - name: app
+      image: busybox-local:v1
+      imagePullPolicy: Never
+      command: ["htpd", "-f", "-p", "8080"]
+`)
+	libraryWait(t, env, ns, "typo", "CrashLoopBackOff", 120*time.Second, libraryCrashLooping("app"))
+	r := libraryRun(t, env, "crashloop", "pod=typo", "namespace="+ns)
+	r.verdictSays(t, "pod/typo spec.containers[0].command[0]: htpd", `exec: "htpd": executable file not found in $PATH`,
+		"fix: correct the program name")
+	if strings.Contains(r.text(), "after running") {
+		t.Errorf("the run gives a run time for a container that never started:\n%s", r.text())
+	}
+}
