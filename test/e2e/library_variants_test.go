@@ -214,3 +214,54 @@ spec:
 		t.Errorf("the run gives a run time for a container that never started:\n%s", r.text())
 	}
 }
+
+// TestLibraryCronJobFailingRunsNoHistory: a CronJob every minute whose Job
+// fails at once, with failedJobsHistoryLimit 0: no failed Job is kept to
+// look at. The runbook said it "runs" with no problem found; it must read
+// the CronJob's status (scheduled, none active, none succeeded) and name the
+// history limit.
+func TestLibraryCronJobFailingRunsNoHistory(t *testing.T) {
+	t.Parallel()
+	env := harness.Cluster(t)
+	ns := namespace(t, env, "audit-cron-nohist")
+	libraryApplyText(t, env, ns, `apiVersion: batch/v1
+kind: CronJob
+metadata:
+  name: nightly-export
+spec:
+  schedule: "* * * * *"
+  failedJobsHistoryLimit: 0
+  jobTemplate:
+    spec:
+      backoffLimit: 0
+      template:
+        spec:
+          restartPolicy: Never
+          terminationGracePeriodSeconds: 1
+          containers:
+            - name: export
+              image: busybox-local:v1
+              imagePullPolicy: Never
+              command: ["sh", "-c", "echo 'error: bucket not found'; exit 2"]
+`)
+	// Wait for a run that has failed and gone, away from the next minute's run.
+	deadline := time.Now().Add(150 * time.Second)
+	for {
+		out, _, _ := env.RunKubectl("get", "cronjob", "nightly-export", "-n", ns, "-o", "jsonpath={.status.lastScheduleTime}/{.status.active}")
+		jobs, _, _ := env.RunKubectl("get", "jobs", "-n", ns, "-o", "name")
+		sec := time.Now().Second()
+		if strings.HasSuffix(out, "/") && out != "/" && strings.TrimSpace(jobs) == "" && sec >= 15 && sec <= 45 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no failed run of nightly-export was deleted: status %q, jobs %q", out, jobs)
+		}
+		time.Sleep(time.Second)
+	}
+	r := libraryRun(t, env, "cronjob-not-running", "cronjob=nightly-export", "namespace="+ns)
+	r.verdictSays(t, "its runs are created but fail", "last succeeded never",
+		"cronjob/nightly-export spec.failedJobsHistoryLimit: 0 keeps no failed Job to look at")
+	if strings.Contains(r.verdict, "no suspend, schedule or concurrency problem found") {
+		t.Errorf("the verdict calls failing runs fine: %s", r.verdict)
+	}
+}
