@@ -24,7 +24,7 @@ var notYet = map[string]string{}
 // "deployment/web spec.template.spec.containers[0].image: shop/web:v3",
 // "configmap/settings data[settings.env]: MODE=turbo",
 // "node/n1 kubelet clusterDNS: (unset...".
-var causeField = regexp.MustCompile(`\b(pod|deployment|statefulset|daemonset|replicaset|job|cronjob|configmap|secret|service|endpoints|node|persistentvolumeclaim|serviceaccount|horizontalpodautoscaler|poddisruptionbudget|networkpolicy|namespace|resourcequota|validatingadmissionpolicy|validatingwebhookconfiguration|mutatingwebhookconfiguration)/[a-z0-9][a-z0-9.-]* [A-Za-z][A-Za-z0-9_./\[\]-]*: \S`)
+var causeField = regexp.MustCompile(`\b(pod|deployment|statefulset|daemonset|replicaset|job|cronjob|configmap|secret|service|endpoints|node|persistentvolumeclaim|persistentvolume|serviceaccount|horizontalpodautoscaler|poddisruptionbudget|networkpolicy|namespace|resourcequota|validatingadmissionpolicy|validatingwebhookconfiguration|mutatingwebhookconfiguration)/[a-z0-9][a-z0-9.-]* [A-Za-z][A-Za-z0-9_./\[\]-]*: \S`)
 
 type expectation struct {
 	Verdict  string `json:"verdict"`

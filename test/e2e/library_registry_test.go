@@ -62,6 +62,75 @@ func libraryRegistry(t *testing.T) {
 			t.Fatalf("push shop/orders-api:%s: %v\n%s", tag, err, logs.String())
 		}
 	}
+	if err := registryPushIndex(base, "shop/orders-arm", "v1", "arm64"); err != nil {
+		t.Fatalf("push shop/orders-arm:v1: %v\n%s", err, logs.String())
+	}
+}
+
+// registryPushIndex pushes an image index whose only variant is for
+// linux/ARCH (an image manifest with no layers, pushed by digest).
+func registryPushIndex(base, repo, tag, arch string) error {
+	config := []byte(`{"architecture":"` + arch + `","os":"linux","rootfs":{"type":"layers","diff_ids":[]},"config":{}}`)
+	cd, err := registryBlob(base, repo, config)
+	if err != nil {
+		return err
+	}
+	manifest, _ := json.Marshal(map[string]any{
+		"schemaVersion": 2,
+		"mediaType":     "application/vnd.oci.image.manifest.v1+json",
+		"config":        map[string]any{"mediaType": "application/vnd.oci.image.config.v1+json", "digest": cd, "size": len(config)},
+		"layers":        []any{},
+	})
+	sum := sha256.Sum256(manifest)
+	md := "sha256:" + hex.EncodeToString(sum[:])
+	if err := registryPut(base+repo+"/manifests/"+md, "application/vnd.oci.image.manifest.v1+json", manifest); err != nil {
+		return err
+	}
+	index, _ := json.Marshal(map[string]any{
+		"schemaVersion": 2,
+		"mediaType":     "application/vnd.oci.image.index.v1+json",
+		"manifests": []any{map[string]any{"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": md, "size": len(manifest),
+			"platform": map[string]any{"architecture": arch, "os": "linux"}}},
+	})
+	return registryPut(base+repo+"/manifests/"+tag, "application/vnd.oci.image.index.v1+json", index)
+}
+
+// registryBlob uploads a blob in one request and returns its digest.
+func registryBlob(base, repo string, data []byte) (string, error) {
+	sum := sha256.Sum256(data)
+	digest := "sha256:" + hex.EncodeToString(sum[:])
+	resp, err := http.Post(base+repo+"/blobs/uploads/", "", nil)
+	if err != nil {
+		return "", err
+	}
+	resp.Body.Close()
+	loc := resp.Header.Get("Location")
+	if resp.StatusCode != http.StatusAccepted || loc == "" {
+		return "", fmt.Errorf("start upload: %s", resp.Status)
+	}
+	if loc[0] == '/' {
+		loc = "http://" + libraryRegistryAddr + loc
+	}
+	sep := "?"
+	if bytes.ContainsRune([]byte(loc), '?') {
+		sep = "&"
+	}
+	return digest, registryPut(loc+sep+"digest="+digest, "application/octet-stream", data)
+}
+
+// registryPut PUTs a body and wants 201 Created.
+func registryPut(url, ctype string, body []byte) error {
+	req, _ := http.NewRequest(http.MethodPut, url, bytes.NewReader(body))
+	req.Header.Set("Content-Type", ctype)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusCreated {
+		return fmt.Errorf("put %s: %s", url, resp.Status)
+	}
+	return nil
 }
 
 // registryPush uploads a config blob and an image manifest (no layers)

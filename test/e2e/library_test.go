@@ -94,8 +94,9 @@ func TestLibraryImagePull(t *testing.T) {
 
 // TestLibraryImagePullAnonymousRegistry: a real anonymous registry on the
 // node's loopback; a Deployment rolled out a tag it does not have, a
-// sidecar names a repository it does not have. containerd says "not found"
-// for both; the registry's answer tells them apart, and no pull secret is
+// sidecar names a repository it does not have, a pod's image index has
+// no variant for the node's platform. containerd says "not found" for all
+// three; the registry's answer tells them apart, and no pull secret is
 // blamed.
 func TestLibraryImagePullAnonymousRegistry(t *testing.T) {
 	t.Parallel()
@@ -119,6 +120,15 @@ func TestLibraryImagePullAnonymousRegistry(t *testing.T) {
 		"repository 127.0.0.1:35017/shop/order-metrics does not exist", "correct the repository name")
 	if strings.Contains(r.text(), "app:") || strings.Contains(r.text(), "CRITICAL pull secret") {
 		t.Errorf("the running container, or a pull secret, is blamed:\n%s", r.text())
+	}
+
+	// An index with a linux/arm64 variant only: containerd's message ends in
+	// "not found", but the registry serves the image; the platform is missing.
+	libraryWait(t, env, ns, "orders-arm", "a pull failure", 90*time.Second, libraryWaiting("api", "ErrImagePull", "ImagePullBackOff"))
+	r = libraryRun(t, env, "image-pull", "pod=orders-arm", "namespace="+ns)
+	r.verdictSays(t, "pod/orders-arm spec.containers[0].image: 127.0.0.1:35017/shop/orders-arm:v1: the image is built for linux/arm64, not for node "+env.NodeName)
+	if strings.Contains(r.text(), "no such image") || strings.Contains(r.text(), "has no tag") {
+		t.Errorf("an image the registry serves is called missing:\n%s", r.text())
 	}
 }
 
