@@ -7,6 +7,7 @@ package e2e
 // ("audit-..."), deleted when it ends.
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -162,12 +163,34 @@ spec:
     - name: data
       persistentVolumeClaim: {claimName: data}
 `
-	f := filepath.Join(t.TempDir(), "pv.yaml")
-	if err := os.WriteFile(f, []byte(manifest), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	// The claim is bound before the pod exists, as in a real incident:
+	// the scheduler then tries the pod against the volume's node affinity
+	// at once (a pod found unschedulable on an unbound claim may wait for
+	// its next retry longer than a test does).
+	podAt := strings.Index(manifest, "---\napiVersion: v1\nkind: Pod")
+	volumes, podManifest := manifest[:podAt], manifest[podAt+4:]
 	t.Cleanup(func() { env.RunKubectl("delete", "pv", pv, "--wait=false") })
-	env.Kubectl(t, "apply", "-n", ns, "-f", f)
+	for i, m := range []string{volumes, podManifest} {
+		f := filepath.Join(t.TempDir(), fmt.Sprintf("pv-%d.yaml", i))
+		if err := os.WriteFile(f, []byte(m), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		env.Kubectl(t, "apply", "-n", ns, "-f", f)
+		if i > 0 {
+			break
+		}
+		deadline := time.Now().Add(90 * time.Second)
+		for {
+			phase, _, _ := env.RunKubectl("get", "pvc", "data", "-n", ns, "-o", "jsonpath={.status.phase}")
+			if phase == "Bound" {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("claim data is %q after 90s, want Bound", phase)
+			}
+			time.Sleep(500 * time.Millisecond)
+		}
+	}
 	libraryWait(t, env, ns, "db", "Unschedulable", 60*time.Second, libraryUnschedulable)
 
 	r := libraryRun(t, env, "pending", "pod=db", "namespace="+ns)

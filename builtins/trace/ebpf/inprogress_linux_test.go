@@ -131,3 +131,33 @@ func TestSampleRescan(t *testing.T) {
 		t.Error("no call of the process found by Rescan")
 	}
 }
+
+// TestSampleBusyLoopFirstCalls: a shell busy-waiting on a missing file
+// makes a call every few microseconds; at most one kept call (the one in
+// progress at attach) lacks its path. With sys_exit attached before
+// sys_enter, every call between the two attachments was taken for one in
+// progress at attach and the first 50 kept calls had no path.
+func TestSampleBusyLoopFirstCalls(t *testing.T) {
+	assertUnloaded(t)
+	for round := 0; round < 5; round++ {
+		sh := start(t, "sh", "-c", "while [ ! -e /nonexistent/kdiag-busy ]; do :; done")
+		res, err := Sample(context.Background(), Options{TGIDs: []int{sh.Process.Pid}, Duration: 200 * time.Millisecond, MaxEvents: 50})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(res.Calls) != 50 {
+			t.Fatalf("%d calls kept, want 50", len(res.Calls))
+		}
+		noPath := 0
+		for _, c := range res.Calls {
+			if len(c.Captured) == 0 {
+				noPath++
+			}
+		}
+		if noPath > 1 {
+			t.Fatalf("round %d: %d of the first 50 calls have no captured path; want at most the one in progress at attach", round, noPath)
+		}
+		sh.Process.Kill()
+		sh.Wait()
+	}
+}

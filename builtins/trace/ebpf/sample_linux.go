@@ -251,7 +251,10 @@ func Sample(ctx context.Context, opts Options) (res *Result, err error) {
 		links = nil
 	}
 	defer detach()
-	// The exit side first, so that the first calls entered are complete.
+	// The entry side first: sys_exit records a call it saw no entry of as
+	// one in progress at attach (a server blocked in accept), and with the
+	// exit side first every call made between the two attachments would
+	// be one (a busy loop makes thousands, and they filled max_events).
 	for _, a := range []struct {
 		name string
 		prog *ebpf.Program
@@ -259,8 +262,8 @@ func Sample(ctx context.Context, opts Options) (res *Result, err error) {
 		{"sched_process_fork", objs.ProcessFork},
 		{"sched_process_exec", objs.ProcessExec},
 		{"sched_process_exit", objs.ProcessExit},
-		{"sys_exit", objs.SysExit},
 		{"sys_enter", objs.SysEnter},
+		{"sys_exit", objs.SysExit},
 	} {
 		l, err := attach(a.name, a.prog)
 		if err != nil {
