@@ -107,15 +107,8 @@ func (s *Server) execute(m *Meta, req RunRequest) {
 		out = Outcome{Status: StatusFailed, Message: err.Error()}
 	} else if req.set != nil {
 		out = s.runSet(ctx, m, req)
-	} else if h, err := s.exec.Start(ctx, req); err != nil {
-		var dup *DuplicateError
-		if errors.As(err, &dup) {
-			out = Outcome{Status: StatusDuplicate, Message: dup.Error()}
-		} else {
-			out = Outcome{Status: StatusFailed, Message: "executor " + s.exec.Name() + ": " + err.Error()}
-		}
 	} else {
-		out = h.Wait()
+		out = s.start(ctx, req)
 	}
 	s.mu.Lock()
 	s.inflight--
@@ -209,4 +202,19 @@ func redactParams(p map[string]any) map[string]any {
 func episodeKey(route string, a Alert) string {
 	h := sha256.Sum256([]byte(route + "\x00" + a.Fingerprint + "\x00" + a.StartsAt.UTC().Format(time.RFC3339Nano)))
 	return hex.EncodeToString(h[:10])
+}
+
+// start starts req on the server's executor and waits for its outcome:
+// duplicate when another replica holds its episode, failed when the
+// executor could not start it.
+func (s *Server) start(ctx context.Context, req RunRequest) Outcome {
+	h, err := s.exec.Start(ctx, req)
+	if err != nil {
+		var dup *DuplicateError
+		if errors.As(err, &dup) {
+			return Outcome{Status: StatusDuplicate, Message: dup.Error()}
+		}
+		return Outcome{Status: StatusFailed, Message: "executor " + s.exec.Name() + ": " + err.Error()}
+	}
+	return h.Wait()
 }

@@ -277,17 +277,7 @@ func (s *Server) runPod(ctx context.Context, m *Meta, req RunRequest, t fleet.Ta
 	preq.Labels = maps.Clone(req.Labels)
 	preq.Labels["pod"], preq.Labels["fleet"] = t.Pod, m.Set.Selector
 	preq.TranscriptPath, preq.Key = path, podKey(req.Key, t)
-	var out Outcome
-	if h, err := s.exec.Start(ctx, preq); err != nil {
-		var dup *DuplicateError
-		if errors.As(err, &dup) {
-			out = Outcome{Status: StatusDuplicate, Message: dup.Error()}
-		} else {
-			out = Outcome{Status: StatusFailed, Message: "executor " + s.exec.Name() + ": " + err.Error()}
-		}
-	} else {
-		out = h.Wait()
-	}
+	out := s.start(ctx, preq)
 	o := fleet.Outcome{Target: t, Status: out.Status, Error: out.Message}
 	findings, changes := 0, 0
 	if tr, terr := transcript.ReadFile(path); tr != nil {
