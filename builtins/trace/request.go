@@ -88,6 +88,7 @@ var requestReadCalls = map[string]bool{
 // thread is what one thread did on the connection: its first successful
 // read of it and its last write on it.
 type thread struct {
+	pid         int
 	read, write time.Time
 }
 
@@ -96,10 +97,16 @@ type thread struct {
 //
 //   - the accept, and every call on the connection's descriptors (dups
 //     included) in the process that accepted it;
-//   - in each thread that used the connection, the calls from its first
-//     successful read of the request to its last write of the response (a
-//     thread that only writes: from the first read of the request by any
-//     thread): the work done between receiving and answering;
+//   - in each thread that both read the request and wrote the response,
+//     the calls from its first successful read to its last write: the work
+//     done between receiving and answering;
+//   - in a process where the request moved between threads (one thread
+//     read it and another answered, as Go's runtime does after a slow
+//     call, or a thread pool hands work over), the handler may have run on
+//     any of its threads, so the calls of all of them from the first read
+//     to the answer are candidates; their files count only when the
+//     process did not touch them outside the request too (a background
+//     loop's file does not become the request's);
 //   - every call of the processes created by a process holding the
 //     connection, or by one created for it (a forked handler, a CGI
 //     script), and of their descendants.
@@ -132,7 +139,10 @@ func analyseRequest(calls []*straceCall, procs []Process, start time.Time, clien
 	a := calls[acc]
 	rt.Found = true
 	rt.Server = RequestServer{PID: a.pid, TID: a.tid, FD: int(a.ret)}
-	fds := map[int]map[int]bool{a.pid: {int(a.ret): true}}
+	// fds holds, per process, the connection's descriptors and when each
+	// became one (a call entered before then used an older file of that
+	// number: a descriptor closed while accept was in progress).
+	fds := map[int]map[int]time.Time{a.pid: {int(a.ret): a.exit}}
 	children := map[int]map[int]Process{} // forking thread -> PID in its namespace -> process
 	for _, p := range procs {
 		if p.ForkedBy != 0 {
@@ -152,12 +162,12 @@ func analyseRequest(calls []*straceCall, procs []Process, start time.Time, clien
 		switch {
 		case served[c.pid]:
 			end = later(end, c.exit)
-		case len(held) == 0 || c.raw[0] > 1<<31 || !held[int(c.raw[0])] || !requestFDCalls[c.name] && !isDup(c.name):
+		case len(held) == 0 || c.raw[0] > 1<<31 || !holds(held, int(c.raw[0]), c.entry) || !requestFDCalls[c.name] && !isDup(c.name):
 		default:
 			onConn[c] = true
 			th := threads[c.tid]
 			if th == nil {
-				th = &thread{}
+				th = &thread{pid: c.pid}
 				threads[c.tid] = th
 			}
 			switch {
@@ -172,7 +182,7 @@ func analyseRequest(calls []*straceCall, procs []Process, start time.Time, clien
 			case c.name == "close":
 				delete(held, int(c.raw[0]))
 			case isDup(c.name) && c.finished && c.ret >= 0:
-				held[dupTarget(c)] = true
+				held[dupTarget(c)] = c.exit
 			}
 		}
 		if isFork(c.name) && c.finished && c.ret > 0 {
@@ -184,14 +194,15 @@ func analyseRequest(calls []*straceCall, procs []Process, start time.Time, clien
 			}
 		}
 	}
+	moved := map[int]bool{} // processes whose request moved between threads
 	for tid, th := range threads {
 		rt.Threads = append(rt.Threads, tid)
-		if th.read.IsZero() && !th.write.IsZero() {
-			th.read = firstRead
-			if th.read.IsZero() {
-				th.read = a.exit
-			}
+		if th.read.IsZero() != th.write.IsZero() {
+			moved[th.pid] = true
 		}
+	}
+	if firstRead.IsZero() {
+		firstRead = a.exit
 	}
 	sort.Ints(rt.Threads)
 	for pid := range served {
@@ -199,12 +210,21 @@ func analyseRequest(calls []*straceCall, procs []Process, start time.Time, clien
 	}
 	sort.Ints(rt.Processes)
 	files := map[string]*File{}
+	var outside map[int]map[string]bool
 	for _, c := range calls[acc:] {
 		th := threads[c.tid]
-		in := onConn[c] || served[c.pid] ||
+		sure := onConn[c] || served[c.pid] ||
 			th != nil && !th.read.IsZero() && !th.write.IsZero() && !c.entry.Before(th.read) && !c.entry.After(th.write)
-		if !in {
-			continue
+		if !sure {
+			if !moved[c.pid] || c.entry.Before(firstRead) || c.entry.After(end) || len(c.paths) == 0 {
+				continue
+			}
+			if outside == nil {
+				outside = pathsOutside(calls, a.entry, end)
+			}
+			if !anyInside(c.paths, outside[c.pid]) {
+				continue
+			}
 		}
 		if len(rt.Events) < requestMaxEvents {
 			rt.Events = append(rt.Events, eventOf(c, start))
@@ -212,7 +232,9 @@ func analyseRequest(calls []*straceCall, procs []Process, start time.Time, clien
 			rt.EventsTruncated = true
 		}
 		for _, p := range c.paths {
-			addFile(files, p, c)
+			if sure || !outside[c.pid][p] {
+				addFile(files, p, c)
+			}
 		}
 	}
 	rt.StartMS, rt.EndMS = relMS(a.entry, start), relMS(end, start)
@@ -221,6 +243,34 @@ func analyseRequest(calls []*straceCall, procs []Process, start time.Time, clien
 	}
 	sort.Slice(rt.Files, func(i, j int) bool { return rt.Files[i].Path < rt.Files[j].Path })
 	return rt
+}
+
+// pathsOutside returns, for each process, the paths its calls touched
+// before from or after to.
+func pathsOutside(calls []*straceCall, from, to time.Time) map[int]map[string]bool {
+	out := map[int]map[string]bool{}
+	for _, c := range calls {
+		if len(c.paths) == 0 || !c.entry.Before(from) && !c.entry.After(to) {
+			continue
+		}
+		if out[c.pid] == nil {
+			out[c.pid] = map[string]bool{}
+		}
+		for _, p := range c.paths {
+			out[c.pid][p] = true
+		}
+	}
+	return out
+}
+
+// anyInside reports whether some path is not in outside.
+func anyInside(paths []string, outside map[string]bool) bool {
+	for _, p := range paths {
+		if !outside[p] {
+			return true
+		}
+	}
+	return false
 }
 
 func isFork(name string) bool {
@@ -246,8 +296,14 @@ func dupTarget(c *straceCall) int {
 	return int(c.raw[1])
 }
 
-func copySet(m map[int]bool) map[int]bool {
-	out := make(map[int]bool, len(m))
+// holds reports whether fd was the connection's when a call entered at t.
+func holds(held map[int]time.Time, fd int, t time.Time) bool {
+	from, ok := held[fd]
+	return ok && !t.Before(from)
+}
+
+func copySet(m map[int]time.Time) map[int]time.Time {
+	out := make(map[int]time.Time, len(m))
 	for k, v := range m {
 		out[k] = v
 	}

@@ -167,6 +167,16 @@ func requestSample(t *testing.T, c *testContainer, url, flag, decoy, backend str
 			straceAssertFree(t, p.PID)
 		}
 	}
+	if t.Failed() { // what the analysis had to go on
+		for _, e := range res.Events {
+			if e.StartMS > rq.StartMS-3 && e.StartMS < rq.EndMS+3 {
+				t.Logf("sample %d/%d %.3f %s %v %v %s", e.PID, e.TID, e.StartMS, e.Name, e.Args, e.Ret, e.Errno)
+			}
+		}
+		for _, e := range rq.Events {
+			t.Logf("request %d/%d %.3f %s %v %v %s", e.PID, e.TID, e.StartMS, e.Name, e.Args, e.Ret, e.Errno)
+		}
+	}
 	t.Logf("request: server %+v, threads %v, processes %v, %d events, %.1f-%.1f ms; sample %d ms, %d processes, %d events",
 		rq.Server, rq.Threads, rq.Processes, len(rq.Events), rq.StartMS, rq.EndMS, res.DurationMS, len(res.Processes), res.TotalEvents)
 	return res

@@ -53,3 +53,82 @@ func TestAnalyseRequestDupAndWorker(t *testing.T) {
 		t.Errorf("another client's request was found: %+v", rt2)
 	}
 }
+
+// A Go server moves the handler between threads after a slow call: it
+// reads the request on one thread, checks the flag on a thread that never
+// touches the connection, and answers from a third; the background
+// goroutine runs on the same threads meanwhile.
+func TestAnalyseRequestHandlerMovesThread(t *testing.T) {
+	t0 := time.Unix(1000, 0)
+	at := func(ms int) time.Time { return t0.Add(time.Duration(ms) * time.Millisecond) }
+	call := func(pid, tid int, name string, ms int, ret int64, raw0 uint64, paths ...string) *straceCall {
+		return &straceCall{pid: pid, tid: tid, name: name, raw: [6]uint64{raw0}, args: []string{"", ""}, paths: paths,
+			entry: at(ms), exit: at(ms).Add(100 * time.Microsecond), ret: ret, finished: true}
+	}
+	acc := call(10, 11, "accept4", 1, 6, 5)
+	acc.args = []string{"5", "127.0.0.1:40000"}
+	calls := []*straceCall{
+		call(10, 12, "openat", 0, 9, 0, "/etc/app/decoy.conf"), // the background goroutine, before the request
+		acc,
+		call(10, 11, "read", 2, 90, 6), // the request, on thread 11
+		call(10, 11, "openat", 3, 9, 0, "/etc/app/decoy.conf"),     // 11 runs the background goroutine
+		call(10, 12, "newfstatat", 4, 0, 0, "/etc/app/maint.flag"), // the handler's check, on 12
+		call(10, 12, "openat", 5, 9, 0, "/etc/app/decoy.conf"),     // 12 runs the background goroutine
+		call(20, 20, "openat", 5, 9, 0, "/etc/other/sidecar.conf"), // another process of the container
+		call(10, 13, "write", 7, 200, 6),                           // the answer, on thread 13
+		call(10, 13, "newfstatat", 8, 0, 0, "/etc/app/after.conf"), // after the answer
+		call(10, 12, "openat", 9, 9, 0, "/etc/app/decoy.conf"),     // the background goroutine, after
+	}
+	rt := analyseRequest(calls, []Process{{PID: 10}, {PID: 20}}, t0, "127.0.0.1:40000", false)
+	var files []string
+	for _, f := range rt.Files {
+		files = append(files, f.Path)
+	}
+	if len(files) != 1 || files[0] != "/etc/app/maint.flag" {
+		t.Errorf("request files %v, want only the flag, checked on a thread that never touched the connection", files)
+	}
+	if len(rt.Threads) != 2 || rt.Threads[0] != 11 || rt.Threads[1] != 13 {
+		t.Errorf("threads %v, want [11 13]", rt.Threads)
+	}
+	// The same request served on one thread: the other threads' calls are
+	// not the request's.
+	calls[4].tid, calls[7].tid = 11, 11
+	rt = analyseRequest(calls, []Process{{PID: 10}, {PID: 20}}, t0, "127.0.0.1:40000", false)
+	files = files[:0]
+	for _, f := range rt.Files {
+		files = append(files, f.Path)
+	}
+	if len(files) != 2 || files[0] != "/etc/app/decoy.conf" || files[1] != "/etc/app/maint.flag" {
+		t.Errorf("one-thread request files %v, want the flag and the decoy read on the handler's thread", files)
+	}
+}
+
+// A descriptor number closed by another thread while accept was still in
+// progress is not the connection: accept's result is the connection's only
+// from its exit.
+func TestAnalyseRequestDescriptorReusedDuringAccept(t *testing.T) {
+	t0 := time.Unix(1000, 0)
+	at := func(ms int) time.Time { return t0.Add(time.Duration(ms) * time.Millisecond) }
+	call := func(tid int, name string, ms, dur int, ret int64, raw0 uint64, paths ...string) *straceCall {
+		return &straceCall{pid: 10, tid: tid, name: name, raw: [6]uint64{raw0}, args: []string{"", ""}, paths: paths,
+			entry: at(ms), exit: at(ms + dur), ret: ret, finished: true}
+	}
+	acc := call(11, "accept4", 1, 5, 6, 5) // in progress from 1 to 6 ms, returns 6
+	acc.args = []string{"5", "127.0.0.1:40000"}
+	calls := []*straceCall{
+		acc,
+		call(12, "openat", 2, 0, 6, 0, "/etc/app/decoy.conf"), // the decoy gets 6 meanwhile...
+		call(12, "read", 3, 0, 100, 6),
+		call(12, "close", 4, 0, 0, 6), // ...and closes it before accept returns 6
+		call(11, "read", 7, 0, 90, 6),
+		call(11, "newfstatat", 8, 0, 0, 0, "/etc/app/maint.flag"),
+		call(11, "write", 9, 0, 200, 6),
+	}
+	rt := analyseRequest(calls, []Process{{PID: 10}}, t0, "127.0.0.1:40000", false)
+	if len(rt.Files) != 1 || rt.Files[0].Path != "/etc/app/maint.flag" {
+		t.Errorf("request files %+v, want the flag only", rt.Files)
+	}
+	if len(rt.Threads) != 1 || rt.Threads[0] != 11 || rt.EndMS < 9 {
+		t.Errorf("threads %v, end %v ms: want [11] answering at 9 ms", rt.Threads, rt.EndMS)
+	}
+}

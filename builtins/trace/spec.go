@@ -125,7 +125,10 @@ request says what serving that one request did: the syscalls from the server's
 accept of kdiag's connection to its last write on it, in the threads that handled
 the connection and in the processes created for it (a forked handler, a CGI
 script), apart from everything else the container did meanwhile. That is causal
-evidence: a file in request.files was touched by the failing request itself.
+evidence: a file in request.files was touched by the failing request itself. When
+the request moved between threads (Go's runtime reads on one and may answer from
+another), a file touched by the server's other threads meanwhile counts only if the
+server did not touch it outside the request too.
 
 backend="auto" (the default) traces with eBPF instead when the kernel and privileges
 allow it (root or CAP_BPF and CAP_PERFMON, kernel BTF): raw tracepoints on sys_enter and
