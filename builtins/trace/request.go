@@ -211,21 +211,24 @@ func analyseRequest(calls []*straceCall, procs []Process, start time.Time, clien
 	sort.Ints(rt.Processes)
 	files := map[string]*File{}
 	var outside map[int]map[string]bool
+	opened := map[int]map[int]bool{} // files the request's calls opened, to follow their reads
 	for _, c := range calls[acc:] {
 		th := threads[c.tid]
 		sure := onConn[c] || served[c.pid] ||
 			th != nil && !th.read.IsZero() && !th.write.IsZero() && !c.entry.Before(th.read) && !c.entry.After(th.write)
 		if !sure {
-			if !moved[c.pid] || c.entry.Before(firstRead) || c.entry.After(end) || len(c.paths) == 0 {
+			if !moved[c.pid] || c.entry.Before(firstRead) || c.entry.After(end) {
 				continue
 			}
 			if outside == nil {
 				outside = pathsOutside(calls, a.entry, end)
 			}
-			if !anyInside(c.paths, outside[c.pid]) {
+			if len(c.paths) > 0 && !anyInside(c.paths, outside[c.pid]) ||
+				len(c.paths) == 0 && !(c.raw[0] < 1<<31 && opened[c.pid][int(c.raw[0])]) {
 				continue
 			}
 		}
+		trackOpened(opened, c)
 		if len(rt.Events) < requestMaxEvents {
 			rt.Events = append(rt.Events, eventOf(c, start))
 		} else {
@@ -261,6 +264,21 @@ func pathsOutside(calls []*straceCall, from, to time.Time) map[int]map[string]bo
 		}
 	}
 	return out
+}
+
+// trackOpened notes the descriptor an open call of the request returned,
+// and forgets it when it is closed, so that a read of it on another thread
+// is the request's too (and the file counts as read, not checked).
+func trackOpened(opened map[int]map[int]bool, c *straceCall) {
+	switch {
+	case (c.name == "open" || c.name == "openat" || c.name == "openat2" || c.name == "creat") && c.finished && c.ret >= 0:
+		if opened[c.pid] == nil {
+			opened[c.pid] = map[int]bool{}
+		}
+		opened[c.pid][int(c.ret)] = true
+	case c.name == "close" && c.raw[0] < 1<<31 && opened[c.pid] != nil:
+		delete(opened[c.pid], int(c.raw[0]))
+	}
 }
 
 // anyInside reports whether some path is not in outside.

@@ -1,6 +1,7 @@
 package trace
 
 import (
+	"strconv"
 	"testing"
 	"time"
 )
@@ -62,7 +63,7 @@ func TestAnalyseRequestHandlerMovesThread(t *testing.T) {
 	t0 := time.Unix(1000, 0)
 	at := func(ms int) time.Time { return t0.Add(time.Duration(ms) * time.Millisecond) }
 	call := func(pid, tid int, name string, ms int, ret int64, raw0 uint64, paths ...string) *straceCall {
-		return &straceCall{pid: pid, tid: tid, name: name, raw: [6]uint64{raw0}, args: []string{"", ""}, paths: paths,
+		return &straceCall{pid: pid, tid: tid, name: name, raw: [6]uint64{raw0}, args: []string{strconv.FormatUint(raw0, 10), ""}, paths: paths,
 			entry: at(ms), exit: at(ms).Add(100 * time.Microsecond), ret: ret, finished: true}
 	}
 	acc := call(10, 11, "accept4", 1, 6, 5)
@@ -78,21 +79,38 @@ func TestAnalyseRequestHandlerMovesThread(t *testing.T) {
 		call(10, 13, "write", 7, 200, 6),                           // the answer, on thread 13
 		call(10, 13, "newfstatat", 8, 0, 0, "/etc/app/after.conf"), // after the answer
 		call(10, 12, "openat", 9, 9, 0, "/etc/app/decoy.conf"),     // the background goroutine, after
+		call(10, 12, "openat", 5, 10, 0, "/etc/app/billing.conf"),  // the handler opens its configuration...
+		call(10, 14, "read", 6, 50, 10),                            // ...and reads it on yet another thread
+		call(10, 14, "close", 6, 0, 10),
+		call(10, 14, "read", 6, 50, 11), // not a file the request opened
 	}
 	rt := analyseRequest(calls, []Process{{PID: 10}, {PID: 20}}, t0, "127.0.0.1:40000", false)
 	var files []string
 	for _, f := range rt.Files {
 		files = append(files, f.Path)
 	}
-	if len(files) != 1 || files[0] != "/etc/app/maint.flag" {
-		t.Errorf("request files %v, want only the flag, checked on a thread that never touched the connection", files)
+	if len(files) != 2 || files[0] != "/etc/app/billing.conf" || files[1] != "/etc/app/maint.flag" {
+		t.Errorf("request files %v, want the configuration and the flag, used on threads that never touched the connection", files)
+	}
+	var on14 []string
+	for _, e := range rt.Events {
+		if e.TID == 14 {
+			on14 = append(on14, e.Name+" "+e.Args[0])
+		}
+	}
+	if len(on14) != 2 || on14[0] != "read 10" && on14[1] != "read 10" {
+		t.Errorf("thread 14's request events %q, want the read and close of the configuration (so that it counts as read)", on14)
 	}
 	if len(rt.Threads) != 2 || rt.Threads[0] != 11 || rt.Threads[1] != 13 {
 		t.Errorf("threads %v, want [11 13]", rt.Threads)
 	}
 	// The same request served on one thread: the other threads' calls are
 	// not the request's.
-	calls[4].tid, calls[7].tid = 11, 11
+	for _, c := range calls { // (analyseRequest sorted calls)
+		if c.name == "write" || c.name == "newfstatat" && c.paths[0] == "/etc/app/maint.flag" {
+			c.tid = 11
+		}
+	}
 	rt = analyseRequest(calls, []Process{{PID: 10}, {PID: 20}}, t0, "127.0.0.1:40000", false)
 	files = files[:0]
 	for _, f := range rt.Files {
