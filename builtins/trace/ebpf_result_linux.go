@@ -25,8 +25,8 @@ func ebpfResult(s *ebpf.Result, opts straceOptions, attached int) *Result {
 		name := syscallName(ebpfArch, uint64(c.Nr))
 		mem := newCapturedMemory(c)
 		args, paths := syscallDecodeArgs(ebpfArch, name, c.Args, mem)
-		if (name == "accept" || name == "accept4") && c.Finished && c.Ret >= 0 && len(args) > 1 {
-			args[1] = syscallAcceptedPeer(mem, c.Args[1], c.Args[2])
+		if c.Finished {
+			syscallDecodeExit(mem, name, c.Args, c.Ret, args)
 		}
 		call := &straceCall{pid: c.TGID, tid: c.TID, name: name, raw: c.Args, args: args, paths: paths, entry: at(c.EntryNS)}
 		rec.finish(call, at(c.EntryNS+c.DurNS), c.Ret, c.Ret < 0 && c.Ret >= -4095, c.Finished)

@@ -466,8 +466,8 @@ func (s *ptraceSession) syscallStop(t *ptraceThread) {
 		if t.call == nil {
 			return // entered before we attached, or filtered out
 		}
-		if c := t.call; (c.name == "accept" || c.name == "accept4") && int64(info.Data[0]) >= 0 && len(c.args) > 1 {
-			c.args[1] = syscallAcceptedPeer(ptraceMemory(t.tid), c.raw[1], c.raw[2])
+		if c := t.call; uint8(info.Data[1]) == 0 {
+			syscallDecodeExit(ptraceMemory(t.tid), c.name, c.raw, int64(info.Data[0]), c.args)
 		}
 		s.rec.finish(t.call, now, int64(info.Data[0]), uint8(info.Data[1]) != 0, true)
 		t.call = nil

@@ -221,10 +221,10 @@ func analyseRequest(calls []*straceCall, procs []Process, start time.Time, clien
 				continue
 			}
 			if outside == nil {
-				outside = pathsOutside(calls, a.entry, end)
+				outside = targetsOutside(calls, a.entry, end)
 			}
-			if len(c.paths) > 0 && !anyInside(c.paths, outside[c.pid]) ||
-				len(c.paths) == 0 && !(c.raw[0] < 1<<31 && opened[c.pid][int(c.raw[0])]) {
+			if ts := targets(c); len(ts) > 0 && !anyInside(ts, outside[c.pid]) ||
+				len(ts) == 0 && !(c.raw[0] < 1<<31 && opened[c.pid][int(c.raw[0])]) {
 				continue
 			}
 		}
@@ -248,27 +248,38 @@ func analyseRequest(calls []*straceCall, procs []Process, start time.Time, clien
 	return rt
 }
 
-// pathsOutside returns, for each process, the paths its calls touched
+// targets returns what a call names: its paths, or the address a connect
+// dials (a dependency the request may have tried).
+func targets(c *straceCall) []string {
+	if c.name == "connect" && len(c.args) > 1 {
+		return []string{"connect " + c.args[1]}
+	}
+	return c.paths
+}
+
+// targetsOutside returns, for each process, the targets of its calls
 // before from or after to.
-func pathsOutside(calls []*straceCall, from, to time.Time) map[int]map[string]bool {
+func targetsOutside(calls []*straceCall, from, to time.Time) map[int]map[string]bool {
 	out := map[int]map[string]bool{}
 	for _, c := range calls {
-		if len(c.paths) == 0 || !c.entry.Before(from) && !c.entry.After(to) {
+		ts := targets(c)
+		if len(ts) == 0 || !c.entry.Before(from) && !c.entry.After(to) {
 			continue
 		}
 		if out[c.pid] == nil {
 			out[c.pid] = map[string]bool{}
 		}
-		for _, p := range c.paths {
-			out[c.pid][p] = true
+		for _, t := range ts {
+			out[c.pid][t] = true
 		}
 	}
 	return out
 }
 
-// trackOpened notes the descriptor an open call of the request returned,
-// and forgets it when it is closed, so that a read of it on another thread
-// is the request's too (and the file counts as read, not checked).
+// trackOpened notes the descriptor an open call of the request returned
+// (or a connect of it dialled), and forgets it when it is closed, so that a
+// read of it on another thread is the request's too (a file counts as read,
+// not checked; a non-blocking connect's outcome is its getsockopt).
 func trackOpened(opened map[int]map[int]bool, c *straceCall) {
 	switch {
 	case (c.name == "open" || c.name == "openat" || c.name == "openat2" || c.name == "creat") && c.finished && c.ret >= 0:
@@ -276,15 +287,20 @@ func trackOpened(opened map[int]map[int]bool, c *straceCall) {
 			opened[c.pid] = map[int]bool{}
 		}
 		opened[c.pid][int(c.ret)] = true
+	case c.name == "connect" && c.raw[0] < 1<<31:
+		if opened[c.pid] == nil {
+			opened[c.pid] = map[int]bool{}
+		}
+		opened[c.pid][int(c.raw[0])] = true
 	case c.name == "close" && c.raw[0] < 1<<31 && opened[c.pid] != nil:
 		delete(opened[c.pid], int(c.raw[0]))
 	}
 }
 
-// anyInside reports whether some path is not in outside.
-func anyInside(paths []string, outside map[string]bool) bool {
-	for _, p := range paths {
-		if !outside[p] {
+// anyInside reports whether some target is not in outside.
+func anyInside(targets []string, outside map[string]bool) bool {
+	for _, t := range targets {
+		if !outside[t] {
 			return true
 		}
 	}

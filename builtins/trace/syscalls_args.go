@@ -267,6 +267,34 @@ func syscallArgv(mem syscallMemory, addr uint64) string {
 	return "[" + strings.Join(words, ", ") + "]"
 }
 
+// syscallDecodeExit fills in, after a call returned ret, the arguments it
+// wrote: the peer address accept wrote, and the pending error a getsockopt
+// of SO_ERROR read (the outcome of a non-blocking connect: EINPROGRESS at
+// the connect, ECONNREFUSED or ETIMEDOUT here).
+func syscallDecodeExit(mem syscallMemory, name string, raw [6]uint64, ret int64, args []string) {
+	if ret < 0 {
+		return
+	}
+	switch name {
+	case "accept", "accept4":
+		if len(args) > 1 {
+			args[1] = syscallAcceptedPeer(mem, raw[1], raw[2])
+		}
+	case "getsockopt":
+		if raw[1] != 1 || raw[2] != 4 || len(args) < 4 { // SOL_SOCKET, SO_ERROR
+			return
+		}
+		args[1], args[2] = "SOL_SOCKET", "SO_ERROR"
+		if b, ok := mem.read(raw[3], 4); ok {
+			v := int64(int32(binary.LittleEndian.Uint32(b)))
+			args[3] = "[0]"
+			if v != 0 {
+				args[3] = "[" + syscallErrnoName(v) + "]"
+			}
+		}
+	}
+}
+
 // syscallAcceptedPeer renders the peer address accept(2) wrote at addr,
 // whose length it wrote at lenAddr (a socklen_t), after the call returned.
 func syscallAcceptedPeer(mem syscallMemory, addr, lenAddr uint64) string {

@@ -18,8 +18,8 @@ type capture struct {
 
 func paths(p ...int) capture { return capture{paths: p, argv: -1, mem: -1, memLen: -1, out: -1} }
 
-// peer captures, after the call, the socket address it wrote at argument
-// out and its length at outLen.
+// peer captures, after the call, what it wrote at argument out (a socket
+// address, an option's value) and its length at outLen.
 func peer(out, outLen int) capture {
 	return capture{argv: -1, mem: -1, memLen: -1, out: out, outLen: outLen}
 }
@@ -65,6 +65,7 @@ var captureCommon = map[uint32]capture{
 	unix.SYS_GETPEERNAME:       peer(1, 2),
 	unix.SYS_GETSOCKNAME:       peer(1, 2),
 	unix.SYS_RECVFROM:          peer(4, 5),
+	unix.SYS_GETSOCKOPT:        peer(3, 4), // the value read (SO_ERROR: a connect's outcome)
 }
 
 // captureTable returns the captures of this architecture.

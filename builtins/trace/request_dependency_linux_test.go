@@ -1,0 +1,75 @@
+package trace
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"testing"
+
+	"github.com/kdiag/kdiag/engine"
+)
+
+// TestRequestDependencyRefused: a Go server's readiness handler dials a
+// dependency that refuses (nothing listens), while a background goroutine
+// keeps dialling another address. The request's events hold the connect to
+// the dependency and its outcome, which a non-blocking connect only learns
+// from getsockopt(SO_ERROR): ECONNREFUSED, decoded on both backends.
+func TestRequestDependencyRefused(t *testing.T) {
+	bin := filepath.Join(t.TempDir(), "dependent_server")
+	if out, err := exec.Command("go", "build", "-o", bin, "./testdata/dependent_server").CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	forBackends(t, func(t *testing.T, backend string) {
+		bg, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer bg.Close()
+		go func() {
+			for {
+				c, err := bg.Accept()
+				if err != nil {
+					return
+				}
+				c.Close()
+			}
+		}()
+		dep := "127.0.0.1:" + strconv.Itoa(freePort(t)) // nothing listens there
+		port := freePort(t)
+		c := startContainer(t, fmt.Sprintf("%s 127.0.0.1:%d %s %s >/dev/null; sleep 1", bin, port, dep, bg.Addr()))
+		waitListening(t, port)
+		res, err := straceRunSpec(context.Background(), engine.Args{
+			"pid": int64(c.pid), "scope": "container", "probe": fmt.Sprintf("http://127.0.0.1:%d/readyz", port),
+			"duration": "30s", "max_events": int64(100000), "backend": backend,
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		rq := res.Request
+		if rq == nil || rq.HTTP == nil || !rq.Found {
+			t.Fatalf("request not followed: %+v", rq)
+		}
+		if rq.HTTP.Status != 503 {
+			t.Errorf("probe status %d, want 503", rq.HTTP.Status)
+		}
+		connectFD, refused := "", false
+		for _, e := range rq.Events {
+			switch {
+			case e.Name == "connect" && len(e.Args) > 1 && e.Args[1] == dep:
+				connectFD = e.Args[0]
+			case e.Name == "getsockopt" && len(e.Args) > 3 && e.Args[0] == connectFD && e.Args[2] == "SO_ERROR":
+				refused = e.Args[3] == "[ECONNREFUSED]"
+			}
+		}
+		if connectFD == "" || !refused {
+			for _, e := range rq.Events {
+				t.Logf("request %d/%d %.3f %s %v %v %s", e.PID, e.TID, e.StartMS, e.Name, e.Args, e.Ret, e.Errno)
+			}
+			t.Fatalf("the request's events lack the connect to %s (fd %q) and its ECONNREFUSED (%v)", dep, connectFD, refused)
+		}
+		t.Logf("request: threads %v, %d events, %.1f-%.1f ms", rq.Threads, len(rq.Events), rq.StartMS, rq.EndMS)
+	})
+}
