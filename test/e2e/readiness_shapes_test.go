@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/kdiag/kdiag/test/harness"
 )
@@ -29,6 +30,13 @@ func shapesRun(t *testing.T, env *harness.Env, name, manifest, pod string, param
 	t.Helper()
 	ns = namespace(t, env, "shape")
 	applyIn(t, env, "examples/readiness-shapes/"+manifest, "shapes", ns)
+	return ns, shapesDiagnose(t, env, name, ns, pod, params...)
+}
+
+// shapesDiagnose waits until pod runs unready in ns and diagnoses it (see
+// shapesRun).
+func shapesDiagnose(t *testing.T, env *harness.Env, name, ns, pod string, params ...string) (out string) {
+	t.Helper()
 	if app, ok := strings.CutPrefix(pod, "app="); ok {
 		pod = libraryPodOf(t, env, ns, "app="+app)
 	}
@@ -59,7 +67,7 @@ func shapesRun(t *testing.T, env *harness.Env, name, manifest, pod string, param
 		os.WriteFile(filepath.Join(dir, name+".jsonl"), b, 0o644)
 	}
 	t.Logf("%s:\n%s", name, out)
-	return ns, out
+	return out
 }
 
 func shapesWant(t *testing.T, out string, want ...string) {
@@ -168,5 +176,49 @@ func TestShapeFixThatDoesNotHelp(t *testing.T) {
 		"and was rolled back: configmap "+ns+"/inventory-config restored")
 	if data := shapesKeys(t, env, ns, "inventory-config"); !strings.Contains(data, "maintenance.flag") {
 		t.Errorf("the rollback did not restore the key: %s", data)
+	}
+}
+
+// TestShapeDependencyDown: the handler connects to its database on every
+// request; the database pod is Ready but listens on another port, so the
+// request's connection (a Go non-blocking connect, whose outcome only
+// getsockopt(SO_ERROR) says) is refused. The cause named is the refused
+// connection and the pod behind it, not the ConfigMap the app reads in the
+// background; nothing is changed.
+func TestShapeDependencyDown(t *testing.T) {
+	env := shapesCluster(t)
+	ns := namespace(t, env, "shape")
+	applyIn(t, env, "examples/readiness-shapes/dependency-down.yaml", "shapes", ns)
+	var ip string
+	deadline := time.Now().Add(90 * time.Second)
+	for ip == "" && time.Now().Before(deadline) {
+		out, _, _ := env.RunKubectl("get", "pod", "orders-db", "-n", ns, "-o", "jsonpath={.status.podIP}")
+		if ip = strings.TrimSpace(out); ip == "" {
+			time.Sleep(300 * time.Millisecond)
+		}
+	}
+	if ip == "" {
+		t.Fatal("orders-db got no IP")
+	}
+	root, _ := harness.RepoRoot()
+	b, err := os.ReadFile(filepath.Join(root, "examples/readiness-shapes/dependency-down-app.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := strings.ReplaceAll(strings.ReplaceAll(string(b), "namespace: shapes", "namespace: "+ns), "DB_ADDRESS", ip+":5432")
+	p := filepath.Join(t.TempDir(), "app.yaml")
+	os.WriteFile(p, []byte(m), 0o644)
+	env.Kubectl(t, "apply", "-f", p)
+	// Both backends: each decodes the connect's outcome its own way.
+	for _, backend := range []string{"auto", "ptrace"} {
+		out := shapesDiagnose(t, env, "dependency-down-"+backend, ns, "orders", "trace_backend="+backend)
+		shapesWant(t, out,
+			"CRITICAL pod/orders-db status.podIP: pod "+ns+"/orders-db, Running, ready, behind Service orders-db — the failing request to http://127.0.0.1:3000/readyz (503): its connection to "+ip+":5432 was refused (ECONNREFUSED): nothing accepts connections there",
+			"(pod "+ns+"/orders-db, Running, ready, behind Service orders-db)",
+			"kdiag changes nothing for this cause",
+			" 0 changes ")
+		if strings.Contains(out, "key orders.conf") {
+			t.Errorf("the background ConfigMap read was blamed:\n%s", out)
+		}
 	}
 }

@@ -8,6 +8,7 @@
 //	--require PATH        /readyz answers 500 while PATH does not exist
 //	--config PATH         /readyz reads PATH and answers 500 if it contains "invalid"
 //	--decoy PATH          read every 5 ms in the background, whatever it holds
+//	--depend HOST:PORT    /readyz connects to HOST:PORT (a dependency) and answers 503 if it cannot
 //
 // Every check is made while serving the request, in the handler.
 package main
@@ -17,6 +18,7 @@ import (
 	"flag"
 	"fmt"
 	"log"
+	"net"
 	"net/http"
 	"os"
 	"time"
@@ -28,6 +30,7 @@ func main() {
 	require := flag.String("require", "", "readiness fails while this file is missing")
 	config := flag.String("config", "", "readiness fails while this file contains \"invalid\"")
 	decoy := flag.String("decoy", "", "a file read in the background every 5 ms")
+	depend := flag.String("depend", "", "readiness fails while nothing accepts connections at this host:port")
 	flag.Parse()
 	if *decoy != "" {
 		go func() {
@@ -56,6 +59,14 @@ func main() {
 				http.Error(w, "not ready: configuration rejected", http.StatusInternalServerError)
 				return
 			}
+		}
+		if *depend != "" {
+			c, err := net.DialTimeout("tcp", *depend, time.Second)
+			if err != nil {
+				http.Error(w, "not ready: dependency: "+err.Error(), http.StatusServiceUnavailable)
+				return
+			}
+			c.Close()
 		}
 		fmt.Fprintln(w, "ok")
 	})
