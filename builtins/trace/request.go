@@ -32,9 +32,14 @@ type RequestTrace struct {
 	Server RequestServer `json:"server"`
 	// StartMS and EndMS bound the request: from the accept to the last
 	// write on the connection (or the last call of a process created for
-	// it), relative to the start of the sample.
+	// it; when the server never answered, the sample's last call),
+	// relative to the start of the sample.
 	StartMS float64 `json:"start_ms"`
 	EndMS   float64 `json:"end_ms"`
+	// Unanswered reports that the server wrote nothing on the connection
+	// before the sample ended: the request was still being served (or
+	// had been given up) when kdiag's probe gave up waiting.
+	Unanswered bool `json:"unanswered,omitempty"`
 	// Threads are the threads that used the connection.
 	Threads []int `json:"threads"`
 	// Processes are the processes created to serve the request (a forked
@@ -102,11 +107,16 @@ type thread struct {
 //     done between receiving and answering;
 //   - in a process where the request moved between threads (one thread
 //     read it and another answered, as Go's runtime does after a slow
-//     call, or a thread pool hands work over), the handler may have run on
-//     any of its threads, so the calls of all of them from the first read
-//     to the answer are candidates; their files count only when the
-//     process did not touch them outside the request too (a background
-//     loop's file does not become the request's);
+//     call, or a thread pool hands work over), the calls of any of its
+//     threads from the first read to the answer (or, unanswered, to the
+//     sample's end), when they name a file or address, and the calls on
+//     the descriptors those opened or connected;
+//   - of the calls found by time alone (the two above), those naming only
+//     files or addresses the process also touches while serving no
+//     connection are left out: a runtime that parks the handler (a
+//     goroutine waiting on a dependency) runs its background work on the
+//     same threads meanwhile, and a background loop's file is not the
+//     request's;
 //   - every call of the processes created by a process holding the
 //     connection, or by one created for it (a forked handler, a CGI
 //     script), and of their descendants.
@@ -157,6 +167,7 @@ func analyseRequest(calls []*straceCall, procs []Process, start time.Time, clien
 	threads := map[int]*thread{}
 	var firstRead time.Time
 	end := a.exit
+	answered := false
 	for _, c := range calls[acc+1:] {
 		held := fds[c.pid]
 		switch {
@@ -179,6 +190,7 @@ func analyseRequest(calls []*straceCall, procs []Process, start time.Time, clien
 			case requestWriteCalls[c.name] && c.finished && c.ret >= 0:
 				th.write = c.exit
 				end = later(end, c.exit)
+				answered = true
 			case c.name == "close":
 				delete(held, int(c.raw[0]))
 			case isDup(c.name) && c.finished && c.ret >= 0:
@@ -192,6 +204,14 @@ func analyseRequest(calls []*straceCall, procs []Process, start time.Time, clien
 				served[child.PID] = true
 				fds[child.PID] = copySet(held)
 			}
+		}
+	}
+	if !answered {
+		// Whatever the server did until the sample ended may be the
+		// request's: what it waits for is the question.
+		rt.Unanswered = true
+		for _, c := range calls[acc:] {
+			end = later(end, c.entry)
 		}
 	}
 	moved := map[int]bool{} // processes whose request moved between threads
@@ -210,21 +230,36 @@ func analyseRequest(calls []*straceCall, procs []Process, start time.Time, clien
 	}
 	sort.Ints(rt.Processes)
 	files := map[string]*File{}
-	var outside map[int]map[string]bool
-	opened := map[int]map[int]bool{} // files the request's calls opened, to follow their reads
+	parked := parkedSpans(calls[acc:], onConn, threads)
+	background := backgroundTargets(calls)
+	var outside map[int]map[string]bool // what the process touched while the request was not being worked on
+	opened := map[int]map[int]bool{}    // files the request's calls opened, to follow their reads
 	for _, c := range calls[acc:] {
 		th := threads[c.tid]
-		sure := onConn[c] || served[c.pid] ||
-			th != nil && !th.read.IsZero() && !th.write.IsZero() && !c.entry.Before(th.read) && !c.entry.After(th.write)
-		if !sure {
-			if !moved[c.pid] || c.entry.Before(firstRead) || c.entry.After(end) {
+		// On the connection, or in a process created for the request.
+		direct := onConn[c] || served[c.pid]
+		// Between a thread's read of the request and its answer; or, the
+		// request having moved between threads, in any thread of its
+		// process meanwhile. A runtime that parks the handler (a Go
+		// goroutine waiting on a dependency) runs other work on the same
+		// threads then, so a call naming only what the process also
+		// touches when serving nothing is that work, not the request's.
+		inThread := th != nil && !th.read.IsZero() && !th.write.IsZero() && !c.entry.Before(th.read) && !c.entry.After(th.write) &&
+			!in(parked, c.entry)
+		inProcess := moved[c.pid] && !c.entry.Before(firstRead) && !c.entry.After(end) && !in(parked, c.entry)
+		if !direct {
+			ts := targets(c)
+			if inProcess && !inThread && outside == nil {
+				outside = targetsOutside(calls, a.entry, end, parked)
+			}
+			switch {
+			case !inThread && !inProcess:
 				continue
-			}
-			if outside == nil {
-				outside = targetsOutside(calls, a.entry, end)
-			}
-			if ts := targets(c); len(ts) > 0 && !anyInside(ts, outside[c.pid]) ||
-				len(ts) == 0 && !(c.raw[0] < 1<<31 && opened[c.pid][int(c.raw[0])]) {
+			case len(ts) > 0 && inThread && !anyInside(ts, background[c.pid]):
+				continue
+			case len(ts) > 0 && !inThread && !anyInside(ts, outside[c.pid]):
+				continue
+			case len(ts) == 0 && !inThread && !(c.raw[0] < 1<<31 && opened[c.pid][int(c.raw[0])]):
 				continue
 			}
 		}
@@ -235,7 +270,7 @@ func analyseRequest(calls []*straceCall, procs []Process, start time.Time, clien
 			rt.EventsTruncated = true
 		}
 		for _, p := range c.paths {
-			if sure || !outside[c.pid][p] {
+			if direct || inThread && !background[c.pid][p] || !inThread && !outside[c.pid][p] {
 				addFile(files, p, c)
 			}
 		}
@@ -257,13 +292,57 @@ func targets(c *straceCall) []string {
 	return c.paths
 }
 
+// backgroundTargets returns, for each process, the targets of its calls
+// made while it served no connection: outside every span from an accept
+// to the close of the connection it returned (or the sample's end). Those
+// are its background work (a loop re-reading a file, a pinger); a file
+// only touched while serving requests (kdiag's and the kubelet's probes)
+// is not among them.
+func backgroundTargets(calls []*straceCall) map[int]map[string]bool {
+	type conn struct{ pid, fd int }
+	serving := map[conn]time.Time{} // connection -> when accept returned it
+	busy := map[int]int{}           // process -> connections it holds
+	out := map[int]map[string]bool{}
+	for _, c := range calls { // in entry order
+		if (c.name == "accept" || c.name == "accept4") && c.finished && c.ret >= 0 {
+			k := conn{c.pid, int(c.ret)}
+			if _, ok := serving[k]; !ok {
+				serving[k] = c.exit
+				busy[c.pid]++
+			}
+			continue
+		}
+		if c.name == "close" && c.raw[0] < 1<<31 {
+			// (a close entered before accept returned that number closed
+			// an older file)
+			k := conn{c.pid, int(c.raw[0])}
+			if from, ok := serving[k]; ok && !c.entry.Before(from) {
+				delete(serving, k)
+				busy[c.pid]--
+				continue
+			}
+		}
+		ts := targets(c)
+		if len(ts) == 0 || busy[c.pid] > 0 {
+			continue
+		}
+		if out[c.pid] == nil {
+			out[c.pid] = map[string]bool{}
+		}
+		for _, t := range ts {
+			out[c.pid][t] = true
+		}
+	}
+	return out
+}
+
 // targetsOutside returns, for each process, the targets of its calls
-// before from or after to.
-func targetsOutside(calls []*straceCall, from, to time.Time) map[int]map[string]bool {
+// before from, after to, or while the request was parked.
+func targetsOutside(calls []*straceCall, from, to time.Time, parked []span) map[int]map[string]bool {
 	out := map[int]map[string]bool{}
 	for _, c := range calls {
 		ts := targets(c)
-		if len(ts) == 0 || !c.entry.Before(from) && !c.entry.After(to) {
+		if len(ts) == 0 || !c.entry.Before(from) && !c.entry.After(to) && !in(parked, c.entry) {
 			continue
 		}
 		if out[c.pid] == nil {

@@ -2,6 +2,7 @@ package trace
 
 import (
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 )
@@ -20,6 +21,7 @@ func TestAnalyseRequestDupAndWorker(t *testing.T) {
 	acc := call(10, 10, "accept4", 1, 5, 3, 0)
 	acc.args = []string{"3", "127.0.0.1:40000"}
 	calls := []*straceCall{
+		call(10, 13, "openat", 0, 7, 0, 0, "/etc/app/decoy.conf"), // background thread, serving nothing
 		acc,
 		call(10, 12, "read", 2, 80, 5, 0), // worker 12 reads the request
 		call(10, 13, "openat", 3, 7, 0, 0, "/etc/app/decoy.conf"),     // background thread
@@ -116,8 +118,8 @@ func TestAnalyseRequestHandlerMovesThread(t *testing.T) {
 	for _, f := range rt.Files {
 		files = append(files, f.Path)
 	}
-	if len(files) != 2 || files[0] != "/etc/app/decoy.conf" || files[1] != "/etc/app/maint.flag" {
-		t.Errorf("one-thread request files %v, want the flag and the decoy read on the handler's thread", files)
+	if len(files) != 1 || files[0] != "/etc/app/maint.flag" {
+		t.Errorf("one-thread request files %v, want the flag, not the decoy the handler's thread also reads while serving nothing", files)
 	}
 }
 
@@ -148,5 +150,47 @@ func TestAnalyseRequestDescriptorReusedDuringAccept(t *testing.T) {
 	}
 	if len(rt.Threads) != 1 || rt.Threads[0] != 11 || rt.EndMS < 9 {
 		t.Errorf("threads %v, end %v ms: want [11] answering at 9 ms", rt.Threads, rt.EndMS)
+	}
+}
+
+// A handler that waits on a dependency parks (Go, an event loop): its
+// thread runs the background work meanwhile, while another client (the
+// kubelet's probe) keeps the server busy the whole sample. The calls made
+// while the handler waited are not the request's; the dependency's are.
+func TestAnalyseRequestParkedOnDependency(t *testing.T) {
+	t0 := time.Unix(1000, 0)
+	at := func(ms int) time.Time { return t0.Add(time.Duration(ms) * time.Millisecond) }
+	call := func(tid int, name string, ms int, ret int64, errno string, raw0 uint64, paths ...string) *straceCall {
+		return &straceCall{pid: 10, tid: tid, name: name, raw: [6]uint64{raw0}, args: []string{strconv.FormatUint(raw0, 10), ""}, paths: paths,
+			entry: at(ms), exit: at(ms).Add(50 * time.Microsecond), ret: ret, errno: errno, finished: true}
+	}
+	kubelet := call(12, "accept4", 0, 8, "", 5)
+	kubelet.args = []string{"5", "10.88.0.1:50000"}
+	acc := call(11, "accept4", 1, 6, "", 5)
+	acc.args = []string{"5", "127.0.0.1:40000"}
+	calls := []*straceCall{
+		kubelet, acc,
+		call(11, "read", 2, 90, "", 6),
+		call(11, "connect", 3, -115, "EINPROGRESS", 9),
+		call(11, "getsockopt", 4, 0, "", 9),
+		call(11, "write", 5, 60, "", 9),
+		call(11, "read", 6, -11, "EAGAIN", 9), // the handler parks
+		call(11, "openat", 100, 12, "", 0, "/etc/app/decoy.conf"),
+		call(11, "openat", 900, 12, "", 0, "/etc/app/decoy.conf"),
+		call(11, "read", 901, -11, "EAGAIN", 6), // Go's background read of the client's connection
+		call(11, "close", 2006, 0, "", 9),       // it gives up on the dependency
+		call(11, "newfstatat", 2007, 0, "", 0, "/etc/app/fallback.flag"),
+		call(11, "write", 2008, 100, "", 6),
+	}
+	rt := analyseRequest(calls, []Process{{PID: 10}}, t0, "127.0.0.1:40000", false)
+	if len(rt.Files) != 1 || rt.Files[0].Path != "/etc/app/fallback.flag" {
+		t.Errorf("request files %+v, want only the flag checked after the wait", rt.Files)
+	}
+	var names []string
+	for _, e := range rt.Events {
+		names = append(names, e.Name)
+	}
+	if got := strings.Join(names, " "); got != "accept4 read connect getsockopt write read read close newfstatat write" {
+		t.Errorf("request events %q", got)
 	}
 }

@@ -179,43 +179,50 @@ func TestShapeFixThatDoesNotHelp(t *testing.T) {
 	}
 }
 
-// TestShapeDependencyDown: the handler connects to its database on every
-// request; the database pod is Ready but listens on another port, so the
-// request's connection (a Go non-blocking connect, whose outcome only
-// getsockopt(SO_ERROR) says) is refused. The cause named is the refused
-// connection and the pod behind it, not the ConfigMap the app reads in the
-// background; nothing is changed.
+// TestShapeDependencyDown: two handlers whose checks are dependencies, not
+// files. orders connects to its database on every request; the database pod
+// is Ready but listens on another port, so the request's connection (a Go
+// non-blocking connect, whose outcome only getsockopt(SO_ERROR) says) is
+// refused. catalog sends a query to a search backend that accepts it and
+// never answers; the handler gives up after 2 s. Each cause named is the
+// dependency and the pod behind it, not the ConfigMap the apps read in the
+// background; nothing is changed. Both backends.
 func TestShapeDependencyDown(t *testing.T) {
 	env := shapesCluster(t)
 	ns := namespace(t, env, "shape")
 	applyIn(t, env, "examples/readiness-shapes/dependency-down.yaml", "shapes", ns)
-	var ip string
-	deadline := time.Now().Add(90 * time.Second)
-	for ip == "" && time.Now().Before(deadline) {
-		out, _, _ := env.RunKubectl("get", "pod", "orders-db", "-n", ns, "-o", "jsonpath={.status.podIP}")
-		if ip = strings.TrimSpace(out); ip == "" {
+	podIP := func(pod string) string {
+		deadline := time.Now().Add(90 * time.Second)
+		for time.Now().Before(deadline) {
+			out, _, _ := env.RunKubectl("get", "pod", pod, "-n", ns, "-o", "jsonpath={.status.podIP}")
+			if ip := strings.TrimSpace(out); ip != "" {
+				return ip
+			}
 			time.Sleep(300 * time.Millisecond)
 		}
+		t.Fatalf("%s got no IP", pod)
+		return ""
 	}
-	if ip == "" {
-		t.Fatal("orders-db got no IP")
-	}
+	db, search := podIP("orders-db"), podIP("search-db")
 	root, _ := harness.RepoRoot()
 	b, err := os.ReadFile(filepath.Join(root, "examples/readiness-shapes/dependency-down-app.yaml"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	m := strings.ReplaceAll(strings.ReplaceAll(string(b), "namespace: shapes", "namespace: "+ns), "DB_ADDRESS", ip+":5432")
+	m := strings.NewReplacer("namespace: shapes", "namespace: "+ns, "DB_ADDRESS", db+":5432", "SEARCH_ADDRESS", search+":9200").Replace(string(b))
 	p := filepath.Join(t.TempDir(), "app.yaml")
 	os.WriteFile(p, []byte(m), 0o644)
 	env.Kubectl(t, "apply", "-f", p)
-	// Both backends: each decodes the connect's outcome its own way.
 	for _, backend := range []string{"auto", "ptrace"} {
 		out := shapesDiagnose(t, env, "dependency-down-"+backend, ns, "orders", "trace_backend="+backend)
 		shapesWant(t, out,
-			"CRITICAL pod/orders-db status.podIP: pod "+ns+"/orders-db, Running, ready, behind Service orders-db — the failing request to http://127.0.0.1:3000/readyz (503): its connection to "+ip+":5432 was refused (ECONNREFUSED): nothing accepts connections there",
-			"(pod "+ns+"/orders-db, Running, ready, behind Service orders-db)",
+			"CRITICAL pod/orders-db status.podIP: pod "+ns+"/orders-db, Running, ready, behind Service orders-db — the failing request to http://127.0.0.1:3000/readyz (503): its connection to "+db+":5432 was refused (ECONNREFUSED): nothing accepts connections there",
 			"kdiag changes nothing for this cause",
+			" 0 changes ")
+		out = shapesDiagnose(t, env, "dependency-stuck-"+backend, ns, "catalog", "trace_backend="+backend)
+		shapesWant(t, out,
+			"CRITICAL pod/search-db status.podIP: pod "+ns+"/search-db, Running, ready, behind Service search — the failing request to http://127.0.0.1:3000/readyz (503): it sent a request to "+search+":9200 and had no answer ",
+			"the dependency accepts connections but does not answer in time",
 			" 0 changes ")
 		if strings.Contains(out, "key orders.conf") {
 			t.Errorf("the background ConfigMap read was blamed:\n%s", out)
