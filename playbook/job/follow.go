@@ -139,7 +139,7 @@ func (r *jobRun) check(ctx context.Context, elapsed time.Duration) (playbook.Out
 		return r.ended(fmt.Sprintf("job %s was deleted while the run was going", r.name())), true
 	}
 	if why := deadlineText(job, r.name()); why != "" {
-		return r.ended(why + r.pendingText()), true
+		return r.ended(why + r.pendingText() + r.sick(ctx)), true
 	}
 	pod := r.w.firstPod()
 	if pod == nil {
