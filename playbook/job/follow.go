@@ -35,6 +35,11 @@ const (
 	defaultPoll = 500 * time.Millisecond
 )
 
+// overdueAfter is how long past the Job's deadline the follower waits
+// for the Job to be marked failed before it ends the run itself, saying
+// who did not answer (a variable for tests).
+var overdueAfter = 30 * time.Second
+
 // stuckReasons are the reasons a container waits that no waiting fixes:
 // the run fails at once instead of at the Job's deadline.
 var stuckReasons = map[string]bool{
@@ -108,6 +113,14 @@ func (r *jobRun) run(ctx context.Context) playbook.Outcome {
 	t := time.NewTicker(poll)
 	defer t.Stop()
 	start := time.Now()
+	// A Job past its deadline that no one marks failed: the API server
+	// or the Job controller is not answering.
+	var overdue <-chan time.Time
+	if d := r.job.Spec.ActiveDeadlineSeconds; d != nil {
+		tm := time.NewTimer(time.Duration(*d)*time.Second + overdueAfter)
+		defer tm.Stop()
+		overdue = tm.C
+	}
 	for {
 		r.streamEnded()
 		if r.w.hasSynced() {
@@ -125,6 +138,8 @@ func (r *jobRun) run(ctx context.Context) playbook.Outcome {
 		case <-r.w.changed:
 		case <-tick:
 		case <-r.streamDoneOrNil():
+		case <-overdue:
+			return r.overdue(ctx)
 		}
 	}
 }

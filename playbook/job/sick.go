@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/kdiag/kdiag/playbook"
 	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -44,7 +45,15 @@ func (r *jobRun) sick(ctx context.Context) string {
 		pod = p
 	}
 	if pod == nil || pod.Spec.NodeName == "" {
-		return classify(pod, nodeView{}, r.req.Timeout, time.Now())
+		if s := classify(pod, nodeView{}, r.req.Timeout, time.Now()); s != "" {
+			return s
+		}
+		c, cancel := context.WithTimeout(context.WithoutCancel(ctx), lookTimeout)
+		defer cancel()
+		if _, err := r.j.Client.BatchV1().Jobs(r.job.Namespace).Get(c, r.job.Name, metav1.GetOptions{}); err != nil && !refused(err) {
+			return fmt.Sprintf("; the API server did not answer when asked about job %s (%v): it, or its storage (etcd), is likely what is sick", r.name(), err)
+		}
+		return ""
 	}
 	return classify(pod, r.j.lookAtNode(ctx, pod.Spec.NodeName), r.req.Timeout, time.Now())
 }
@@ -166,4 +175,16 @@ func joinClause(a, b string) string {
 		return b
 	}
 	return a + "; " + b
+}
+
+// overdue ends a run whose Job is past its deadline (plus overdueAfter)
+// and not marked failed, saying who did not answer: the API server, the
+// pod's node, or else the Job controller.
+func (r *jobRun) overdue(ctx context.Context) playbook.Outcome {
+	why := fmt.Sprintf("job %s is %s past its deadline (activeDeadlineSeconds %d) and not marked failed", r.name(), overdueAfter, *r.job.Spec.ActiveDeadlineSeconds)
+	s := r.sick(ctx)
+	if s == "" {
+		s = "; the API server answers: the Job controller (kube-controller-manager) is likely not running"
+	}
+	return r.ended(why + r.pendingText() + s)
 }

@@ -3,10 +3,13 @@ package job
 import (
 	"context"
 	"errors"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/kdiag/kdiag/playbook"
+	batchv1 "k8s.io/api/batch/v1"
 	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -128,6 +131,39 @@ func TestSick(t *testing.T) {
 			}
 			if c.reads > 0 && reads != c.reads {
 				t.Errorf("%d API reads; want %d", reads, c.reads)
+			}
+		})
+	}
+}
+
+// TestOverdue: a Job past its deadline that is never marked failed ends
+// the run anyway, naming the API server when it does not answer a read of
+// the Job, the Job controller when it does.
+func TestOverdue(t *testing.T) {
+	defer func(d time.Duration) { overdueAfter = d }(overdueAfter)
+	overdueAfter = 500 * time.Millisecond
+	for _, c := range []struct {
+		name   string
+		getErr error
+		want   string
+	}{
+		{"api server silent", errors.New("context deadline exceeded"), "the API server did not answer when asked about job runs/kdiag-run-x (context deadline exceeded)"},
+		{"job controller down", nil, "the Job controller (kube-controller-manager) is likely not running"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			job := &batchv1.Job{ObjectMeta: metav1.ObjectMeta{Name: "kdiag-run-x", Namespace: "runs"}, Spec: batchv1.JobSpec{ActiveDeadlineSeconds: ptr(int64(1))}}
+			cs := fake.NewClientset(job)
+			cs.PrependReactor("get", "jobs", func(k8stesting.Action) (bool, runtime.Object, error) {
+				return c.getErr != nil, nil, c.getErr
+			})
+			j := &Executor{Client: cs, Poll: 100 * time.Millisecond}
+			start := time.Now()
+			out := j.follow(context.Background(), job, playbook.RunRequest{ID: "x", TranscriptPath: filepath.Join(t.TempDir(), "t.jsonl")}, make([]byte, 32))
+			if out.Status != playbook.StatusFailed || !strings.Contains(out.Message, "job runs/kdiag-run-x is 500ms past its deadline (activeDeadlineSeconds 1) and not marked failed; ") || !strings.Contains(out.Message, c.want) {
+				t.Errorf("outcome %+v; want failed, overdue, saying %q", out, c.want)
+			}
+			if took := time.Since(start); took > 10*time.Second {
+				t.Errorf("took %s", took)
 			}
 		})
 	}
