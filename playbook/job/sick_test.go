@@ -168,3 +168,45 @@ func TestOverdue(t *testing.T) {
 		})
 	}
 }
+
+// TestDeleteJobRetries: deleting a run's Job retries while the API server
+// does not answer, stops at a refusal, and, given up, says the Job is
+// left behind and how to delete it.
+func TestDeleteJobRetries(t *testing.T) {
+	defer func(f, r time.Duration) { deleteFor, deleteRetry = f, r }(deleteFor, deleteRetry)
+	deleteFor, deleteRetry = time.Second, 10*time.Millisecond
+	silent := errors.New("http2: client connection lost")
+	for _, c := range []struct {
+		name      string
+		errs      []error // of the deletes, in turn; nil once they run out
+		wantTries int     // 0: many
+		want      string
+	}{
+		{"answers after two tries", []error{silent, silent}, 3, ""},
+		{"refused", []error{apierrors.NewForbidden(schema.GroupResource{Group: "batch", Resource: "jobs"}, "kdiag-run-x", errors.New("no"))}, 1, "forbidden"},
+		{"never answers", nil, 0, "delete job runs/kdiag-run-x: http2: client connection lost (it is left behind: kubectl delete job -n runs kdiag-run-x"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			job := &batchv1.Job{ObjectMeta: metav1.ObjectMeta{Name: "kdiag-run-x", Namespace: "runs"}}
+			cs := fake.NewClientset(job)
+			tries := 0
+			cs.PrependReactor("delete", "jobs", func(k8stesting.Action) (bool, runtime.Object, error) {
+				tries++
+				if c.errs == nil {
+					return true, nil, silent
+				}
+				if tries <= len(c.errs) {
+					return true, nil, c.errs[tries-1]
+				}
+				return false, nil, nil
+			})
+			err := (&Executor{Client: cs}).deleteJob(job)
+			if c.want == "" && err != nil || c.want != "" && (err == nil || !strings.Contains(err.Error(), c.want)) {
+				t.Errorf("err %v; want %q", err, c.want)
+			}
+			if c.wantTries > 0 && tries != c.wantTries || c.wantTries == 0 && tries < 5 {
+				t.Errorf("%d tries; want %d (0: many)", tries, c.wantTries)
+			}
+		})
+	}
+}

@@ -43,3 +43,24 @@ func TestFaultServeJobOverdue(t *testing.T) {
 		})
 	}
 }
+
+// TestFaultServeJobOverdueAPIServer: the API server is frozen while a
+// serve Job run's pod runs, until well past the Job's deadline
+// (active_deadline 20s), so no one marks the Job failed. The follower
+// ends the run 30 s past the deadline, naming the API server; the run is
+// stored failed, its transcript as far as it came (marked as ending
+// without its footer); once the API server resumes, no Job, pod or Secret
+// is left.
+func TestFaultServeJobOverdueAPIServer(t *testing.T) {
+	env := harness.Cluster(t)
+	sj := startServeJob(t, env, "60s", ", active_deadline: 20s")
+	sj.waitPhase(t, "Running")
+	freeze(t, env, "kube-apiserver", 70*time.Second)
+	frozeAt := time.Now()
+	m := sj.s.Wait(t, sj.run, 3*time.Minute)
+	t.Logf("FIGURES serve Job run, kube-apiserver frozen past the Job's deadline 20s: run %s %q, ended %s after the freeze", m.Status, m.Message, time.Since(frozeAt).Round(100*time.Millisecond))
+	if m.Status != playbook.StatusFailed || !strings.Contains(m.Message, "past its deadline (activeDeadlineSeconds 20) and not marked failed") || !strings.Contains(m.Message, "the API server did not answer") {
+		t.Errorf("run: %s %q; want failed past the deadline, naming the API server", m.Status, m.Message)
+	}
+	sj.noneLeft(t, 90*time.Second)
+}
