@@ -71,4 +71,14 @@ func TestJobExecutorRBAC(t *testing.T) {
 			t.Errorf("Role kdiag-jobs does not grant %s %s", g.verb, g.resource)
 		}
 	}
+	// Why an overdue run's pod did not start: its node and the kubelet's
+	// lease, read-only.
+	nodes := find[*rbacv1.ClusterRole](objs, "kdiag-jobs-nodes")
+	leases := find[*rbacv1.Role](objs, "kdiag-jobs-leases")
+	if nodes == nil || !grants(nodes.Rules, "", "nodes", "get") || leases == nil || leases.Namespace != "kube-node-lease" || !grants(leases.Rules, "coordination.k8s.io", "leases", "get") {
+		t.Errorf("kdiag-jobs-nodes %+v, kdiag-jobs-leases %+v: want nodes get, and leases get in kube-node-lease", nodes, leases)
+	}
+	if crb, rb := find[*rbacv1.ClusterRoleBinding](objs, "kdiag-jobs-nodes"), find[*rbacv1.RoleBinding](objs, "kdiag-jobs-leases"); crb == nil || rb == nil || crb.Subjects[0].Name != "kdiag" || rb.Subjects[0].Name != "kdiag" {
+		t.Error("kdiag-jobs-nodes and kdiag-jobs-leases are not bound to the kdiag ServiceAccount")
+	}
 }

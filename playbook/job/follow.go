@@ -35,6 +35,11 @@ const (
 	defaultPoll = 500 * time.Millisecond
 )
 
+// overdueAfter is how long past the Job's deadline the follower waits
+// for the Job to be marked failed before it ends the run itself, saying
+// who did not answer (a variable for tests).
+var overdueAfter = 30 * time.Second
+
 // stuckReasons are the reasons a container waits that no waiting fixes:
 // the run fails at once instead of at the Job's deadline.
 var stuckReasons = map[string]bool{
@@ -83,8 +88,8 @@ func (j *Executor) follow(ctx context.Context, job *batchv1.Job, req playbook.Ru
 	if err := r.sink.close(); err != nil && out.Message == "" {
 		out.Message = err.Error()
 	}
-	if err := j.deleteJob(job); err != nil && out.Message == "" {
-		out.Message = err.Error()
+	if err := j.deleteJob(job); err != nil {
+		out.Message = strings.TrimPrefix(out.Message+"; "+err.Error(), "; ")
 	}
 	return out
 }
@@ -108,6 +113,14 @@ func (r *jobRun) run(ctx context.Context) playbook.Outcome {
 	t := time.NewTicker(poll)
 	defer t.Stop()
 	start := time.Now()
+	// A Job past its deadline that no one marks failed: the API server
+	// or the Job controller is not answering.
+	var overdue <-chan time.Time
+	if d := r.job.Spec.ActiveDeadlineSeconds; d != nil {
+		tm := time.NewTimer(time.Duration(*d)*time.Second + overdueAfter)
+		defer tm.Stop()
+		overdue = tm.C
+	}
 	for {
 		r.streamEnded()
 		if r.w.hasSynced() {
@@ -125,6 +138,8 @@ func (r *jobRun) run(ctx context.Context) playbook.Outcome {
 		case <-r.w.changed:
 		case <-tick:
 		case <-r.streamDoneOrNil():
+		case <-overdue:
+			return r.overdue(ctx)
 		}
 	}
 }
@@ -139,7 +154,7 @@ func (r *jobRun) check(ctx context.Context, elapsed time.Duration) (playbook.Out
 		return r.ended(fmt.Sprintf("job %s was deleted while the run was going", r.name())), true
 	}
 	if why := deadlineText(job, r.name()); why != "" {
-		return r.ended(why + r.pendingText()), true
+		return r.ended(why + r.pendingText() + r.sick(ctx)), true
 	}
 	pod := r.w.firstPod()
 	if pod == nil {
@@ -320,21 +335,48 @@ func lastLines(lines []string, n int) string {
 	return strings.TrimPrefix(strings.Join(lines[from:], " / "), "kdiag: ")
 }
 
-// deleteJob deletes a Job and, through background propagation, its pod.
+// deleteJob deletes a Job and, through background propagation, its pod,
+// retrying (deleteFor) while the API server does not answer.
 func (j *Executor) deleteJob(job *batchv1.Job) error {
-	ctx, cancel := context.WithTimeout(context.Background(), apiTimeout)
-	defer cancel()
 	bg := metav1.DeletePropagationBackground
-	err := j.Client.BatchV1().Jobs(job.Namespace).Delete(ctx, job.Name, metav1.DeleteOptions{PropagationPolicy: &bg})
-	if err != nil && !apierrors.IsNotFound(err) {
-		return fmt.Errorf("delete job %s/%s: %w", job.Namespace, job.Name, err)
+	err := retryDelete(func(ctx context.Context) error {
+		return j.Client.BatchV1().Jobs(job.Namespace).Delete(ctx, job.Name, metav1.DeleteOptions{PropagationPolicy: &bg})
+	})
+	if err != nil {
+		return fmt.Errorf("delete job %s/%s: %w (it is left behind: kubectl delete job -n %s %s; its pod and frame key go with it)", job.Namespace, job.Name, err, job.Namespace, job.Name)
 	}
 	return nil
 }
 
-// deleteSecret deletes a run's frame key Secret.
+// deleteSecret deletes a run's frame key Secret, retrying as deleteJob
+// does (owned by the Job, it goes with the Job anyway).
 func (j *Executor) deleteSecret(ns, name string) {
-	ctx, cancel := context.WithTimeout(context.Background(), apiTimeout)
-	defer cancel()
-	_ = j.Client.CoreV1().Secrets(ns).Delete(ctx, name, metav1.DeleteOptions{})
+	_ = retryDelete(func(ctx context.Context) error {
+		return j.Client.CoreV1().Secrets(ns).Delete(ctx, name, metav1.DeleteOptions{})
+	})
+}
+
+// How deletes after a run retry: each try bounded by apiTimeout, all by
+// deleteFor (variables for tests).
+var (
+	deleteFor   = 90 * time.Second
+	deleteRetry = 2 * time.Second
+)
+
+// retryDelete calls del until it succeeds, finds nothing to delete, is
+// refused (the API server answered), or deleteFor has passed.
+func retryDelete(del func(context.Context) error) error {
+	end := time.Now().Add(deleteFor)
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), min(apiTimeout, max(time.Until(end), time.Second)))
+		err := del(ctx)
+		cancel()
+		if err == nil || apierrors.IsNotFound(err) {
+			return nil
+		}
+		if refused(err) || time.Now().Add(deleteRetry).After(end) {
+			return err
+		}
+		time.Sleep(deleteRetry)
+	}
 }

@@ -50,7 +50,7 @@ func runnerNamespace(t *testing.T, env *harness.Env) string {
 	}
 	var role string
 	for _, doc := range strings.Split(string(b), "\n---\n") {
-		if strings.Contains(doc, "\nkind: ClusterRole\n") {
+		if strings.Contains(doc, "\nkind: ClusterRole\n") && strings.Contains(doc, "\n  name: kdiag-playbooks\n") {
 			role = strings.Replace(doc, "name: kdiag-playbooks", "name: "+ns, 1)
 		}
 	}
