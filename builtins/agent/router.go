@@ -278,10 +278,11 @@ func via(ctx context.Context, r *Router, op node.Op, n *nodeInfo, req any) (any,
 // agent request.
 const apiHealthTimeout = 3 * time.Second
 
-// apiUnavailable asks the API server's /readyz/ping (apiHealthTimeout):
-// when it does not answer, it returns an unavailable error for op that
-// names the API server and the agent's node (err, when not nil, is the
-// request's own) and
+// apiUnavailable asks the API server's /readyz/ping and verbose /readyz
+// at once (apiHealthTimeout): when it does not answer, or answers the ping
+// but not /readyz because its storage (etcd) does not, it returns an
+// unavailable error for op that names the API server (or its storage)
+// and the agent's node (err, when not nil, is the request's own) and
 // remembers it for the next requests; when it answers, nil.
 func (r *Router) apiUnavailable(op, where string, err error) error {
 	cs, rc, cerr := r.opts.Clients.Kube()
@@ -290,24 +291,36 @@ func (r *Router) apiUnavailable(op, where string, err error) error {
 	}
 	hctx, cancel := context.WithTimeout(context.Background(), apiHealthTimeout)
 	defer cancel()
-	herr := cs.Discovery().RESTClient().Get().AbsPath("/readyz/ping").Do(hctx).Error()
+	pinged := make(chan error, 1)
+	go func() { pinged <- cs.Discovery().RESTClient().Get().AbsPath("/readyz/ping").Do(hctx).Error() }()
+	storage := kube.StorageNotAnswering(hctx, cs)
+	herr := <-pinged
 	r.mu.Lock()
 	was := r.apiDown
-	r.apiDown = herr != nil
+	r.apiDown = herr != nil || storage != ""
 	r.mu.Unlock()
-	if herr == nil {
+	if herr == nil && storage == "" {
 		return nil
 	}
-	if err == nil {
-		what := "did not answer"
-		if was {
-			what = "is still not answering"
-		}
-		return engine.Errorf(engine.KindUnavailable, "%s: the API server at %s %s (/readyz/ping: %s): the node agent %s is reached through it (its pod and an exec stream), so node built-ins cannot run there until it answers; check the control plane: kubectl get --raw /readyz",
-			op, rc.Host, what, kube.Reason(herr), where)
+	var msg string
+	switch {
+	case herr == nil && was:
+		msg = fmt.Sprintf("%s: the API server at %s answers, but its storage still does not (%s; /readyz/ping answers): the node agent %s is reached through it (its pod and an exec stream), so node built-ins cannot run there until etcd answers; check etcd's health, disk latency and logs (etcdctl endpoint health), then the kube-apiserver's logs",
+			op, rc.Host, storage, where)
+	case herr == nil:
+		msg = fmt.Sprintf("%s: the API server at %s answers, but its storage does not (%s; /readyz/ping answers): the node agent %s is reached through it (its pod and an exec stream), so node built-ins cannot run there until etcd answers; check etcd's health, disk latency and logs (etcdctl endpoint health), then the kube-apiserver's logs",
+			op, rc.Host, storage, where)
+	case err == nil && was:
+		msg = fmt.Sprintf("%s: the API server at %s is still not answering (/readyz/ping: %s): the node agent %s is reached through it (its pod and an exec stream), so node built-ins cannot run there until it answers; check the control plane: kubectl get --raw /readyz",
+			op, rc.Host, kube.Reason(herr), where)
+	default:
+		msg = fmt.Sprintf("%s: the API server at %s did not answer (/readyz/ping: %s): the node agent %s is reached through it (its pod and an exec stream), so node built-ins cannot run there until it answers; check the control plane: kubectl get --raw /readyz",
+			op, rc.Host, kube.Reason(herr), where)
 	}
-	return engine.Wrapf(engine.KindUnavailable, err, "%s: the API server at %s did not answer (/readyz/ping: %s): the node agent %s is reached through it (its pod and an exec stream), so node built-ins cannot run there until it answers; check the control plane: kubectl get --raw /readyz (%v)",
-		op, rc.Host, kube.Reason(herr), where, err)
+	if err == nil {
+		return engine.Errorf(engine.KindUnavailable, "%s", msg)
+	}
+	return engine.Wrapf(engine.KindUnavailable, err, "%s (%v)", msg, err)
 }
 
 // viaAgent serves one request of op over the session of the agent of

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
+	"fmt"
 	"net"
 	"regexp"
 	"slices"
@@ -15,6 +16,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	utilnet "k8s.io/apimachinery/pkg/util/net"
+	"k8s.io/client-go/kubernetes"
 )
 
 // Default deadlines of the built-ins that make plain API requests. The
@@ -196,6 +198,31 @@ func (k *kube) readyz(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	return readyz(ctx, cs)
+}
+
+// StorageNotAnswering asks the API server's verbose /readyz within ctx,
+// for an API server that answers /readyz/ping: it returns how the API
+// server's storage (etcd) fails it ("/readyz fails etcd", or "/readyz got
+// no answer within 3s" when it hangs on the storage), or "" when /readyz
+// answers or fails for another reason.
+func StorageNotAnswering(ctx context.Context, cs kubernetes.Interface) string {
+	t0 := time.Now()
+	err := readyz(ctx, cs)
+	if rerr := (*notReadyError)(nil); errors.As(err, &rerr) {
+		if rerr.storage() {
+			return "/readyz fails " + strings.Join(rerr.failed, ", ")
+		}
+		return ""
+	}
+	if err != nil && NoAnswer(ctx, err) {
+		return fmt.Sprintf("/readyz got no answer within %s", time.Since(t0).Round(100*time.Millisecond))
+	}
+	return ""
+}
+
+// readyz asks cs's API server whether it is ready (see kube.readyz).
+func readyz(ctx context.Context, cs kubernetes.Interface) error {
 	res := cs.Discovery().RESTClient().Get().AbsPath("/readyz").Param("verbose", "").Do(ctx)
 	var code int
 	res.StatusCode(&code)
