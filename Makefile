@@ -47,7 +47,7 @@ test: build cluster-up
 # else: fault injection freezes the API server, kubelet and containerd
 # (SIGSTOP) during kdiag runs; the two-node tests add kdiag-node2.
 test-serial: build cluster-up
-	$(GO) test -tags faults -p 1 -timeout 25m -count=1 ./test/faults
+	$(GO) test -tags faults -p 1 -timeout 35m -count=1 ./test/faults
 	$(GO) test -tags nodes -p 1 -timeout 15m -count=1 ./test/nodes
 
 unit: build
