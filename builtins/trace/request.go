@@ -326,14 +326,19 @@ func backgroundTargets(calls []*straceCall) map[int]map[string]bool {
 		if len(ts) == 0 || busy[c.pid] > 0 {
 			continue
 		}
-		if out[c.pid] == nil {
-			out[c.pid] = map[string]bool{}
-		}
-		for _, t := range ts {
-			out[c.pid][t] = true
-		}
+		addTargets(out, c.pid, ts)
 	}
 	return out
+}
+
+// addTargets notes targets ts under process pid in out.
+func addTargets(out map[int]map[string]bool, pid int, ts []string) {
+	if out[pid] == nil {
+		out[pid] = map[string]bool{}
+	}
+	for _, t := range ts {
+		out[pid][t] = true
+	}
 }
 
 // targetsOutside returns, for each process, the targets of its calls
@@ -345,12 +350,7 @@ func targetsOutside(calls []*straceCall, from, to time.Time, parked []span) map[
 		if len(ts) == 0 || !c.entry.Before(from) && !c.entry.After(to) && !in(parked, c.entry) {
 			continue
 		}
-		if out[c.pid] == nil {
-			out[c.pid] = map[string]bool{}
-		}
-		for _, t := range ts {
-			out[c.pid][t] = true
-		}
+		addTargets(out, c.pid, ts)
 	}
 	return out
 }
