@@ -106,17 +106,29 @@ type thread struct {
 //     the calls from its first successful read to its last write: the work
 //     done between receiving and answering;
 //   - in a process where the request moved between threads (one thread
-//     read it and another answered, as Go's runtime does after a slow
-//     call, or a thread pool hands work over), the calls of any of its
-//     threads from the first read to the answer (or, unanswered, to the
-//     sample's end), when they name a file or address, and the calls on
-//     the descriptors those opened or connected;
+//     read it and another answered, or a thread other than the one that
+//     accepted it carried it, as Go's runtime does after a slow call, or
+//     a thread pool hands work over), the calls of any of its threads
+//     from the first read to the answer (or, unanswered, to the sample's
+//     end), when they name a file or address;
 //   - of the calls found by time alone (the two above), those naming only
 //     files or addresses the process also touches while serving no
 //     connection are left out: a runtime that parks the handler (a
 //     goroutine waiting on a dependency) runs its background work on the
 //     same threads meanwhile, and a background loop's file is not the
-//     request's;
+//     request's; a call on another thread than the request's is kept
+//     only if kdiag's request is the one the process most recently began
+//     to serve (read) of those in flight then, or if it names something
+//     the process touches nowhere else but inside the request (the
+//     kubelet's probes of the same handler dial the same dependency, and
+//     that they do does not make kdiag's dial someone else's);
+//   - every call, on any thread, on a descriptor one of the request's
+//     calls opened or connected, until it is closed (a file counts as
+//     read, not only checked; a non-blocking connect's outcome is its
+//     getsockopt): a Go handler parked
+//     on a dependency resumes on whichever thread is free, so its query
+//     and the connect's outcome may be on threads that never touched the
+//     request's connection;
 //   - every call of the processes created by a process holding the
 //     connection, or by one created for it (a forked handler, a CGI
 //     script), and of their descendants.
@@ -217,7 +229,10 @@ func analyseRequest(calls []*straceCall, procs []Process, start time.Time, clien
 	moved := map[int]bool{} // processes whose request moved between threads
 	for tid, th := range threads {
 		rt.Threads = append(rt.Threads, tid)
-		if th.read.IsZero() != th.write.IsZero() {
+		// A thread that only read or only wrote, or a thread other than
+		// the one that accepted the connection (a Go runtime's, a worker
+		// pool's), means another thread may carry the request meanwhile.
+		if th.read.IsZero() != th.write.IsZero() || tid != a.tid {
 			moved[th.pid] = true
 		}
 	}
@@ -232,12 +247,15 @@ func analyseRequest(calls []*straceCall, procs []Process, start time.Time, clien
 	files := map[string]*File{}
 	parked := parkedSpans(calls[acc:], onConn, threads)
 	background := backgroundTargets(calls)
+	latest := latestServed(calls, a)
 	var outside map[int]map[string]bool // what the process touched while the request was not being worked on
 	opened := map[int]map[int]bool{}    // files the request's calls opened, to follow their reads
 	for _, c := range calls[acc:] {
 		th := threads[c.tid]
-		// On the connection, or in a process created for the request.
-		direct := onConn[c] || served[c.pid]
+		// On the connection, in a process created for the request, or on
+		// a descriptor the request opened or connected, whichever thread
+		// made the call (a parked goroutine resumes on any thread).
+		direct := onConn[c] || served[c.pid] || onOpened(opened, c, firstRead, end)
 		// Between a thread's read of the request and its answer; or, the
 		// request having moved between threads, in any thread of its
 		// process meanwhile. A runtime that parks the handler (a Go
@@ -257,7 +275,7 @@ func analyseRequest(calls []*straceCall, procs []Process, start time.Time, clien
 				continue
 			case len(ts) > 0 && inThread && !anyInside(ts, background[c.pid]):
 				continue
-			case len(ts) > 0 && !inThread && !anyInside(ts, outside[c.pid]):
+			case len(ts) > 0 && !inThread && !anyInside(ts, outside[c.pid]) && !(latest(c) && anyInside(ts, background[c.pid])):
 				continue
 			case len(ts) == 0 && !inThread && !(c.raw[0] < 1<<31 && opened[c.pid][int(c.raw[0])]):
 				continue
@@ -374,6 +392,13 @@ func trackOpened(opened map[int]map[int]bool, c *straceCall) {
 	case c.name == "close" && c.raw[0] < 1<<31 && opened[c.pid] != nil:
 		delete(opened[c.pid], int(c.raw[0]))
 	}
+}
+
+// onOpened reports whether c, entered between from and to, is a call on a
+// descriptor the request opened or connected (and has not closed).
+func onOpened(opened map[int]map[int]bool, c *straceCall, from, to time.Time) bool {
+	return c.raw[0] < 1<<31 && opened[c.pid][int(c.raw[0])] && (requestFDCalls[c.name] || c.name == "connect") &&
+		!c.entry.Before(from) && !c.entry.After(to)
 }
 
 // anyInside reports whether some target is not in outside.

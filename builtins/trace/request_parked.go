@@ -64,3 +64,51 @@ func parkedSpans(calls []*straceCall, onConn map[*straceCall]bool, threads map[i
 	}
 	return out
 }
+
+// latestServed returns a test of whether kdiag's request (accepted by a)
+// is, at a call's entry, the one its process most recently began to serve
+// of the connections it holds then: the last of them whose first request
+// bytes it read. A call of a thread that did not touch the request's
+// connection is the request's by time alone only then; while the process
+// serves several connections, the most recently read is the one whose
+// handler is most likely running.
+func latestServed(calls []*straceCall, a *straceCall) func(c *straceCall) bool {
+	type conn struct{ pid, fd int }
+	type life struct {
+		read, closed time.Time
+		ours         bool
+	}
+	open := map[conn]*life{}
+	var lives = map[int][]*life{} // process -> its connections
+	for _, c := range calls {     // in entry order
+		switch {
+		case (c.name == "accept" || c.name == "accept4") && c.finished && c.ret >= 0:
+			l := &life{ours: c == a}
+			open[conn{c.pid, int(c.ret)}] = l
+			lives[c.pid] = append(lives[c.pid], l)
+		case c.raw[0] >= 1<<31:
+		case requestReadCalls[c.name] && c.finished && c.ret > 0:
+			if l := open[conn{c.pid, int(c.raw[0])}]; l != nil && l.read.IsZero() {
+				l.read = c.entry
+			}
+		case c.name == "close":
+			k := conn{c.pid, int(c.raw[0])}
+			if l := open[k]; l != nil {
+				l.closed = c.entry
+				delete(open, k)
+			}
+		}
+	}
+	return func(c *straceCall) bool {
+		var last *life
+		for _, l := range lives[c.pid] {
+			if l.read.IsZero() || l.read.After(c.entry) || !l.closed.IsZero() && l.closed.Before(c.entry) {
+				continue
+			}
+			if last == nil || l.read.After(last.read) {
+				last = l
+			}
+		}
+		return last != nil && last.ours
+	}
+}

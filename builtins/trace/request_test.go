@@ -1,6 +1,7 @@
 package trace
 
 import (
+	"fmt"
 	"strconv"
 	"strings"
 	"testing"
@@ -192,5 +193,61 @@ func TestAnalyseRequestParkedOnDependency(t *testing.T) {
 	}
 	if got := strings.Join(names, " "); got != "accept4 read connect getsockopt write read read close newfstatat write" {
 		t.Errorf("request events %q", got)
+	}
+}
+
+// A Go handler resumes on whatever thread is free: kdiag's request is read
+// on thread 11, dials the dependency on 12, learns the outcome on 13 and
+// sends its query on 12. The kubelet's probes of the same handler dial the
+// same dependency, before, during and after kdiag's request. The request's
+// events are its own dial and what was done on that socket; the kubelet's
+// dial made while its request was the one last read is not.
+func TestAnalyseRequestResumesOnOtherThreads(t *testing.T) {
+	t0 := time.Unix(1000, 0)
+	at := func(ms int) time.Time { return t0.Add(time.Duration(ms) * time.Millisecond) }
+	call := func(tid int, name string, ms int, ret int64, errno string, raw0 uint64) *straceCall {
+		return &straceCall{pid: 10, tid: tid, name: name, raw: [6]uint64{raw0}, args: []string{strconv.FormatUint(raw0, 10), ""},
+			entry: at(ms), exit: at(ms).Add(50 * time.Microsecond), ret: ret, errno: errno, finished: true}
+	}
+	accept := func(ms int, fd int64, client string) *straceCall {
+		c := call(10, "accept4", ms, fd, "", 5)
+		c.args = []string{"5", client}
+		return c
+	}
+	dial := func(tid, ms int, fd uint64) *straceCall {
+		c := call(tid, "connect", ms, -115, "EINPROGRESS", fd)
+		c.args = []string{strconv.FormatUint(fd, 10), "10.88.0.82:9200"}
+		return c
+	}
+	calls := []*straceCall{
+		accept(0, 7, "10.88.0.1:50000"), // a kubelet probe, before
+		call(14, "read", 1, 90, "", 7),
+		dial(14, 2, 9),
+		call(14, "close", 2003, 0, "", 9),
+		call(14, "write", 2004, 100, "", 7),
+		call(14, "close", 2005, 0, "", 7),
+		accept(2100, 6, "127.0.0.1:40000"), // kdiag's
+		call(11, "read", 2101, 90, "", 6),
+		dial(12, 2102, 8),
+		call(13, "getsockopt", 2103, 0, "", 8),
+		call(12, "write", 2104, 60, "", 8),
+		call(12, "read", 2105, -11, "EAGAIN", 8),
+		accept(2500, 7, "10.88.0.1:50001"), // a kubelet probe, during
+		call(14, "read", 2501, 90, "", 7),
+		dial(15, 2502, 10),
+		call(13, "close", 4105, 0, "", 8), // kdiag's handler gives up
+		call(11, "write", 4106, 100, "", 6),
+		call(11, "close", 4107, 0, "", 6),
+		call(15, "close", 4503, 0, "", 10),
+		call(15, "write", 4504, 100, "", 7),
+	}
+	rt := analyseRequest(calls, []Process{{PID: 10}}, t0, "127.0.0.1:40000", false)
+	var got []string
+	for _, e := range rt.Events {
+		got = append(got, fmt.Sprintf("%d:%s:%s", e.TID, e.Name, e.Args[0]))
+	}
+	want := "10:accept4:5 11:read:6 12:connect:8 13:getsockopt:8 12:write:8 12:read:8 13:close:8 11:write:6 11:close:6"
+	if strings.Join(got, " ") != want {
+		t.Errorf("request events\n%s\nwant\n%s", strings.Join(got, " "), want)
 	}
 }
