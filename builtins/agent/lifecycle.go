@@ -155,6 +155,7 @@ func (a *agentPod) call(ctx context.Context, op string, req, res any) error {
 	if err != nil {
 		return err
 	}
+	defer a.r.watchAPI(s)()
 	return s.call(ctx, op, req, res)
 }
 

@@ -343,6 +343,10 @@ func viaAgent(ctx context.Context, r *Router, op node.Op, n *nodeInfo, req any) 
 			return res, nil
 		case ctx.Err() != nil:
 			return nil, err
+		case errors.Is(err, errAPIStalled):
+			// A new session would go through the same API server: via
+			// names it.
+			return nil, err
 		case broken && !op.Repeatable():
 			return nil, engine.Wrapf(engine.KindUnavailable, err, "%v; not retried: %s may have had effects on the node", err, op.Name())
 		case (gone || broken) && attempt == 0:
