@@ -117,11 +117,13 @@ type thread struct {
 //     goroutine waiting on a dependency) runs its background work on the
 //     same threads meanwhile, and a background loop's file is not the
 //     request's; a call on another thread than the request's is kept
-//     only if kdiag's request is the one the process most recently began
-//     to serve (read) of those in flight then, or if it names something
-//     the process touches nowhere else but inside the request (the
-//     kubelet's probes of the same handler dial the same dependency, and
-//     that they do does not make kdiag's dial someone else's);
+//     only while kdiag's request is the one the process most recently
+//     began to serve (read) of those in flight, and only if it names
+//     something the process touches nowhere else but inside the request,
+//     or is a dial of an address the process dials only while serving
+//     (the kubelet's probes of the same handler dial the same
+//     dependency, and that they do does not make kdiag's dial someone
+//     else's; a background pinger's dials happen while it serves nothing);
 //   - every call, on any thread, on a descriptor one of the request's
 //     calls opened or connected, until it is closed (a file counts as
 //     read, not only checked; a non-blocking connect's outcome is its
@@ -275,7 +277,9 @@ func analyseRequest(calls []*straceCall, procs []Process, start time.Time, clien
 				continue
 			case len(ts) > 0 && inThread && !anyInside(ts, background[c.pid]):
 				continue
-			case len(ts) > 0 && !inThread && !anyInside(ts, outside[c.pid]) && !(latest(c) && anyInside(ts, background[c.pid])):
+			case !inThread && !latest(c):
+				continue // another request the process began since is likelier
+			case len(ts) > 0 && !inThread && !anyInside(ts, outside[c.pid]) && !(c.name == "connect" && anyInside(ts, background[c.pid])):
 				continue
 			case len(ts) == 0 && !inThread && !(c.raw[0] < 1<<31 && opened[c.pid][int(c.raw[0])]):
 				continue

@@ -4,11 +4,14 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"math/rand/v2"
+	"net/http"
 	"net"
 	"os/exec"
 	"path/filepath"
 	"strconv"
 	"testing"
+	"time"
 
 	"github.com/kdiag/kdiag/engine"
 )
@@ -107,10 +110,28 @@ func TestRequestDependencyNoAnswer(t *testing.T) {
 		port := freePort(t)
 		c := startContainer(t, fmt.Sprintf("%s --addr 127.0.0.1:%d --query %s --decoy %s 2>/dev/null; sleep 1", bin, port, dep, decoy))
 		waitListening(t, port)
+		// The kubelet probes the same handler every 3 s (its timeout 3 s),
+		// so the server is busy with it during much of kdiag's request.
+		kubelet, stopKubelet := context.WithCancel(context.Background())
+		defer stopKubelet()
+		go func() {
+			client := &http.Client{Timeout: 3 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
+			for kubelet.Err() == nil {
+				if resp, err := client.Get(fmt.Sprintf("http://127.0.0.1:%d/readyz", port)); err == nil {
+					resp.Body.Close()
+				}
+				select {
+				case <-kubelet.Done():
+				case <-time.After(time.Second):
+				}
+			}
+		}()
+		time.Sleep(time.Duration(rand.IntN(2000)) * time.Millisecond)
 		res, err := straceRunSpec(context.Background(), engine.Args{
 			"pid": int64(c.pid), "scope": "container", "probe": fmt.Sprintf("http://127.0.0.1:%d/readyz", port),
-			"duration": "5s", "max_events": int64(100000), "backend": backend,
+			"duration": "5s", "max_events": int64(100000), "backend": backend, "until_path": []any{filepath.Dir(decoy) + "/"},
 		})
+		stopKubelet()
 		if err != nil {
 			t.Fatal(err)
 		}
