@@ -205,7 +205,7 @@ func BenchmarkHTTPProbe(b *testing.B) {
 		session += time.Since(start)
 
 		start = time.Now()
-		s, _, err := a.open(ctx, "http_probe")
+		s, _, err := a.open(ctx, "http_probe", nil)
 		if err != nil {
 			b.Fatal(err)
 		}

@@ -176,7 +176,7 @@ func (a *agentPod) session(ctx context.Context, op string) (*session, error) {
 	if deleted {
 		return nil, fmt.Errorf("%s: %s was deleted: %w", op, a.where(), errAgentGone)
 	}
-	s, h, err := a.open(ctx, op)
+	s, h, err := a.open(ctx, op, a.r.watchAPI)
 	if err != nil {
 		return nil, err
 	}

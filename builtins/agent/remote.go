@@ -45,8 +45,10 @@ func (c *conn) where() string {
 
 // open starts a session: one exec whose standard input carries the
 // requests and standard output the answers, for as long as the session
-// lasts. It returns once the agent said hello.
-func (c *conn) open(ctx context.Context, op string) (*session, Hello, error) {
+// lasts. It returns once the agent said hello. watch, when not nil,
+// watches what carries the stream while the hello is awaited (see
+// Router.watchAPI).
+func (c *conn) open(ctx context.Context, op string, watch func(*session) func()) (*session, Hello, error) {
 	inR, inW := io.Pipe()
 	outR, outW := io.Pipe()
 	xctx, stop := context.WithCancel(context.Background())
@@ -68,6 +70,9 @@ func (c *conn) open(ctx context.Context, op string) (*session, Hello, error) {
 		outW.CloseWithError(err)
 		inW.Close()
 	}()
+	if watch != nil {
+		defer watch(s)()
+	}
 	h, err := s.waitHello(ctx, op)
 	if err != nil {
 		s.close(context.Background())

@@ -266,7 +266,7 @@ func via(ctx context.Context, r *Router, op node.Op, n *nodeInfo, req any) (any,
 		}
 	}
 	res, err := viaAgent(ctx, r, op, n, req)
-	if err != nil && (ctx.Err() != nil || errors.Is(err, errAgentGone) || errors.Is(err, errBroken) || kube.NoAnswer(ctx, err)) {
+	if err != nil && (ctx.Err() != nil || errors.Is(err, errAgentGone) || errors.Is(err, errBroken) || errors.Is(err, errAPIStalled) || kube.NoAnswer(ctx, err)) {
 		if aerr := r.apiUnavailable(op.Name(), "on node "+n.name, err); aerr != nil {
 			return nil, aerr
 		}

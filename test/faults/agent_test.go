@@ -5,6 +5,7 @@ package faults
 import (
 	"encoding/json"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -97,26 +98,9 @@ func TestFaultAgentAPIServerFrozen(t *testing.T) {
 	if len(fp) > 0 && fp[0].Error == nil {
 		// kdiag opened its session to the agent before the freeze took
 		// hold (the test sees the pod Running through the same API
-		// server): the next node call stalls on the stream, and the
-		// session's watch of the API server ends it within seconds,
-		// naming the API server; the calls after it fail fast.
+		// server): see TestFaultAgentAPIServerFrozenMidSession.
 		t.Logf("the session was open before the freeze: find_pid succeeded in %.0f ms", fp[0].DurationMS)
-		var failed []*transcript.Event
-		for _, e := range r.tr.Events {
-			if e.Type == transcript.TypeCall && e.Error != nil && strings.Contains(e.Error.Message, "node agent") {
-				failed = append(failed, e)
-			}
-		}
-		if len(failed) == 0 || failed[0].Error.Kind != "unavailable" || !strings.Contains(failed[0].Error.Message, "the API server at https://") ||
-			!strings.Contains(failed[0].Error.Message, "stopped answering") || failed[0].DurationMS > 15000 {
-			t.Fatalf("node calls that failed %+v; want the first to fail within 15 s naming the API server", failed)
-		}
-		if ended > 60*time.Second {
-			t.Errorf("the run ended %s after the freeze; want it soon after the stalled call failed", ended)
-		}
-		if v := verdictOf(r.tr); !strings.Contains(v, "not checked: ") {
-			t.Errorf("verdict %q; want a degraded one", v)
-		}
+		checkStalledSession(t, r, ended)
 		return
 	}
 	if ended > 95*time.Second {
@@ -149,6 +133,64 @@ func TestFaultAgentAPIServerFrozen(t *testing.T) {
 	}
 	gone := waitNoAgent(t, env, ns, 30*time.Second)
 	t.Logf("FIGURES the next run collected the leftover; no agent pod %s after it", gone.Round(100*time.Millisecond))
+}
+
+// TestFaultAgentAPIServerFrozenMidSession: the API server is frozen once
+// kdiag's session with the agent runs (its process is seen on the node):
+// the node call then in flight, or the next, waits on a stream that cannot
+// move; the session's watch of the API server ends it within seconds, the
+// call fails unavailable naming the API server, the verdict is degraded
+// and the run ends while the API server is still frozen.
+func TestFaultAgentAPIServerFrozenMidSession(t *testing.T) {
+	env := harness.Cluster(t)
+	bin, _ := binaries(t)
+	env.ImportImage(t, agentImage, bin)
+	ns := seedPod(t, env)
+	wait := startKdiag(t, env, nil, agentArgs(ns, 2*time.Minute)...)
+	deadline := time.Now().Add(90 * time.Second)
+	for exec.Command("pgrep", "-f", "kdiag agent session").Run() != nil {
+		if time.Now().After(deadline) {
+			t.Fatalf("no agent session process on the node: %q", agentPods(env, ns))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	frozeAt := time.Now()
+	thaw := freeze(t, env, "kube-apiserver", 100*time.Second)
+	r := wait()
+	ended := time.Since(frozeAt)
+	thaw()
+	t.Logf("FIGURES agent mode, API server frozen mid-session: the run ended %s after the freeze (exit %d after %s); cleanups %+v",
+		ended.Round(100*time.Millisecond), r.code, r.took.Round(100*time.Millisecond), cleanups(r))
+	if r.tr == nil || r.code != 0 {
+		t.Fatalf("exit %d, transcript %v", r.code, r.tr != nil)
+	}
+	checkStalledSession(t, r, ended)
+	env.RunKubectl("delete", "pods", "-n", ns, "-l", "kdiag.io/role=agent", "--wait=false")
+}
+
+// checkStalledSession checks a run whose agent session was open when the
+// API server froze: the first node call that failed did so within 15 s,
+// unavailable, naming the API server; the run ended within a minute of the
+// freeze with a degraded verdict.
+func checkStalledSession(t *testing.T, r run, ended time.Duration) {
+	t.Helper()
+	var failed []*transcript.Event
+	for _, e := range r.tr.Events {
+		if e.Type == transcript.TypeCall && e.Error != nil && strings.Contains(e.Error.Message, "node agent") {
+			failed = append(failed, e)
+		}
+	}
+	if len(failed) == 0 || failed[0].Error.Kind != "unavailable" || !strings.Contains(failed[0].Error.Message, "the API server at https://") ||
+		failed[0].DurationMS > 15000 {
+		t.Fatalf("node calls that failed %+v; want the first to fail within 15 s naming the API server", failed)
+	}
+	t.Logf("FIGURES %s failed after %.1f s: %s", failed[0].Builtin, failed[0].DurationMS/1000, failed[0].Error.Message)
+	if ended > 60*time.Second {
+		t.Errorf("the run ended %s after the freeze; want it soon after the stalled call failed", ended)
+	}
+	if v := verdictOf(r.tr); !strings.Contains(v, "not checked: ") {
+		t.Errorf("verdict %q; want a degraded one", v)
+	}
 }
 
 // TestFaultAgentRuntimeFrozen: containerd of node 1 is frozen before an
