@@ -3,6 +3,7 @@
 package faults
 
 import (
+	"bytes"
 	"encoding/json"
 	"os"
 	"os/exec"
@@ -137,35 +138,50 @@ func TestFaultAgentAPIServerFrozen(t *testing.T) {
 
 // TestFaultAgentAPIServerFrozenMidSession: the API server is frozen once
 // kdiag's session with the agent runs (its process is seen on the node):
-// the node call then in flight, or the next, waits on a stream that cannot
-// move; the session's watch of the API server ends it within seconds, the
-// call fails unavailable naming the API server, the verdict is degraded
-// and the run ends while the API server is still frozen.
+// at once, while kdiag awaits the agent's hello, and once find_pid's
+// answer is in the transcript, with the trace under way. The session waits on a
+// stream that cannot move; its watch of the API server ends it within
+// seconds, the node call fails unavailable naming the API server, the
+// verdict is degraded and the run ends while the API server is frozen.
 func TestFaultAgentAPIServerFrozenMidSession(t *testing.T) {
 	env := harness.Cluster(t)
 	bin, _ := binaries(t)
 	env.ImportImage(t, agentImage, bin)
-	ns := seedPod(t, env)
-	wait := startKdiag(t, env, nil, agentArgs(ns, 2*time.Minute)...)
-	deadline := time.Now().Add(90 * time.Second)
-	for exec.Command("pgrep", "-f", "kdiag agent session").Run() != nil {
-		if time.Now().After(deadline) {
-			t.Fatalf("no agent session process on the node: %q", agentPods(env, ns))
-		}
-		time.Sleep(20 * time.Millisecond)
+	for _, tc := range []struct {
+		name  string
+		ready func(tp string) bool // when to freeze
+	}{
+		{"hello", func(string) bool { return exec.Command("pgrep", "-f", "kdiag agent session").Run() == nil }},
+		{"call", func(tp string) bool {
+			b, _ := os.ReadFile(tp)
+			return bytes.Contains(b, []byte(`"builtin":"find_pid"`))
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ns := seedPod(t, env)
+			tp := filepath.Join(t.TempDir(), "run.jsonl")
+			wait := startKdiagAt(t, env, tp, nil, agentArgs(ns, 2*time.Minute)...)
+			deadline := time.Now().Add(90 * time.Second)
+			for !tc.ready(tp) {
+				if time.Now().After(deadline) {
+					t.Fatalf("the run never reached the point to freeze at: %q", agentPods(env, ns))
+				}
+				time.Sleep(10 * time.Millisecond)
+			}
+			frozeAt := time.Now()
+			thaw := freeze(t, env, "kube-apiserver", 100*time.Second)
+			r := wait()
+			ended := time.Since(frozeAt)
+			thaw()
+			t.Logf("FIGURES agent mode, API server frozen mid-session (%s): the run ended %s after the freeze (exit %d after %s); cleanups %+v",
+				tc.name, ended.Round(100*time.Millisecond), r.code, r.took.Round(100*time.Millisecond), cleanups(r))
+			if r.tr == nil || r.code != 0 {
+				t.Fatalf("exit %d, transcript %v", r.code, r.tr != nil)
+			}
+			checkStalledSession(t, r, ended)
+			env.RunKubectl("delete", "pods", "-n", ns, "-l", "kdiag.io/role=agent", "--wait=false")
+		})
 	}
-	frozeAt := time.Now()
-	thaw := freeze(t, env, "kube-apiserver", 100*time.Second)
-	r := wait()
-	ended := time.Since(frozeAt)
-	thaw()
-	t.Logf("FIGURES agent mode, API server frozen mid-session: the run ended %s after the freeze (exit %d after %s); cleanups %+v",
-		ended.Round(100*time.Millisecond), r.code, r.took.Round(100*time.Millisecond), cleanups(r))
-	if r.tr == nil || r.code != 0 {
-		t.Fatalf("exit %d, transcript %v", r.code, r.tr != nil)
-	}
-	checkStalledSession(t, r, ended)
-	env.RunKubectl("delete", "pods", "-n", ns, "-l", "kdiag.io/role=agent", "--wait=false")
 }
 
 // checkStalledSession checks a run whose agent session was open when the

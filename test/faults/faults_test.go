@@ -179,8 +179,14 @@ func kdiag(t *testing.T, env *harness.Env, extraEnv []string, args ...string) ru
 // it (call it from the test's goroutine).
 func startKdiag(t *testing.T, env *harness.Env, extraEnv []string, args ...string) func() run {
 	t.Helper()
+	return startKdiagAt(t, env, filepath.Join(t.TempDir(), "run.jsonl"), extraEnv, args...)
+}
+
+// startKdiagAt is startKdiag recording to tp, which the test may read
+// while the run goes on (every event is written as it is recorded).
+func startKdiagAt(t *testing.T, env *harness.Env, tp string, extraEnv []string, args ...string) func() run {
+	t.Helper()
 	bin, _ := binaries(t)
-	tp := filepath.Join(t.TempDir(), "run.jsonl")
 	cmd := exec.Command(bin, append(args, "--record", tp)...)
 	cmd.Env = append(append(os.Environ(), "KUBECONFIG="+env.Kubeconfig, "CONTAINER_RUNTIME_ENDPOINT="+env.RuntimeEndpoint), extraEnv...)
 	out, errb := new(bytes.Buffer), new(bytes.Buffer)
