@@ -37,12 +37,7 @@ func TestAPIUnavailableNamesStorage(t *testing.T) {
 		}
 	}))
 	defer srv.Close()
-	rc := &rest.Config{Host: srv.URL}
-	cs, err := kubernetes.NewForConfig(rc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	r := New(Options{Mode: ModeAgent, Clients: kube.StaticClients(cs, rc, "")})
+	r, rc := agentRouter(t, srv.URL)
 	cause := errors.New("waiting for the session: context deadline exceeded")
 	got := r.apiUnavailable("find_pid", "on node n1", cause)
 	if got == nil || engine.KindOf(got) != engine.KindUnavailable || !strings.Contains(got.Error(), "find_pid: the API server at "+rc.Host+" answers, but its storage does not (/readyz fails etcd; /readyz/ping answers): the node agent on node n1 is reached through it") ||
@@ -63,4 +58,15 @@ func TestAPIUnavailableNamesStorage(t *testing.T) {
 	if got == nil || !strings.Contains(got.Error(), "find_pid: the API server at "+rc.Host+" did not answer (/readyz/ping: ") {
 		t.Errorf("no API server: %v", got)
 	}
+}
+
+// agentRouter is an agent-mode Router whose API server is at host.
+func agentRouter(t *testing.T, host string) (*Router, *rest.Config) {
+	t.Helper()
+	rc := &rest.Config{Host: host}
+	cs, err := kubernetes.NewForConfig(rc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return New(Options{Mode: ModeAgent, Clients: kube.StaticClients(cs, rc, "")}), rc
 }

@@ -11,10 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/kdiag/kdiag/builtins/kube"
 	"github.com/kdiag/kdiag/builtins/node"
-	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/rest"
 )
 
 // TestWatchAPIEndsStalledSession: a call in flight over a session whose
@@ -32,12 +29,7 @@ func TestWatchAPIEndsStalledSession(t *testing.T) {
 		w.Write([]byte("ok"))
 	}))
 	defer srv.Close()
-	rc := &rest.Config{Host: srv.URL}
-	cs, err := kubernetes.NewForConfig(rc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	r := New(Options{Mode: ModeAgent, Clients: kube.StaticClients(cs, rc, "")})
+	r, _ := agentRouter(t, srv.URL)
 	defer func(every, wait time.Duration) { apiWatchEvery, cancelWait = every, wait }(apiWatchEvery, cancelWait)
 	apiWatchEvery, cancelWait = 100*time.Millisecond, 100*time.Millisecond
 

@@ -27,23 +27,10 @@ func TestRequestDependencyRefused(t *testing.T) {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}
 	forBackends(t, func(t *testing.T, backend string) {
-		bg, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer bg.Close()
-		go func() {
-			for {
-				c, err := bg.Accept()
-				if err != nil {
-					return
-				}
-				c.Close()
-			}
-		}()
+		bgAddr := listen(t, func(c net.Conn) { c.Close() })
 		dep := "127.0.0.1:" + strconv.Itoa(freePort(t)) // nothing listens there
 		port := freePort(t)
-		c := startContainer(t, fmt.Sprintf("%s 127.0.0.1:%d %s %s >/dev/null; sleep 1", bin, port, dep, bg.Addr()))
+		c := startContainer(t, fmt.Sprintf("%s 127.0.0.1:%d %s %s >/dev/null; sleep 1", bin, port, dep, bgAddr))
 		waitListening(t, port)
 		res, err := straceRunSpec(context.Background(), engine.Args{
 			"pid": int64(c.pid), "scope": "container", "probe": fmt.Sprintf("http://127.0.0.1:%d/readyz", port),
@@ -92,21 +79,8 @@ func TestRequestDependencyNoAnswer(t *testing.T) {
 	}
 	_, _, decoy := flagAndDecoy(t)
 	forBackends(t, func(t *testing.T, backend string) {
-		stall, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer stall.Close()
-		go func() {
-			for {
-				c, err := stall.Accept()
-				if err != nil {
-					return
-				}
-				go func() { _, _ = io.Copy(io.Discard, c); c.Close() }()
-			}
-		}()
-		dep := stall.Addr().String()
+		// A dependency that takes the query and never answers.
+		dep := listen(t, func(c net.Conn) { _, _ = io.Copy(io.Discard, c); c.Close() })
 		port := freePort(t)
 		c := startContainer(t, fmt.Sprintf("%s --addr 127.0.0.1:%d --query %s --decoy %s 2>/dev/null; sleep 1", bin, port, dep, decoy))
 		waitListening(t, port)
@@ -170,4 +144,25 @@ func TestRequestDependencyNoAnswer(t *testing.T) {
 		}
 		t.Logf("request: threads %v, %d events, %.1f-%.1f ms", rq.Threads, len(rq.Events), rq.StartMS, rq.EndMS)
 	})
+}
+
+// listen serves every connection to a new loopback listener with serve,
+// in its own goroutine, until the test ends, and returns its address.
+func listen(t *testing.T, serve func(net.Conn)) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			go serve(c)
+		}
+	}()
+	return l.Addr().String()
 }
